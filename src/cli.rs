@@ -1,0 +1,131 @@
+//! Command-line types (clap derive). Doc comments are the help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Run many isolated instances of one project's development stack side by side.
+#[derive(Debug, Parser)]
+#[command(name = "berth", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: CommandKind,
+}
+
+/// Flags every command accepts.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Run as if started in DIR.
+    #[arg(short = 'C', long = "directory", global = true, value_name = "DIR")]
+    pub directory: Option<PathBuf>,
+    /// The instance to act on (also BERTH_INSTANCE).
+    #[arg(long, global = true, env = "BERTH_INSTANCE", value_name = "NAME")]
+    pub name: Option<String>,
+    /// The instance with this index; for `up`, also its port offset (N × stride).
+    #[arg(long, global = true, value_name = "N")]
+    pub instance: Option<u32>,
+    /// Print machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CommandKind {
+    /// Plan ports, start every service, wait until ready, print services, ports and URLs.
+    Up(UpArgs),
+    /// Stop everything of this instance; keep data and port leases unless asked.
+    Down(DownArgs),
+    /// Restart services (all when none named) and wait until they are ready.
+    Restart(RestartArgs),
+    /// Show this instance: each service's state, ports, PID and restarts.
+    Status,
+    /// List every instance on this machine.
+    Ls,
+    /// Print one port of a service, for scripts.
+    Port(PortArgs),
+    /// Print the URL of a service, for scripts.
+    Url(PortArgs),
+    /// Print the instance's variables.
+    Env(EnvArgs),
+    /// Print service logs, prefixed with the service name.
+    Logs(LogsArgs),
+    /// Run the supervisor of an instance (started by `up`; not for direct use).
+    #[command(name = "__supervise", hide = true)]
+    Supervise {
+        /// The instance's state directory.
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Start only these services (and what they depend on).
+    pub services: Vec<String>,
+    /// Use exactly this port offset.
+    #[arg(long, value_name = "N", conflicts_with = "strict_ports")]
+    pub port_offset: Option<u32>,
+    /// Fail instead of moving to another offset when a base port is taken.
+    #[arg(long)]
+    pub strict_ports: bool,
+    /// Seconds to wait for every service to be ready.
+    #[arg(long, default_value_t = 120, value_name = "SECONDS")]
+    pub timeout: u64,
+    /// Stay in the foreground following logs; Ctrl-C brings the instance down.
+    #[arg(long)]
+    pub attach: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Also delete volumes (Compose services; no effect on process services).
+    #[arg(long)]
+    pub volumes: bool,
+    /// Also give up the instance's port leases.
+    #[arg(long)]
+    pub release: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    /// Services to restart; all when none are named.
+    pub services: Vec<String>,
+    /// Seconds to wait for the restarted services to be ready.
+    #[arg(long, default_value_t = 120, value_name = "SECONDS")]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct PortArgs {
+    pub service: String,
+    /// A named port of the service (default: its first port).
+    pub port_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, Default)]
+pub enum EnvFormat {
+    #[default]
+    Dotenv,
+    Shell,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct EnvArgs {
+    /// Output format; `shell` is safe to `eval`.
+    #[arg(long, value_enum, default_value_t = EnvFormat::Dotenv)]
+    pub format: EnvFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Services to show; all when none are named.
+    pub services: Vec<String>,
+    /// Keep following new lines.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Lines to show from the end of each log.
+    #[arg(short = 'n', long = "lines", default_value_t = 100, value_name = "N")]
+    pub lines: usize,
+}

@@ -1,0 +1,35 @@
+//! `berth down`: stop every process of the instance; keep data, and leases unless --release.
+
+use crate::cli::DownArgs;
+use crate::context::Context;
+use crate::error::Result;
+use crate::lifecycle;
+use crate::output;
+use crate::state::FileLock;
+
+pub fn run(context: &Context, args: &DownArgs) -> Result<()> {
+    let selected = context.select()?;
+    let name = selected.entry.name.clone();
+    {
+        let _operation = FileLock::acquire(&selected.paths.operation_lock(), context.lock_timeout)?;
+        lifecycle::stop(&selected.paths)?;
+    }
+    let mut ledger = context.ledger.lock()?;
+    if let Some(entry) = ledger.data.find_mut(&name) {
+        entry.started_at = None;
+        if args.release {
+            entry.leases.clear();
+        }
+        ledger.save()?;
+    }
+    drop(ledger);
+    let released = if args.release { "; ports released" } else { "" };
+    if context.json {
+        output::print_json(
+            &serde_json::json!({ "name": name, "state": "stopped", "released": args.release }),
+        )?;
+    } else {
+        output::note(&format!("stopped `{name}`{released}"));
+    }
+    Ok(())
+}

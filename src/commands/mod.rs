@@ -1,0 +1,33 @@
+//! One module per subcommand: arguments → resolved settings → domain calls → render.
+
+mod down;
+mod env;
+mod logs;
+mod ls;
+mod port;
+mod restart;
+mod status;
+mod up;
+
+use crate::cli::{Cli, CommandKind};
+use crate::context::Context;
+use crate::error::Result;
+
+pub fn dispatch(cli: Cli) -> Result<()> {
+    if let CommandKind::Supervise { dir } = &cli.command {
+        return crate::supervisor::run(dir);
+    }
+    let context = Context::from_args(&cli.global)?;
+    match cli.command {
+        CommandKind::Up(args) => up::run(&context, &args),
+        CommandKind::Down(args) => down::run(&context, &args),
+        CommandKind::Restart(args) => restart::run(&context, &args),
+        CommandKind::Status => status::run(&context),
+        CommandKind::Ls => ls::run(&context),
+        CommandKind::Port(args) => port::run_port(&context, &args),
+        CommandKind::Url(args) => port::run_url(&context, &args),
+        CommandKind::Env(args) => env::run(&context, &args),
+        CommandKind::Logs(args) => logs::run(&context, &args),
+        CommandKind::Supervise { .. } => Ok(()),
+    }
+}

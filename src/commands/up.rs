@@ -1,0 +1,419 @@
+//! `berth up`: plan ports, write files, start the supervisor, wait until ready, print.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use crate::cli::UpArgs;
+use crate::config::{self, Config, PortBase};
+use crate::context::{Context, Selector};
+use crate::error::{Error, Result};
+use crate::identity::{default_name_candidates, lowest_free_index};
+use crate::ledger::{Lease, LedgerData, LedgerEntry};
+use crate::lifecycle;
+use crate::model::{self, Identity, ModelInputs};
+use crate::output::{self, StatusView};
+use crate::ports::{self, OffsetChoice, PlanSettings, PortRequest};
+use crate::probe::{SystemProbe, ephemeral_range};
+use crate::state::{FileLock, InstanceFile, InstancePaths};
+use crate::supervisor::{self, Request};
+
+pub fn run(context: &Context, args: &UpArgs) -> Result<()> {
+    let root = context.project_root()?;
+    let config = config::load(&root)?;
+    if let Some(unknown) = args
+        .services
+        .iter()
+        .find(|name| !config.services.contains_key(*name))
+    {
+        return Err(Error::usage(
+            format!(
+                "`{unknown}` is not a service of `{}`",
+                config.path.display()
+            ),
+            Some(format!(
+                "services: {}",
+                config
+                    .services
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        ));
+    }
+    let identity = reserve_identity(context, &config)?;
+    let paths = InstancePaths::new(&root, &identity.name);
+    create_state_dir(&paths, &root)?;
+
+    // One `up`, `down` or `restart` at a time per instance: ten racing `up`s of the same
+    // instance start exactly one supervisor.
+    let _operation = FileLock::acquire(
+        &paths.operation_lock(),
+        Duration::from_secs(args.timeout.max(30)),
+    )?;
+    let mut running = InstanceFile::read(&paths.instance_json())?;
+    if let Some(file) = &mut running {
+        context.reap_if_orphaned(&paths, file)?;
+    }
+    let active = model::with_dependencies(&config, &args.services);
+    let timeout = Duration::from_secs(args.timeout);
+
+    if let Some(file) = running.as_ref().filter(|file| file.supervisor_alive()) {
+        if args
+            .port_offset
+            .is_none_or(|offset| offset == file.port_offset)
+            && same_config(context, &config, file, &identity)?
+        {
+            supervisor::send(
+                &paths.dir,
+                &Request::Start {
+                    services: active.clone(),
+                },
+            )
+            .map_err(|error| {
+                Error::failed(
+                    format!("cannot reach the supervisor of `{}`: {error}", file.name),
+                    None,
+                )
+            })?;
+            let file = lifecycle::wait_ready(&paths, &args.services, timeout)?;
+            return finish(context, &file, args);
+        }
+        output::note(&format!(
+            "note: the configuration of `{}` changed; restarting it",
+            file.name
+        ));
+        lifecycle::stop(&paths)?;
+    }
+
+    let plan = plan_and_lease(context, &config, &identity, args)?;
+    let file = model::build(
+        &config,
+        &ModelInputs {
+            identity: &identity,
+            plan: &plan,
+            token: model::random_token(),
+            active: &active,
+        },
+    );
+    fs_err::create_dir_all(paths.logs())?;
+    fs_err::create_dir_all(paths.data())?;
+    file.write(&paths.instance_json())?;
+    lifecycle::start_supervisor(&paths)?;
+    record_start(context, &identity.name)?;
+    let file = lifecycle::wait_ready(&paths, &args.services, timeout)?;
+    finish(context, &file, args)
+}
+
+fn finish(context: &Context, file: &InstanceFile, args: &UpArgs) -> Result<()> {
+    output::emit(
+        context.json,
+        &StatusView::from_file(file),
+        StatusView::render,
+    )?;
+    if args.attach {
+        return super::logs::attach(context, file);
+    }
+    Ok(())
+}
+
+/// Finds or records the instance's name and index under the ledger lock, so two racing
+/// `up`s never take the same name or index.
+fn reserve_identity(context: &Context, config: &Config) -> Result<Identity> {
+    let mut ledger = context.ledger.lock()?;
+    let data = &ledger.data;
+    let here: Vec<&LedgerEntry> = data.at_root(&config.root).collect();
+    let existing = match &context.selector {
+        Selector::Name(name) => match data.find(name) {
+            Some(entry) if entry.root == config.root => Some(entry.clone()),
+            Some(entry) => {
+                return Err(Error::usage(
+                    format!(
+                        "the instance name `{name}` belongs to `{}`",
+                        entry.root.display()
+                    ),
+                    Some("choose another --name".to_string()),
+                ));
+            }
+            None => None,
+        },
+        Selector::Index(index) => {
+            if let Some(entry) = data
+                .instances
+                .iter()
+                .find(|entry| entry.project == config.project && entry.index == *index)
+            {
+                if entry.root != config.root {
+                    return Err(Error::usage(
+                        format!(
+                            "index {index} of project `{}` is held by `{}` at `{}`",
+                            config.project,
+                            entry.name,
+                            entry.root.display()
+                        ),
+                        Some(
+                            "pick another --instance, or omit it to get the lowest free index"
+                                .to_string(),
+                        ),
+                    ));
+                }
+                Some(entry.clone())
+            } else {
+                None
+            }
+        }
+        Selector::Only => match here.as_slice() {
+            [] => None,
+            [entry] => Some((*entry).clone()),
+            several => {
+                let names: Vec<&str> = several.iter().map(|entry| entry.name.as_str()).collect();
+                return Err(Error::usage(
+                    format!(
+                        "`{}` has several instances: {}",
+                        config.root.display(),
+                        names.join(", ")
+                    ),
+                    Some("pick one with --name NAME or --instance N".to_string()),
+                ));
+            }
+        },
+    };
+    if let Some(entry) = existing {
+        return Ok(Identity {
+            name: entry.name,
+            index: entry.index,
+        });
+    }
+    let index = match context.selector {
+        Selector::Index(index) => index,
+        _ => lowest_free_index(data, &config.project),
+    };
+    let name = match &context.selector {
+        Selector::Name(name) => name.clone(),
+        _ => new_name(data, &config.root, !here.is_empty(), index),
+    };
+    ledger.data.upsert(LedgerEntry {
+        name: name.clone(),
+        project: config.project.clone(),
+        root: config.root.clone(),
+        index,
+        port_offset: 0,
+        leases: Vec::new(),
+        created_at: now(),
+        started_at: None,
+    });
+    ledger.save()?;
+    Ok(Identity { name, index })
+}
+
+fn new_name(data: &LedgerData, root: &Path, root_has_instances: bool, index: u32) -> String {
+    let mut candidates = default_name_candidates(root);
+    if root_has_instances {
+        // A second instance of the same root (`--instance N`): suffix the index.
+        candidates = candidates
+            .into_iter()
+            .map(|name| format!("{name}-{index}"))
+            .collect();
+    }
+    let free = |name: &String| data.find(name).is_none();
+    candidates
+        .iter()
+        .find(|name| free(name))
+        .cloned()
+        .unwrap_or_else(|| {
+            // Every candidate is taken (only possible with hand-made names): count upwards.
+            let base = candidates
+                .last()
+                .cloned()
+                .unwrap_or_else(|| "instance".to_string());
+            (2..)
+                .map(|number| format!("{base}-{number}"))
+                .find(|name| free(name))
+                .unwrap_or(base)
+        })
+}
+
+/// Plans the ports and records the leases, under the ledger lock: concurrent `up`s
+/// never lease the same port.
+fn plan_and_lease(
+    context: &Context,
+    config: &Config,
+    identity: &Identity,
+    args: &UpArgs,
+) -> Result<ports::PortPlan> {
+    let requests: Vec<PortRequest> = config
+        .services
+        .iter()
+        .flat_map(|(service, service_config)| {
+            service_config
+                .ports
+                .iter()
+                .map(move |(port_name, base)| PortRequest {
+                    service: service.clone(),
+                    port_name: port_name.clone(),
+                    base: *base,
+                })
+        })
+        .collect();
+    let mut ledger = context.ledger.lock()?;
+    let entry = ledger.data.find(&identity.name).cloned();
+    let has_leases = entry.as_ref().is_some_and(|entry| !entry.leases.is_empty());
+    let choice = if let Some(offset) = args.port_offset {
+        OffsetChoice::Exact(offset)
+    } else if let Selector::Index(index) = context.selector {
+        OffsetChoice::Exact(index * config.stride)
+    } else if let (true, Some(entry)) = (has_leases, &entry) {
+        OffsetChoice::Exact(entry.port_offset)
+    } else if args.strict_ports {
+        OffsetChoice::Strict
+    } else {
+        OffsetChoice::Smallest
+    };
+    let previous_auto: HashMap<(String, String), u16> = entry
+        .iter()
+        .flat_map(|entry| entry.leases.iter())
+        .filter(|lease| {
+            config
+                .services
+                .get(&lease.service)
+                .and_then(|service| service.ports.get(&lease.port_name))
+                == Some(&PortBase::Auto)
+        })
+        .map(|lease| ((lease.service.clone(), lease.port_name.clone()), lease.port))
+        .collect();
+    let settings = PlanSettings {
+        stride: config.stride,
+        choice,
+        auto_range: config.auto_range,
+        ephemeral: ephemeral_range(),
+        previous_auto: &previous_auto,
+    };
+    let probe = SystemProbe {
+        ledger: &ledger.data,
+        instance: &identity.name,
+    };
+    let plan = match ports::plan(&requests, &settings, &probe) {
+        Ok(plan) => plan,
+        Err(error) => {
+            // An instance that never got ports is only a reserved name: drop it, so a
+            // failed first `up` leaves nothing behind in the ledger.
+            if !has_leases
+                && entry
+                    .as_ref()
+                    .is_some_and(|entry| entry.started_at.is_none())
+            {
+                ledger
+                    .data
+                    .instances
+                    .retain(|other| other.name != identity.name);
+                ledger.save()?;
+            }
+            return Err(error.into());
+        }
+    };
+    if plan.offset != 0 && choice == OffsetChoice::Smallest {
+        output::note(&format!(
+            "note: base ports are taken; `{}` runs at port offset {}",
+            identity.name, plan.offset
+        ));
+    }
+    let Some(entry) = ledger.data.find_mut(&identity.name) else {
+        return Err(Error::failed(
+            format!(
+                "the ledger entry of `{}` vanished while starting",
+                identity.name
+            ),
+            Some("another berth command removed it; run `berth up` again".to_string()),
+        ));
+    };
+    entry.port_offset = plan.offset;
+    entry.leases = plan
+        .ports
+        .iter()
+        .map(|planned| Lease {
+            service: planned.service.clone(),
+            port_name: planned.port_name.clone(),
+            port: planned.port,
+        })
+        .collect();
+    ledger.save()?;
+    Ok(plan)
+}
+
+/// Whether the running instance was started from the same configuration: the model
+/// rebuilt with its current ports must have the same digest.
+fn same_config(
+    context: &Context,
+    config: &Config,
+    file: &InstanceFile,
+    identity: &Identity,
+) -> Result<bool> {
+    let ledger = context.ledger.read()?;
+    let Some(entry) = ledger.find(&identity.name) else {
+        return Ok(false);
+    };
+    let plan = ports::PortPlan {
+        offset: entry.port_offset,
+        ports: entry
+            .leases
+            .iter()
+            .map(|lease| ports::PlannedPort {
+                service: lease.service.clone(),
+                port_name: lease.port_name.clone(),
+                port: lease.port,
+            })
+            .collect(),
+    };
+    let all_planned = config.services.iter().all(|(service, service_config)| {
+        service_config
+            .ports
+            .keys()
+            .all(|port_name| plan.get(service, port_name).is_some())
+    });
+    if !all_planned {
+        return Ok(false);
+    }
+    let rebuilt = model::build(
+        config,
+        &ModelInputs {
+            identity,
+            plan: &plan,
+            token: String::new(),
+            active: &[],
+        },
+    );
+    Ok(rebuilt.spec_digest == file.spec_digest)
+}
+
+fn record_start(context: &Context, name: &str) -> Result<()> {
+    let mut ledger = context.ledger.lock()?;
+    if let Some(entry) = ledger.data.find_mut(name) {
+        entry.started_at = Some(now());
+        ledger.save()?;
+    }
+    Ok(())
+}
+
+fn create_state_dir(paths: &InstancePaths, root: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&paths.dir)
+        .map_err(|source| crate::state::StateError::Write {
+            path: paths.dir.clone(),
+            source,
+        })?;
+    crate::git::exclude(root, ".berth/").map_err(|error| {
+        Error::failed(
+            format!("cannot add `.berth/` to the git exclude file: {error}"),
+            None,
+        )
+    })?;
+    Ok(())
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}

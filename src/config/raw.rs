@@ -1,0 +1,71 @@
+//! berth.toml exactly as written: serde types with spans, unknown keys rejected.
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub project: Option<Spanned<RawProject>>,
+    #[serde(default)]
+    pub ports: Option<Spanned<RawPorts>>,
+    #[serde(default)]
+    pub services: IndexMap<Spanned<String>, Spanned<RawService>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProject {
+    pub name: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPorts {
+    pub stride: Option<Spanned<i64>>,
+    pub range: Option<Spanned<Vec<i64>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    pub command: Spanned<RawCommand>,
+    pub cwd: Option<Spanned<String>>,
+    #[serde(default)]
+    pub env: IndexMap<Spanned<String>, Spanned<String>>,
+    pub port: Option<Spanned<RawPort>>,
+    pub ports: Option<Spanned<IndexMap<Spanned<String>, Spanned<RawPort>>>>,
+    #[serde(default)]
+    pub depends_on: Vec<Spanned<String>>,
+    pub ready: Option<Spanned<RawReady>>,
+    pub restart: Option<Spanned<String>>,
+    #[serde(default)]
+    pub shell: bool,
+    pub setup: Option<Spanned<String>>,
+    pub stop_grace: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawCommand {
+    Line(String),
+    Argv(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawPort {
+    Number(i64),
+    Word(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReady {
+    pub tcp: Option<bool>,
+    pub http: Option<String>,
+    pub exec: Option<String>,
+    pub log: Option<String>,
+}

@@ -1,0 +1,175 @@
+//! What every command starts from: directories, the ledger, output mode, the instance chosen.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::GlobalArgs;
+use crate::config::find_project_root;
+use crate::env_vars;
+use crate::error::{Error, Result};
+use crate::identity::validate_name;
+use crate::ledger::{Ledger, LedgerEntry};
+use crate::state::{FileLock, InstanceFile, InstancePaths};
+use crate::supervisor;
+
+const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How the user picked an instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selector {
+    Name(String),
+    Index(u32),
+    /// The only instance of the current project root.
+    Only,
+}
+
+pub struct Context {
+    pub cwd: PathBuf,
+    pub ledger: Ledger,
+    pub json: bool,
+    pub selector: Selector,
+    pub lock_timeout: Duration,
+}
+
+/// An existing instance: its ledger entry and, once it has been started, its state file.
+pub struct Selected {
+    pub entry: LedgerEntry,
+    pub paths: InstancePaths,
+    pub file: Option<InstanceFile>,
+}
+
+impl Context {
+    pub fn from_args(global: &GlobalArgs) -> Result<Self> {
+        let cwd = match &global.directory {
+            Some(directory) => directory.clone(),
+            None => std::env::current_dir()?,
+        };
+        let selector = match (&global.name, global.instance) {
+            (Some(_), Some(_)) => {
+                return Err(Error::usage(
+                    "use either --name or --instance, not both",
+                    None,
+                ));
+            }
+            (Some(name), None) => {
+                validate_name(name).map_err(|message| {
+                    Error::usage(
+                        message,
+                        Some("names are lowercase slugs such as `agent-3`".to_string()),
+                    )
+                })?;
+                Selector::Name(name.clone())
+            }
+            (None, Some(index)) => Selector::Index(index),
+            (None, None) => Selector::Only,
+        };
+        let lock_timeout = std::env::var(env_vars::BERTH_LOCK_TIMEOUT_MS)
+            .ok()
+            .and_then(|value| value.parse().ok())
+            .map(Duration::from_millis)
+            .unwrap_or(DEFAULT_LOCK_TIMEOUT);
+        Ok(Context {
+            cwd,
+            ledger: Ledger::new(ledger_dir()?, lock_timeout),
+            json: global.json,
+            selector,
+            lock_timeout,
+        })
+    }
+
+    pub fn project_root(&self) -> Result<PathBuf> {
+        Ok(find_project_root(&self.cwd)?)
+    }
+
+    /// The instance the command acts on, as the selector says. If its supervisor died
+    /// and left processes behind, they are stopped first.
+    pub fn select(&self) -> Result<Selected> {
+        let ledger = self.ledger.read()?;
+        let entry = match &self.selector {
+            Selector::Name(name) => ledger.find(name).cloned().ok_or_else(|| {
+                Error::usage(
+                    format!("no instance named `{name}`"),
+                    Some("`berth ls` lists every instance".to_string()),
+                )
+            })?,
+            selector => {
+                let root = self.project_root()?;
+                let here: Vec<&LedgerEntry> = ledger.at_root(&root).collect();
+                let chosen = match selector {
+                    Selector::Index(index) => here.iter().find(|entry| entry.index == *index),
+                    _ if here.len() == 1 => here.first(),
+                    _ => None,
+                };
+                match (chosen, here.len()) {
+                    (Some(entry), _) => (*entry).clone(),
+                    (None, 0) => {
+                        return Err(Error::usage(
+                            format!("no instance of `{}` yet", root.display()),
+                            Some("run `berth up` first".to_string()),
+                        ));
+                    }
+                    (None, _) => {
+                        let names: Vec<String> = here
+                            .iter()
+                            .map(|entry| format!("{} (index {})", entry.name, entry.index))
+                            .collect();
+                        return Err(Error::usage(
+                            format!(
+                                "`{}` has several instances: {}",
+                                root.display(),
+                                names.join(", ")
+                            ),
+                            Some("pick one with --name NAME or --instance N".to_string()),
+                        ));
+                    }
+                }
+            }
+        };
+        let paths = InstancePaths::new(&entry.root, &entry.name);
+        let mut file = InstanceFile::read(&paths.instance_json())?;
+        if let Some(current) = &mut file {
+            self.reap_if_orphaned(&paths, current)?;
+        }
+        Ok(Selected { entry, paths, file })
+    }
+
+    /// Stops processes left by a dead supervisor ("the next berth command reaps it").
+    pub fn reap_if_orphaned(&self, paths: &InstancePaths, file: &mut InstanceFile) -> Result<()> {
+        let recorded_running = !matches!(
+            file.state,
+            crate::state::InstanceState::Stopped | crate::state::InstanceState::Crashed
+        );
+        if !recorded_running || file.supervisor_alive() {
+            return Ok(());
+        }
+        let _lock = FileLock::acquire(&paths.operation_lock(), self.lock_timeout)?;
+        if let Some(mut fresh) = InstanceFile::read(&paths.instance_json())?
+            && supervisor::reap_orphans(&mut fresh)
+        {
+            eprintln!(
+                "note: the supervisor of `{}` had died; stopped the processes it left",
+                fresh.name
+            );
+            fresh.write(&paths.instance_json())?;
+            *file = fresh;
+        }
+        Ok(())
+    }
+}
+
+/// `$BERTH_HOME`, else `$XDG_STATE_HOME/berth`, else `~/.local/state/berth`.
+fn ledger_dir() -> Result<PathBuf> {
+    if let Some(home) = std::env::var_os(env_vars::BERTH_HOME).filter(|value| !value.is_empty()) {
+        return Ok(PathBuf::from(home));
+    }
+    if let Some(state) = std::env::var_os("XDG_STATE_HOME").filter(|value| !value.is_empty()) {
+        return Ok(PathBuf::from(state).join("berth"));
+    }
+    match std::env::var_os("HOME").filter(|value| !value.is_empty()) {
+        Some(home) => Ok(PathBuf::from(home).join(".local/state/berth")),
+        None => Err(Error::usage(
+            "cannot tell where the ledger lives: neither BERTH_HOME, XDG_STATE_HOME nor HOME is set",
+            Some("set BERTH_HOME to a directory".to_string()),
+        )),
+    }
+}

@@ -1,0 +1,67 @@
+//! Every environment variable berth reads or sets, in one place.
+
+/// Where the ledger lives (`ledger.json`, `ledger.lock`). Default:
+/// `$XDG_STATE_HOME/berth`, else `~/.local/state/berth`. Tests always set it.
+pub const BERTH_HOME: &str = "BERTH_HOME";
+/// Read: selects the instance like `--name`. Set: in every process, the instance's name.
+pub const BERTH_INSTANCE: &str = "BERTH_INSTANCE";
+/// Set in every process: the instance's index (a small integer, unique per project).
+pub const BERTH_INDEX: &str = "BERTH_INDEX";
+/// Set in every process: the port offset the instance runs at.
+pub const BERTH_PORT_OFFSET: &str = "BERTH_PORT_OFFSET";
+/// Prefix of the per-service port variables: `BERTH_PORT_<SERVICE>` (the service's first
+/// port) and `BERTH_PORT_<SERVICE>_<NAME>` (each named port), names upper-cased with `-`
+/// turned into `_`.
+pub const BERTH_PORT_PREFIX: &str = "BERTH_PORT_";
+/// Set in every process: the instance's project name.
+pub const BERTH_PROJECT: &str = "BERTH_PROJECT";
+/// Set in every process: the instance's root directory.
+pub const BERTH_ROOT: &str = "BERTH_ROOT";
+/// Set in every process: the instance's data directory (`{{ instance.data }}`).
+pub const BERTH_DATA: &str = "BERTH_DATA";
+/// Set in a process whose service declares a port: that port (its first one).
+pub const PORT: &str = "PORT";
+/// Set in every process: a random token identifying the supervisor run that started it,
+/// so that `down` finds every process of the instance, even one that left its group.
+pub const BERTH_RUN_TOKEN: &str = "BERTH_RUN_TOKEN";
+/// Read: how long to wait for the ledger lock or an instance's lock, in milliseconds
+/// (default 30000).
+pub const BERTH_LOCK_TIMEOUT_MS: &str = "BERTH_LOCK_TIMEOUT_MS";
+/// Read: disables colour when set to anything (see no-color.org).
+pub const NO_COLOR: &str = "NO_COLOR";
+/// Read: the Compose command to use instead of `docker compose` / `docker-compose`.
+pub const BERTH_COMPOSE: &str = "BERTH_COMPOSE";
+
+/// The variable carrying a service's port: `BERTH_PORT_API`, `BERTH_PORT_API_ADMIN`.
+pub fn port_variable(service: &str, port_name: Option<&str>) -> String {
+    let mut name = format!("{BERTH_PORT_PREFIX}{}", upper(service));
+    if let Some(port_name) = port_name {
+        name.push('_');
+        name.push_str(&upper(port_name));
+    }
+    name
+}
+
+fn upper(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c == '-' {
+                '_'
+            } else {
+                c.to_ascii_uppercase()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn port_variables_are_upper_snake_case() {
+        assert_eq!(super::port_variable("web-app", None), "BERTH_PORT_WEB_APP");
+        assert_eq!(
+            super::port_variable("api", Some("admin")),
+            "BERTH_PORT_API_ADMIN"
+        );
+    }
+}

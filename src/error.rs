@@ -1,0 +1,116 @@
+//! The top-level error type, its rendering, and the exit codes of SPEC §8.
+
+use std::fmt::Write as _;
+
+use crate::config::ConfigError;
+use crate::ledger::LedgerError;
+use crate::ports::PortError;
+use crate::state::StateError;
+
+/// Exit codes, as documented in the README and SPEC §8.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitCode {
+    Ok = 0,
+    Failure = 1,
+    Usage = 2,
+    PortUnavailable = 3,
+    ServiceFailed = 4,
+    DockerUnavailable = 5,
+}
+
+/// Every error a berth command can end with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Port(#[from] PortError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("{message}")]
+    Usage {
+        message: String,
+        hint: Option<String>,
+    },
+    #[error("{message}")]
+    ServiceFailed {
+        message: String,
+        details: Vec<String>,
+        hint: Option<String>,
+    },
+    #[error("{message}")]
+    Failed {
+        message: String,
+        hint: Option<String>,
+    },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl Error {
+    pub fn usage(message: impl Into<String>, hint: impl Into<Option<String>>) -> Self {
+        Error::Usage {
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+
+    pub fn failed(message: impl Into<String>, hint: impl Into<Option<String>>) -> Self {
+        Error::Failed {
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Error::Config(_) | Error::Usage { .. } => ExitCode::Usage,
+            Error::Port(error) => error.exit_code(),
+            Error::ServiceFailed { .. } => ExitCode::ServiceFailed,
+            Error::Ledger(_) | Error::State(_) | Error::Failed { .. } | Error::Io(_) => {
+                ExitCode::Failure
+            }
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            Error::Config(error) => error.hint(),
+            Error::Ledger(error) => error.hint(),
+            Error::Port(error) => error.hint(),
+            Error::State(error) => error.hint(),
+            Error::Usage { hint, .. }
+            | Error::ServiceFailed { hint, .. }
+            | Error::Failed { hint, .. } => hint.clone(),
+            Error::Io(_) => None,
+        }
+    }
+
+    /// Renders `error: …`, the chain of causes, extra detail lines, then `hint: …`.
+    pub fn render(&self) -> String {
+        let mut out = format!("error: {self}\n");
+        let mut source = std::error::Error::source(self);
+        // Transparent variants forward `source` to the inner error, whose message is
+        // already the headline, so skip causes that repeat the headline verbatim.
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            if !out.contains(&text) {
+                let _ = writeln!(out, "  caused by: {text}");
+            }
+            source = cause.source();
+        }
+        if let Error::ServiceFailed { details, .. } = self {
+            for line in details {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+        if let Some(hint) = self.hint() {
+            let _ = writeln!(out, "hint: {hint}");
+        }
+        out
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

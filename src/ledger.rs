@@ -1,0 +1,171 @@
+//! The machine-wide ledger: every instance and every port it leases, changed only under a lock.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::state::{FileLock, StateError, read_versioned, write_json_atomic};
+
+pub const LEDGER_FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("cannot use the berth state directory `{}`", path.display())]
+    Home {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+impl LedgerError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            LedgerError::Home { .. } => Some(
+                "set BERTH_HOME to a writable directory, or fix the permissions of this one"
+                    .to_string(),
+            ),
+            LedgerError::State(error) => error.hint(),
+        }
+    }
+}
+
+/// The ledger's content.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct LedgerData {
+    pub version: u32,
+    pub instances: Vec<LedgerEntry>,
+}
+
+/// One instance as the machine knows it. The name stays this root's until the entry is
+/// removed; the leases stay until `down --release` or removal.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LedgerEntry {
+    pub name: String,
+    pub project: String,
+    pub root: PathBuf,
+    pub index: u32,
+    pub port_offset: u32,
+    pub leases: Vec<Lease>,
+    pub created_at: String,
+    pub started_at: Option<String>,
+}
+
+/// A host port leased to one port of one service of an instance.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Lease {
+    pub service: String,
+    pub port_name: String,
+    pub port: u16,
+}
+
+impl LedgerData {
+    pub fn find(&self, name: &str) -> Option<&LedgerEntry> {
+        self.instances.iter().find(|entry| entry.name == name)
+    }
+
+    pub fn find_mut(&mut self, name: &str) -> Option<&mut LedgerEntry> {
+        self.instances.iter_mut().find(|entry| entry.name == name)
+    }
+
+    pub fn at_root<'a>(&'a self, root: &'a Path) -> impl Iterator<Item = &'a LedgerEntry> + 'a {
+        self.instances
+            .iter()
+            .filter(move |entry| entry.root == root)
+    }
+
+    /// The instance and service leasing `port`, other than the instance `except`.
+    pub fn lease_holder(&self, port: u16, except: &str) -> Option<(&LedgerEntry, &Lease)> {
+        self.instances
+            .iter()
+            .filter(|entry| entry.name != except)
+            .find_map(|entry| {
+                entry
+                    .leases
+                    .iter()
+                    .find(|lease| lease.port == port)
+                    .map(|lease| (entry, lease))
+            })
+    }
+
+    pub fn upsert(&mut self, entry: LedgerEntry) {
+        match self.find_mut(&entry.name) {
+            Some(existing) => *existing = entry,
+            None => self.instances.push(entry),
+        }
+    }
+}
+
+/// The ledger's directory: `ledger.json` and `ledger.lock`.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    dir: PathBuf,
+    lock_timeout: Duration,
+}
+
+/// The ledger, locked: read on acquiring, written by `save`, unlocked on drop.
+pub struct LockedLedger<'a> {
+    ledger: &'a Ledger,
+    pub data: LedgerData,
+    _lock: FileLock,
+}
+
+impl Ledger {
+    pub fn new(dir: PathBuf, lock_timeout: Duration) -> Self {
+        Ledger { dir, lock_timeout }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.join("ledger.json")
+    }
+
+    fn ensure_dir(&self) -> Result<(), LedgerError> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .map_err(|source| LedgerError::Home {
+                path: self.dir.clone(),
+                source,
+            })
+    }
+
+    /// A consistent snapshot without taking the lock (writes are atomic renames).
+    pub fn read(&self) -> Result<LedgerData, LedgerError> {
+        Ok(read_versioned(&self.path(), LEDGER_FORMAT_VERSION)?.unwrap_or_else(empty))
+    }
+
+    /// Takes the lock (waiting up to the deadline) and reads the ledger.
+    pub fn lock(&self) -> Result<LockedLedger<'_>, LedgerError> {
+        self.ensure_dir()?;
+        let lock = FileLock::acquire(&self.dir.join("ledger.lock"), self.lock_timeout)?;
+        let data = self.read()?;
+        Ok(LockedLedger {
+            ledger: self,
+            data,
+            _lock: lock,
+        })
+    }
+}
+
+impl LockedLedger<'_> {
+    pub fn save(&self) -> Result<(), LedgerError> {
+        let mut data = self.data.clone();
+        data.version = LEDGER_FORMAT_VERSION;
+        Ok(write_json_atomic(&self.ledger.path(), &data)?)
+    }
+}
+
+fn empty() -> LedgerData {
+    LedgerData {
+        version: LEDGER_FORMAT_VERSION,
+        instances: Vec::new(),
+    }
+}

@@ -1,0 +1,38 @@
+//! berth runs many isolated instances of one project's development stack on one machine.
+//!
+//! How `berth up` flows, one direction only:
+//! - [`context`] resolves directories, the ledger and output mode from arguments and env;
+//! - [`config`] loads and validates `berth.toml` (every error located);
+//! - [`identity`] names the instance; [`ledger`] records it under the machine-wide lock,
+//!   where [`ports`] plans its host ports (probing with [`probe`]) and leases them;
+//! - [`model`] renders the instance model, which [`state`] writes as `instance.json`;
+//! - [`supervisor`] (the same binary, detached) starts and watches the processes and
+//!   writes their state back; `up` waits for readiness and [`output`] renders the result.
+//!
+//! Every other command in [`commands`] starts from `instance.json` plus the ledger.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod context;
+pub mod env_vars;
+pub mod error;
+pub mod git;
+pub mod graph;
+pub mod identity;
+pub mod ledger;
+pub mod lifecycle;
+pub mod model;
+pub mod output;
+pub mod ports;
+pub mod probe;
+pub mod process;
+pub mod state;
+pub mod supervisor;
+
+pub use error::{Error, ExitCode, Result};
+
+/// Runs one parsed command line.
+pub fn run(cli: cli::Cli) -> Result<()> {
+    commands::dispatch(cli)
+}

@@ -1,0 +1,198 @@
+//! Starting, stopping and waiting on an instance's supervisor, shared by the commands.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::process::ProcessIdentity;
+use crate::state::{FileLock, InstanceFile, InstancePaths, InstanceState, ServiceState};
+use crate::supervisor::{self, Request};
+
+const POLL: Duration = Duration::from_millis(2);
+
+/// Starts the supervisor and waits until it holds its lock.
+pub fn start_supervisor(paths: &InstancePaths) -> Result<()> {
+    supervisor::spawn_supervisor(paths)
+        .map_err(|error| Error::failed(format!("cannot start the supervisor: {error}"), None))?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if FileLock::is_held(&paths.supervisor_lock()) {
+            return Ok(());
+        }
+        std::thread::sleep(POLL);
+    }
+    Err(Error::failed(
+        "the supervisor did not start within 10 s",
+        Some(format!("see `{}`", paths.supervisor_log().display())),
+    ))
+}
+
+/// Stops the instance: asks the supervisor to stop everything and waits for it to exit;
+/// if it does not answer, kills it (PID and start time checked). Then stops any process
+/// left and records the instance as stopped. The caller holds the operation lock.
+pub fn stop(paths: &InstancePaths) -> Result<Option<InstanceFile>> {
+    let Some(file) = InstanceFile::read(&paths.instance_json())? else {
+        return Ok(None);
+    };
+    if file.supervisor_alive() {
+        let asked = supervisor::send(&paths.dir, &Request::Stop).is_ok();
+        let grace: u64 = file
+            .services
+            .values()
+            .map(|record| record.spec.stop_grace_ms)
+            .sum();
+        let deadline = Instant::now() + Duration::from_millis(grace) + Duration::from_secs(10);
+        while file.supervisor_alive() && asked && Instant::now() < deadline {
+            std::thread::sleep(POLL);
+        }
+        if file.supervisor_alive() {
+            kill_supervisor(file.supervisor);
+        }
+    }
+    let mut file = InstanceFile::read(&paths.instance_json())?.unwrap_or(file);
+    supervisor::stop_processes(&file);
+    file.state = InstanceState::Stopped;
+    file.supervisor = None;
+    for record in file.services.values_mut() {
+        record.pid = None;
+        if record.state != ServiceState::Inactive {
+            record.state = ServiceState::Stopped;
+        }
+    }
+    file.write(&paths.instance_json())?;
+    Ok(Some(file))
+}
+
+fn kill_supervisor(identity: Option<ProcessIdentity>) {
+    if let Some(identity) = identity {
+        identity.signal(nix::sys::signal::Signal::SIGKILL);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while identity.is_alive() && Instant::now() < deadline {
+            std::thread::sleep(POLL);
+        }
+    }
+}
+
+/// Waits until every service in `services` (every active one when empty) is ready or
+/// done. A failed service, or the timeout, is an error carrying its last log lines.
+pub fn wait_ready(
+    paths: &InstancePaths,
+    services: &[String],
+    timeout: Duration,
+) -> Result<InstanceFile> {
+    let started = Instant::now();
+    loop {
+        let file = InstanceFile::read(&paths.instance_json())?.ok_or_else(|| {
+            Error::failed(
+                format!("`{}` disappeared", paths.instance_json().display()),
+                None,
+            )
+        })?;
+        let targets: Vec<(&String, &crate::state::ServiceRecord)> = file
+            .services
+            .iter()
+            .filter(|(name, record)| {
+                if services.is_empty() {
+                    record.active
+                } else {
+                    services.contains(name)
+                }
+            })
+            .collect();
+        if targets.iter().all(|(_, record)| record.state.is_up()) {
+            return Ok(file);
+        }
+        if let Some((name, record)) = targets
+            .iter()
+            .find(|(_, record)| record.state == ServiceState::Failed)
+        {
+            return Err(service_failed(
+                &file,
+                name,
+                record.message.as_deref().unwrap_or("failed"),
+            ));
+        }
+        if let Some((name, record)) = targets.iter().find(|(_, record)| {
+            record
+                .message
+                .as_deref()
+                .is_some_and(|message| message.starts_with("dependency "))
+        }) {
+            return Err(service_failed(
+                &file,
+                name,
+                record.message.as_deref().unwrap_or_default(),
+            ));
+        }
+        if !file.supervisor_alive() {
+            return Err(Error::ServiceFailed {
+                message: format!(
+                    "the supervisor of `{}` exited before the services were ready",
+                    file.name
+                ),
+                details: tail_lines(&paths.supervisor_log(), 20),
+                hint: Some("run `berth up` again; the log above says why it stopped".to_string()),
+            });
+        }
+        if started.elapsed() >= timeout {
+            let (name, record) = targets
+                .iter()
+                .find(|(_, record)| !record.state.is_up())
+                .copied()
+                .unwrap_or_else(|| targets[0]);
+            let reason = format!(
+                "not ready after {} s (state {}{})",
+                timeout.as_secs(),
+                record.state.as_str(),
+                record
+                    .message
+                    .as_deref()
+                    .map(|message| format!(": {message}"))
+                    .unwrap_or_default()
+            );
+            return Err(service_failed(&file, name, &reason));
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+fn service_failed(file: &InstanceFile, name: &str, reason: &str) -> Error {
+    let log = file.paths().log(name);
+    let mut details = vec![format!("last lines of `{}`:", log.display())];
+    details.extend(
+        tail_lines(&log, 20)
+            .into_iter()
+            .map(|line| format!("  {name} | {line}")),
+    );
+    Error::ServiceFailed {
+        message: format!("service `{name}` of `{}` failed: {reason}", file.name),
+        details,
+        hint: Some(format!(
+            "`berth logs {name}` shows more; `berth down` stops the instance"
+        )),
+    }
+}
+
+/// The last `count` lines of a file (reading at most its last 64 KiB).
+pub fn tail_lines(path: &Path, count: usize) -> Vec<String> {
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let length = file.metadata().map(|meta| meta.len()).unwrap_or(0);
+    let start = length.saturating_sub(64 * 1024);
+    if file.seek(SeekFrom::Start(start)).is_err() {
+        return Vec::new();
+    }
+    let mut bytes = Vec::new();
+    let _ = file.read_to_end(&mut bytes);
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<&str> = text.lines().collect();
+    // When reading from the middle of the file the first line is partial: drop it.
+    let skip = usize::from(start > 0 && !lines.is_empty());
+    let lines = &lines[skip..];
+    lines[lines.len().saturating_sub(count)..]
+        .iter()
+        .map(|line| line.to_string())
+        .collect()
+}

@@ -1,0 +1,282 @@
+//! Builds the instance model from config, identity and port plan: every template rendered.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use indexmap::IndexMap;
+use sha2::{Digest, Sha256};
+
+use crate::config::template::{CommandTemplate, Var};
+use crate::config::{Config, ReadyConfig};
+use crate::env_vars;
+use crate::ports::PortPlan;
+use crate::state::{
+    INSTANCE_FORMAT_VERSION, InstanceFile, InstancePaths, InstanceState, ProcessSpec, ReadyCheck,
+    ServiceRecord, ServiceState,
+};
+
+/// Who the instance is, as decided under the ledger lock.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub name: String,
+    pub index: u32,
+}
+
+/// Everything the model needs besides the config.
+pub struct ModelInputs<'a> {
+    pub identity: &'a Identity,
+    pub plan: &'a PortPlan,
+    pub token: String,
+    /// Services `up` asked for (with their dependencies); all when empty.
+    pub active: &'a [String],
+}
+
+/// The instance file for a fresh start: all services pending, nothing running yet.
+pub fn build(config: &Config, inputs: &ModelInputs) -> InstanceFile {
+    let paths = InstancePaths::new(&config.root, &inputs.identity.name);
+    let ports: IndexMap<String, IndexMap<String, u16>> = config
+        .services
+        .iter()
+        .map(|(service, service_config)| {
+            let ports = service_config
+                .ports
+                .keys()
+                .filter_map(|port_name| {
+                    Some((port_name.clone(), inputs.plan.get(service, port_name)?))
+                })
+                .collect();
+            (service.clone(), ports)
+        })
+        .collect();
+    let values = Values {
+        config,
+        identity: inputs.identity,
+        paths: &paths,
+        ports: &ports,
+        offset: inputs.plan.offset,
+    };
+    let value = |var: &Var| values.get(var);
+
+    let mut env = BTreeMap::new();
+    env.insert(
+        env_vars::BERTH_INSTANCE.to_string(),
+        inputs.identity.name.clone(),
+    );
+    env.insert(
+        env_vars::BERTH_INDEX.to_string(),
+        inputs.identity.index.to_string(),
+    );
+    env.insert(
+        env_vars::BERTH_PORT_OFFSET.to_string(),
+        inputs.plan.offset.to_string(),
+    );
+    env.insert(env_vars::BERTH_PROJECT.to_string(), config.project.clone());
+    env.insert(
+        env_vars::BERTH_ROOT.to_string(),
+        config.root.display().to_string(),
+    );
+    env.insert(
+        env_vars::BERTH_DATA.to_string(),
+        paths.data().display().to_string(),
+    );
+    for (service, service_ports) in &ports {
+        if let Some(first) = service_ports.values().next() {
+            env.insert(env_vars::port_variable(service, None), first.to_string());
+        }
+        for (port_name, port) in service_ports {
+            if port_name != crate::config::DEFAULT_PORT_NAME {
+                env.insert(
+                    env_vars::port_variable(service, Some(port_name)),
+                    port.to_string(),
+                );
+            }
+        }
+    }
+
+    let services = config
+        .services
+        .iter()
+        .map(|(name, service)| {
+            let service_ports = ports[name].clone();
+            let first_port = service_ports.values().next().copied();
+            let cwd = match &service.cwd {
+                Some(cwd) => config.root.join(cwd.render(&value)),
+                None => config.root.clone(),
+            };
+            let mut process_env: IndexMap<String, String> = env.clone().into_iter().collect();
+            if let Some(port) = first_port {
+                process_env.insert(env_vars::PORT.to_string(), port.to_string());
+            }
+            for (key, template) in &service.env {
+                process_env.insert(key.clone(), template.render(&value));
+            }
+            let ready = match &service.ready {
+                ReadyConfig::Default | ReadyConfig::Tcp => match first_port {
+                    Some(port) => ReadyCheck::Tcp { port },
+                    None => ReadyCheck::Started,
+                },
+                ReadyConfig::Http(path) => ReadyCheck::Http {
+                    port: first_port.unwrap_or(0),
+                    path: path.clone(),
+                },
+                ReadyConfig::Exec(command) => ReadyCheck::Exec {
+                    argv: render_command(command, &value, &cwd),
+                },
+                ReadyConfig::Log(pattern) => ReadyCheck::Log {
+                    pattern: pattern.clone(),
+                },
+            };
+            let spec = ProcessSpec {
+                argv: render_command(&service.command, &value, &cwd),
+                cwd: cwd.clone(),
+                env: process_env,
+                setup: service
+                    .setup
+                    .as_ref()
+                    .map(|setup| render_command(setup, &value, &cwd)),
+                ready,
+                restart: service.restart,
+                depends_on: service.depends_on.clone(),
+                stop_grace_ms: service.stop_grace.as_millis() as u64,
+                log: paths.log(name),
+            };
+            let active = inputs.active.is_empty() || inputs.active.contains(name);
+            let record = ServiceRecord {
+                kind: "process".to_string(),
+                active,
+                state: if active {
+                    ServiceState::Waiting
+                } else {
+                    ServiceState::Inactive
+                },
+                url: first_port.map(|port| format!("http://127.0.0.1:{port}")),
+                ports: service_ports,
+                pid: None,
+                restarts: 0,
+                exit_code: None,
+                started_at: None,
+                ready_at: None,
+                message: None,
+                spec,
+            };
+            (name.clone(), record)
+        })
+        .collect();
+
+    InstanceFile {
+        version: INSTANCE_FORMAT_VERSION,
+        name: inputs.identity.name.clone(),
+        index: inputs.identity.index,
+        project: config.project.clone(),
+        root: config.root.clone(),
+        config: config.path.clone(),
+        port_offset: inputs.plan.offset,
+        state: InstanceState::Starting,
+        started_at: None,
+        supervisor: None,
+        token: inputs.token.clone(),
+        spec_digest: String::new(),
+        env,
+        services,
+    }
+    .with_digest()
+}
+
+impl InstanceFile {
+    /// Stamps the digest of what would be run, so a later `up` can tell a changed config.
+    fn with_digest(mut self) -> Self {
+        let specs: Vec<_> = self
+            .services
+            .iter()
+            .map(|(name, record)| (name, &record.spec, &record.ports))
+            .collect();
+        let bytes = serde_json::to_vec(&(&specs, self.port_offset)).unwrap_or_default();
+        self.spec_digest = Sha256::digest(&bytes)
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        self
+    }
+}
+
+/// Services `wanted` plus everything they depend on, transitively.
+pub fn with_dependencies(config: &Config, wanted: &[String]) -> Vec<String> {
+    let mut result: Vec<String> = Vec::new();
+    let mut stack: Vec<String> = wanted.to_vec();
+    while let Some(name) = stack.pop() {
+        if result.contains(&name) {
+            continue;
+        }
+        if let Some(service) = config.services.get(&name) {
+            stack.extend(service.depends_on.iter().cloned());
+        }
+        result.push(name);
+    }
+    result
+}
+
+fn render_command(
+    command: &CommandTemplate,
+    value: &dyn Fn(&Var) -> String,
+    cwd: &Path,
+) -> Vec<String> {
+    let mut argv = command.render(value);
+    // A relative program path ("../bin/api") means relative to the service's directory,
+    // whatever directory berth itself was started from.
+    if let Some(program) = argv.first_mut()
+        && program.contains('/')
+        && !program.starts_with('/')
+    {
+        *program = cwd.join(&*program).display().to_string();
+    }
+    argv
+}
+
+struct Values<'a> {
+    config: &'a Config,
+    identity: &'a Identity,
+    paths: &'a InstancePaths,
+    ports: &'a IndexMap<String, IndexMap<String, u16>>,
+    offset: u32,
+}
+
+impl Values<'_> {
+    fn port(&self, service: &str, port: Option<&String>) -> String {
+        let ports = self.ports.get(service);
+        let found = match port {
+            Some(name) => ports.and_then(|ports| ports.get(name)),
+            None => ports.and_then(|ports| ports.values().next()),
+        };
+        // Validation guarantees every referenced port exists and is planned.
+        found.map(u16::to_string).unwrap_or_default()
+    }
+
+    fn get(&self, var: &Var) -> String {
+        match var {
+            Var::Port { service, port } => self.port(service, port.as_ref()),
+            Var::Url { service, port } => {
+                format!("http://127.0.0.1:{}", self.port(service, port.as_ref()))
+            }
+            Var::InstanceName => self.identity.name.clone(),
+            Var::InstanceIndex => self.identity.index.to_string(),
+            Var::InstanceRoot => self.config.root.display().to_string(),
+            Var::InstanceData => self.paths.data().display().to_string(),
+            Var::InstancePortOffset => self.offset.to_string(),
+            Var::ProjectName => self.config.project.clone(),
+        }
+    }
+}
+
+/// A random hex token from the kernel's generator.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 16];
+    let filled = std::fs::File::open("/dev/urandom")
+        .and_then(|mut file| std::io::Read::read_exact(&mut file, &mut bytes))
+        .is_ok();
+    if !filled {
+        // Fall back to time and PID: the token only needs to be unique on this machine.
+        let seed = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
+        bytes.copy_from_slice(&Sha256::digest(seed.as_bytes())[..16]);
+    }
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}

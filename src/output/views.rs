@@ -1,0 +1,164 @@
+//! The structs `status`, `up` and `ls` print, as a table or as JSON.
+
+use std::path::PathBuf;
+
+use indexmap::IndexMap;
+use serde::Serialize;
+
+use super::Table;
+use crate::state::InstanceFile;
+
+/// One instance, as `status` and `up` show it.
+#[derive(Debug, Serialize)]
+pub struct StatusView {
+    pub name: String,
+    pub index: u32,
+    pub project: String,
+    pub root: PathBuf,
+    pub state: String,
+    pub port_offset: u32,
+    pub supervisor_pid: Option<u32>,
+    pub started_at: Option<String>,
+    pub services: Vec<ServiceView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ServiceView {
+    pub name: String,
+    pub kind: String,
+    pub state: String,
+    pub ports: IndexMap<String, u16>,
+    pub url: Option<String>,
+    pub pid: Option<u32>,
+    pub restarts: u32,
+    pub exit_code: Option<i32>,
+    pub message: Option<String>,
+}
+
+impl StatusView {
+    pub fn from_file(file: &InstanceFile) -> Self {
+        use crate::state::InstanceState;
+        let alive = file.supervisor_alive();
+        let state = match file.state {
+            InstanceState::Starting | InstanceState::Running | InstanceState::Stopping
+                if !alive =>
+            {
+                "crashed"
+            }
+            state => state.as_str(),
+        };
+        StatusView {
+            name: file.name.clone(),
+            index: file.index,
+            project: file.project.clone(),
+            root: file.root.clone(),
+            state: state.to_string(),
+            port_offset: file.port_offset,
+            supervisor_pid: file
+                .supervisor
+                .filter(|_| alive)
+                .map(|identity| identity.pid),
+            started_at: file.started_at.clone(),
+            services: file
+                .services
+                .iter()
+                .map(|(name, record)| ServiceView {
+                    name: name.clone(),
+                    kind: record.kind.clone(),
+                    state: record.state.as_str().to_string(),
+                    ports: record.ports.clone(),
+                    url: record.url.clone(),
+                    pid: record.pid.filter(|_| alive).map(|identity| identity.pid),
+                    restarts: record.restarts,
+                    exit_code: record.exit_code,
+                    message: record.message.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = format!(
+            "instance {} (index {}, offset {}) {}  root {}\n",
+            self.name,
+            self.index,
+            self.port_offset,
+            self.state,
+            self.root.display()
+        );
+        let mut table = Table::new(vec![
+            "SERVICE", "STATE", "PORTS", "URL", "PID", "RESTARTS", "NOTE",
+        ]);
+        for service in &self.services {
+            let ports = if service.ports.is_empty() {
+                "-".to_string()
+            } else {
+                service
+                    .ports
+                    .iter()
+                    .map(|(name, port)| {
+                        if name == crate::config::DEFAULT_PORT_NAME {
+                            port.to_string()
+                        } else {
+                            format!("{name}={port}")
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            table.row(vec![
+                service.name.clone(),
+                service.state.clone(),
+                ports,
+                service.url.clone().unwrap_or_else(|| "-".to_string()),
+                service
+                    .pid
+                    .map(|pid| pid.to_string())
+                    .unwrap_or_else(|| "-".to_string()),
+                service.restarts.to_string(),
+                service.message.clone().unwrap_or_default(),
+            ]);
+        }
+        out.push_str(&table.render());
+        out
+    }
+}
+
+/// One line of `berth ls`.
+#[derive(Debug, Serialize)]
+pub struct LsRow {
+    pub name: String,
+    pub project: String,
+    pub index: u32,
+    pub root: PathBuf,
+    pub state: String,
+    pub stale: bool,
+    pub port_offset: u32,
+    pub ports: Vec<u16>,
+    pub started_at: Option<String>,
+}
+
+impl LsRow {
+    pub fn render(rows: &[LsRow]) -> String {
+        let mut table = Table::new(vec![
+            "NAME", "PROJECT", "INDEX", "STATE", "PORTS", "STARTED", "ROOT",
+        ]);
+        for row in rows {
+            let ports: Vec<String> = row.ports.iter().map(u16::to_string).collect();
+            table.row(vec![
+                row.name.clone(),
+                row.project.clone(),
+                row.index.to_string(),
+                row.state.clone(),
+                if ports.is_empty() {
+                    "-".to_string()
+                } else {
+                    ports.join(",")
+                },
+                row.started_at.clone().unwrap_or_else(|| "-".to_string()),
+                row.root.display().to_string(),
+            ]);
+        }
+        table.render()
+    }
+}

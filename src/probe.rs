@@ -1,0 +1,95 @@
+//! The real port probe: ledger leases, then binding 127.0.0.1, 0.0.0.0 and [::].
+
+use std::io::ErrorKind;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
+
+use crate::ledger::LedgerData;
+use crate::ports::{Holder, PortProbe};
+use crate::process;
+
+/// Checks ports for the instance `instance`, against what the ledger leases to others and
+/// what the machine has bound.
+pub struct SystemProbe<'a> {
+    pub ledger: &'a LedgerData,
+    pub instance: &'a str,
+}
+
+impl PortProbe for SystemProbe<'_> {
+    fn check(&self, port: u16) -> Result<(), Holder> {
+        if let Some((entry, lease)) = self.ledger.lease_holder(port, self.instance) {
+            return Err(Holder::Instance {
+                name: entry.name.clone(),
+                service: lease.service.clone(),
+            });
+        }
+        if is_bindable(port) {
+            return Ok(());
+        }
+        Err(match process::listener_of(port) {
+            Some(pid) => Holder::Process {
+                pid,
+                command: process::command_line(pid).unwrap_or_else(|| "?".to_string()),
+            },
+            None => Holder::Unknown,
+        })
+    }
+}
+
+/// True when `port` can be bound on 127.0.0.1, 0.0.0.0 and [::]. An address family the
+/// machine lacks (no IPv6) does not count against the port.
+pub fn is_bindable(port: u16) -> bool {
+    let addresses = [
+        SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)),
+        SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)),
+    ];
+    addresses
+        .iter()
+        .all(|address| match TcpListener::bind(address) {
+            Ok(_) => true,
+            Err(error) => {
+                matches!(
+                    error.kind(),
+                    ErrorKind::AddrNotAvailable | ErrorKind::Unsupported
+                ) || error.raw_os_error() == Some(libc::EAFNOSUPPORT)
+            }
+        })
+}
+
+/// The kernel's ephemeral port range, from /proc (Linux default when unreadable).
+pub fn ephemeral_range() -> (u16, u16) {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| {
+            let mut numbers = text
+                .split_ascii_whitespace()
+                .map(|word| word.parse::<u16>());
+            Some((numbers.next()?.ok()?, numbers.next()?.ok()?))
+        })
+        .unwrap_or((32768, 60999))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listening_port_is_taken_and_names_this_process() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert!(!is_bindable(port));
+        let ledger = LedgerData::default();
+        let holder = SystemProbe {
+            ledger: &ledger,
+            instance: "x",
+        }
+        .check(port)
+        .unwrap_err();
+        assert!(
+            matches!(holder, Holder::Process { pid, .. } if pid == std::process::id()),
+            "{holder:?}"
+        );
+        drop(listener);
+        assert!(is_bindable(port));
+    }
+}

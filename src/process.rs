@@ -1,0 +1,197 @@
+//! Process identity through /proc: a PID is trusted only together with its start time.
+
+use std::fs;
+use std::path::Path;
+
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+
+/// A process as berth records it: the PID and the kernel's start time of that PID
+/// (field 22 of `/proc/PID/stat`, in clock ticks since boot). A PID whose current start
+/// time differs has been reused by an unrelated process and is never signalled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessIdentity {
+    pub pid: u32,
+    pub start_time: u64,
+}
+
+impl ProcessIdentity {
+    /// The identity of a live PID, or `None` when no such process exists.
+    pub fn of(pid: u32) -> Option<Self> {
+        let start_time = start_time(pid)?;
+        Some(ProcessIdentity { pid, start_time })
+    }
+
+    pub fn current() -> Option<Self> {
+        Self::of(std::process::id())
+    }
+
+    /// True when the PID is alive and still the same process (not a zombie).
+    pub fn is_alive(&self) -> bool {
+        match read_stat(self.pid) {
+            Some(stat) => stat.start_time == self.start_time && stat.state != 'Z',
+            None => false,
+        }
+    }
+
+    /// Signals the process group led by this process, only if it is still the same process.
+    /// Returns false when the identity no longer matches (nothing was signalled).
+    pub fn signal_group(&self, signal: Signal) -> bool {
+        if !self.is_alive() {
+            return false;
+        }
+        killpg(Pid::from_raw(self.pid as i32), signal).is_ok()
+    }
+
+    /// Signals this process alone, only if it is still the same process.
+    pub fn signal(&self, signal: Signal) -> bool {
+        if !self.is_alive() {
+            return false;
+        }
+        kill(Pid::from_raw(self.pid as i32), signal).is_ok()
+    }
+}
+
+struct Stat {
+    state: char,
+    start_time: u64,
+}
+
+fn read_stat(pid: u32) -> Option<Stat> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may itself contain spaces or
+    // parentheses, so fields are counted from the last closing parenthesis.
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut fields = rest.split_ascii_whitespace();
+    let state = fields.next()?.chars().next()?;
+    // `rest` starts at field 3 (state); start time is field 22, 19 fields further on.
+    let start_time = fields.nth(18)?.parse().ok()?;
+    Some(Stat { state, start_time })
+}
+
+fn start_time(pid: u32) -> Option<u64> {
+    read_stat(pid).map(|stat| stat.start_time)
+}
+
+/// The command line of a process, arguments joined by spaces, or `None` if it is gone.
+pub fn command_line(pid: u32) -> Option<String> {
+    let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let words: Vec<String> = raw
+        .split(|byte| *byte == 0)
+        .filter(|word| !word.is_empty())
+        .map(|word| String::from_utf8_lossy(word).into_owned())
+        .collect();
+    if words.is_empty() {
+        None
+    } else {
+        Some(words.join(" "))
+    }
+}
+
+/// All PIDs currently visible in /proc.
+pub fn all_pids() -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// PIDs whose environment contains exactly `KEY=VALUE`. Used to find every process a
+/// supervisor started, including grandchildren that left their process group.
+pub fn pids_with_env(key: &str, value: &str) -> Vec<u32> {
+    let own = std::process::id();
+    all_pids()
+        .into_iter()
+        .filter(|pid| *pid != own && has_env(*pid, key, value))
+        .collect()
+}
+
+/// The PID of a process listening on the TCP `port` (any address), if /proc tells.
+pub fn listener_of(port: u16) -> Option<u32> {
+    listener_of_preferring(port, &[])
+}
+
+/// Like [`listener_of`], but looks at `likely` PIDs first, which saves scanning every
+/// process's file descriptors when the expected owner does hold the port.
+pub fn listener_of_preferring(port: u16, likely: &[u32]) -> Option<u32> {
+    let inodes: Vec<String> = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|path| fs::read_to_string(path).ok())
+        .flat_map(|table| listening_inodes(&table, port))
+        .collect();
+    if inodes.is_empty() {
+        return None;
+    }
+    let targets: Vec<String> = inodes
+        .iter()
+        .map(|inode| format!("socket:[{inode}]"))
+        .collect();
+    let holds = |pid: &u32| {
+        let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+            return false;
+        };
+        fds.filter_map(|fd| fd.ok())
+            .filter_map(|fd| fs::read_link(fd.path()).ok())
+            .any(|link| targets.iter().any(|target| Path::new(target) == link))
+    };
+    likely
+        .iter()
+        .copied()
+        .find(holds)
+        .or_else(|| all_pids().into_iter().find(holds))
+}
+
+/// Socket inodes in a /proc/net/tcp table that listen on `port`.
+fn listening_inodes(table: &str, port: u16) -> Vec<String> {
+    const LISTEN: &str = "0A";
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_ascii_whitespace().collect();
+            let local = fields.get(1)?;
+            let state = fields.get(3)?;
+            let inode = fields.get(9)?;
+            let local_port = u16::from_str_radix(local.rsplit(':').next()?, 16).ok()?;
+            (local_port == port && *state == LISTEN).then(|| (*inode).to_string())
+        })
+        .collect()
+}
+
+/// Whether the environment of `pid` contains `KEY=VALUE`.
+pub fn has_env(pid: u32, key: &str, value: &str) -> bool {
+    let needle = format!("{key}={value}");
+    fs::read(format!("/proc/{pid}/environ"))
+        .map(|environ| {
+            environ
+                .split(|byte| *byte == 0)
+                .any(|entry| entry == needle.as_bytes())
+        })
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_identity_is_alive_and_a_changed_start_time_is_not() {
+        let me = ProcessIdentity::current().expect("own process is in /proc");
+        assert!(me.is_alive());
+        let reused = ProcessIdentity {
+            start_time: me.start_time + 1,
+            ..me
+        };
+        assert!(!reused.is_alive());
+    }
+
+    #[test]
+    fn parses_listening_inodes() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0100007F:0FA0 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 12345 1 0000000000000000 100 0 0 10 0\n   1: 0100007F:0FA0 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 999 1\n";
+        assert_eq!(listening_inodes(table, 4000), vec!["12345".to_string()]);
+        assert!(listening_inodes(table, 4001).is_empty());
+    }
+}

@@ -1,0 +1,137 @@
+//! Crash-safe writes (temp file, fsync, rename, fsync of the directory) and versioned reads.
+
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::StateError;
+
+/// Writes `bytes` to `path` so that readers see either the old or the new content, never
+/// a mix, even if the machine crashes. The file is created with mode 0600, and a symlink
+/// planted at `path` is replaced rather than followed.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    let write_error = |source| StateError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let file_name = path
+        .file_name()
+        .map(|name| name.to_string_lossy())
+        .unwrap_or_default();
+    let temp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        // O_NOFOLLOW: a symlink planted at the temp path is an error, never followed.
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&temp)
+        .map_err(write_error)?;
+    let result = (|| {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        // rename() replaces a symlink at `path` itself instead of writing through it.
+        std::fs::rename(&temp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result.map_err(write_error)
+}
+
+/// Serialises `value` as pretty JSON and writes it atomically.
+pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), StateError> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(|error| StateError::Write {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(error),
+    })?;
+    bytes.push(b'\n');
+    write_atomic(path, &bytes)
+}
+
+/// Reads a JSON file that carries `"version": N`. Returns `None` when the file does not
+/// exist; a file that does not parse, or is of a newer version, is an error naming it.
+pub fn read_versioned<T: DeserializeOwned>(
+    path: &Path,
+    supported: u32,
+) -> Result<Option<T>, StateError> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(StateError::Read {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let corrupt = |reason: String| StateError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|error| corrupt(error.to_string()))?;
+    let version = value
+        .get("version")
+        .and_then(|version| version.as_u64())
+        .ok_or_else(|| corrupt("no format `version` field".to_string()))?;
+    if version > u64::from(supported) {
+        return Err(StateError::FutureVersion {
+            path: path.to_path_buf(),
+            found: version as u32,
+            supported,
+        });
+    }
+    serde_json::from_value(value)
+        .map(Some)
+        .map_err(|error| corrupt(error.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_replaces_a_planted_symlink_instead_of_following_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let target = dir.path().join("state.json");
+        std::os::unix::fs::symlink(&victim, &target).unwrap();
+        write_atomic(&target, b"{}").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert!(
+            !std::fs::symlink_metadata(&target)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn corrupt_and_future_files_are_errors_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.json");
+        std::fs::write(&path, "{\"version\": 1, \"trunc").unwrap();
+        let error = read_versioned::<serde_json::Value>(&path, 1).unwrap_err();
+        assert!(matches!(error, StateError::Corrupt { .. }), "{error}");
+        assert!(error.to_string().contains("x.json"));
+        std::fs::write(&path, "{\"version\": 9}").unwrap();
+        let error = read_versioned::<serde_json::Value>(&path, 1).unwrap_err();
+        assert!(matches!(error, StateError::FutureVersion { found: 9, .. }));
+        assert!(
+            read_versioned::<serde_json::Value>(&dir.path().join("none"), 1)
+                .unwrap()
+                .is_none()
+        );
+    }
+}

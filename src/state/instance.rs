@@ -1,0 +1,228 @@
+//! `.berth/<instance>/instance.json`: the instance model every command and the supervisor share.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+use super::{StateError, read_versioned, write_json_atomic};
+use crate::process::ProcessIdentity;
+
+pub const INSTANCE_FORMAT_VERSION: u32 = 1;
+
+/// The contract for orchestrators (SPEC §6): everything about one instance, rewritten
+/// atomically whenever anything changes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct InstanceFile {
+    pub version: u32,
+    pub name: String,
+    pub index: u32,
+    pub project: String,
+    pub root: PathBuf,
+    pub config: PathBuf,
+    pub port_offset: u32,
+    pub state: InstanceState,
+    pub started_at: Option<String>,
+    pub supervisor: Option<ProcessIdentity>,
+    /// A random token placed in every service's environment, so that every process the
+    /// instance started (even one that left its process group) can be found and stopped.
+    pub token: String,
+    /// Digest of the rendered service specs; a different digest on `up` means the
+    /// configuration changed and the running instance must be restarted.
+    pub spec_digest: String,
+    /// The instance-wide variables (`BERTH_*`), as every process receives them.
+    pub env: BTreeMap<String, String>,
+    pub services: IndexMap<String, ServiceRecord>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum InstanceState {
+    Starting,
+    Running,
+    Stopping,
+    Stopped,
+    /// The supervisor died without stopping its services; the next command reaps them.
+    Crashed,
+}
+
+impl InstanceState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceState::Starting => "starting",
+            InstanceState::Running => "running",
+            InstanceState::Stopping => "stopping",
+            InstanceState::Stopped => "stopped",
+            InstanceState::Crashed => "crashed",
+        }
+    }
+}
+
+/// One service of the instance: its rendered spec and its live state.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ServiceRecord {
+    pub kind: String,
+    /// Whether `up` asked for this service (`up SERVICE…` leaves the others inactive).
+    pub active: bool,
+    pub state: ServiceState,
+    pub ports: IndexMap<String, u16>,
+    pub url: Option<String>,
+    pub pid: Option<ProcessIdentity>,
+    pub restarts: u32,
+    pub exit_code: Option<i32>,
+    pub started_at: Option<String>,
+    pub ready_at: Option<String>,
+    pub message: Option<String>,
+    pub spec: ProcessSpec,
+}
+
+/// How a process service is run, fully rendered (no templates left).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProcessSpec {
+    pub argv: Vec<String>,
+    pub cwd: PathBuf,
+    /// Variables added to the inherited environment: `BERTH_*`, `PORT`, the service's `env`.
+    pub env: IndexMap<String, String>,
+    pub setup: Option<Vec<String>>,
+    pub ready: ReadyCheck,
+    pub restart: RestartPolicy,
+    pub depends_on: Vec<String>,
+    pub stop_grace_ms: u64,
+    pub log: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReadyCheck {
+    /// Ready as soon as the process is running.
+    Started,
+    Tcp {
+        port: u16,
+    },
+    Http {
+        port: u16,
+        path: String,
+    },
+    Exec {
+        argv: Vec<String>,
+    },
+    Log {
+        pattern: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    #[default]
+    OnFailure,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServiceState {
+    /// Not asked for by `up`, or not started yet.
+    Inactive,
+    /// Waiting for its dependencies to become ready.
+    Waiting,
+    /// Running its one-time setup command.
+    Setup,
+    /// Started, readiness check not passed yet.
+    Starting,
+    Ready,
+    /// Exited and waiting out its restart backoff.
+    Backoff,
+    /// Exited with status 0 and not restarted (a one-shot task): counts as done.
+    Exited,
+    /// Gave up: exited too often, setup failed, or a dependency failed.
+    Failed,
+    Stopping,
+    Stopped,
+}
+
+impl ServiceState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceState::Inactive => "inactive",
+            ServiceState::Waiting => "waiting",
+            ServiceState::Setup => "setup",
+            ServiceState::Starting => "starting",
+            ServiceState::Ready => "ready",
+            ServiceState::Backoff => "backoff",
+            ServiceState::Exited => "exited",
+            ServiceState::Failed => "failed",
+            ServiceState::Stopping => "stopping",
+            ServiceState::Stopped => "stopped",
+        }
+    }
+
+    /// Whether dependants may start and `up` may report success.
+    pub fn is_up(self) -> bool {
+        matches!(self, ServiceState::Ready | ServiceState::Exited)
+    }
+}
+
+/// The files of one instance under `<root>/.berth/<name>/`.
+#[derive(Debug, Clone)]
+pub struct InstancePaths {
+    pub dir: PathBuf,
+}
+
+impl InstancePaths {
+    pub fn new(root: &Path, name: &str) -> Self {
+        InstancePaths {
+            dir: root.join(".berth").join(name),
+        }
+    }
+    pub fn instance_json(&self) -> PathBuf {
+        self.dir.join("instance.json")
+    }
+    pub fn logs(&self) -> PathBuf {
+        self.dir.join("logs")
+    }
+    pub fn log(&self, service: &str) -> PathBuf {
+        self.logs().join(format!("{service}.log"))
+    }
+    pub fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+    pub fn setup_marker(&self, service: &str) -> PathBuf {
+        self.dir.join("setup").join(format!("{service}.done"))
+    }
+    /// Held by `up`, `down` and `restart` for the whole operation on this instance.
+    pub fn operation_lock(&self) -> PathBuf {
+        self.dir.join("instance.lock")
+    }
+    /// Held by the supervisor for as long as it lives.
+    pub fn supervisor_lock(&self) -> PathBuf {
+        self.dir.join("supervisor.lock")
+    }
+    pub fn supervisor_log(&self) -> PathBuf {
+        self.dir.join("supervisor.log")
+    }
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("supervisor.sock")
+    }
+}
+
+impl InstanceFile {
+    pub fn read(path: &Path) -> Result<Option<Self>, StateError> {
+        read_versioned(path, INSTANCE_FORMAT_VERSION)
+    }
+
+    pub fn write(&self, path: &Path) -> Result<(), StateError> {
+        write_json_atomic(path, self)
+    }
+
+    pub fn paths(&self) -> InstancePaths {
+        InstancePaths::new(&self.root, &self.name)
+    }
+
+    /// Whether the supervisor of this instance is alive (it holds its lock while it lives).
+    pub fn supervisor_alive(&self) -> bool {
+        crate::state::FileLock::is_held(&self.paths().supervisor_lock())
+    }
+}

@@ -1,0 +1,142 @@
+//! Advisory file locks (flock) with a deadline; the holder writes who it is into the file.
+
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{Flock, FlockArg};
+
+use super::StateError;
+
+/// Who holds a lock, as written into the lock file by its holder.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct LockHolder {
+    pub pid: u32,
+    pub command: String,
+    pub since: String,
+}
+
+/// An exclusive flock held until drop. The file descriptor is close-on-exec (Rust opens
+/// every file with O_CLOEXEC), so child processes never inherit the lock.
+#[derive(Debug)]
+pub struct FileLock {
+    _lock: Flock<File>,
+}
+
+impl FileLock {
+    /// Waits up to `deadline` for the lock, then fails naming the holder.
+    pub fn acquire(path: &Path, deadline: Duration) -> Result<Self, StateError> {
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match Self::try_acquire(path)? {
+                Some(lock) => return Ok(lock),
+                None if started.elapsed() >= deadline => {
+                    return Err(StateError::LockTimeout {
+                        path: path.to_path_buf(),
+                        waited_ms: started.elapsed().as_millis(),
+                        holder: read_holder(path),
+                    });
+                }
+                None => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(20));
+                }
+            }
+        }
+    }
+
+    /// Takes the lock if nobody holds it, recording this process as the holder.
+    pub fn try_acquire(path: &Path) -> Result<Option<Self>, StateError> {
+        let file = open_lock_file(path)?;
+        let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => lock,
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => return Ok(None),
+            Err((_, errno)) => {
+                return Err(StateError::Write {
+                    path: path.to_path_buf(),
+                    source: std::io::Error::from(errno),
+                });
+            }
+        };
+        let holder = LockHolder {
+            pid: std::process::id(),
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+            since: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+        };
+        // The holder record is informative only (for timeout messages), so failing to
+        // write it must not fail the operation that needed the lock.
+        let _ = lock.set_len(0).and_then(|()| {
+            lock.rewind()?;
+            lock.write_all(
+                serde_json::to_string(&holder)
+                    .unwrap_or_default()
+                    .as_bytes(),
+            )
+        });
+        Ok(Some(FileLock { _lock: lock }))
+    }
+
+    /// True when some process holds the lock at `path` (used as a liveness check: a
+    /// supervisor holds its lock for as long as it lives, and the kernel drops it on death).
+    pub fn is_held(path: &Path) -> bool {
+        let Ok(file) = File::open(path) else {
+            return false;
+        };
+        matches!(
+            Flock::lock(file, FlockArg::LockSharedNonblock),
+            Err((_, nix::errno::Errno::EWOULDBLOCK))
+        )
+    }
+}
+
+fn open_lock_file(path: &Path) -> Result<File, StateError> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|source| match source.raw_os_error() {
+            Some(libc::ELOOP) => StateError::Symlink {
+                path: path.to_path_buf(),
+            },
+            _ => StateError::Write {
+                path: path.to_path_buf(),
+                source,
+            },
+        })
+}
+
+fn read_holder(path: &Path) -> Option<String> {
+    let mut text = String::new();
+    File::open(path).ok()?.read_to_string(&mut text).ok()?;
+    let holder: LockHolder = serde_json::from_str(&text).ok()?;
+    Some(format!(
+        "pid {} (`{}`) since {}",
+        holder.pid, holder.command, holder.since
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_acquire_times_out_naming_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.lock");
+        let _held = FileLock::acquire(&path, Duration::from_secs(1)).unwrap();
+        assert!(FileLock::is_held(&path));
+        let error = FileLock::acquire(&path, Duration::from_millis(50)).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.contains(&format!("pid {}", std::process::id())),
+            "{message}"
+        );
+    }
+}

@@ -1,0 +1,14 @@
+//! Files berth owns: atomic versioned writes, advisory locks, and the per-instance state.
+
+mod atomic;
+mod error;
+mod instance;
+mod lock;
+
+pub use atomic::{read_versioned, write_atomic, write_json_atomic};
+pub use error::StateError;
+pub use instance::{
+    INSTANCE_FORMAT_VERSION, InstanceFile, InstancePaths, InstanceState, ProcessSpec, ReadyCheck,
+    RestartPolicy, ServiceRecord, ServiceState,
+};
+pub use lock::{FileLock, LockHolder};

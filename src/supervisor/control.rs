@@ -1,0 +1,68 @@
+//! The control socket `supervisor.sock`: one JSON request per connection, one JSON reply.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum Request {
+    /// Activate services (all when empty) that are inactive.
+    Start { services: Vec<String> },
+    /// Restart services (all active ones when empty).
+    Restart { services: Vec<String> },
+    /// Stop every service and exit.
+    Stop,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Reply {
+    pub ok: bool,
+    pub error: Option<String>,
+}
+
+pub const SOCKET_NAME: &str = "supervisor.sock";
+
+/// Binds the socket in the current directory (the supervisor runs in the instance's
+/// state directory), so a deep project path never hits the 108-byte socket path limit.
+pub fn bind() -> std::io::Result<UnixListener> {
+    let _ = std::fs::remove_file(SOCKET_NAME);
+    let listener = UnixListener::bind(SOCKET_NAME)?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// Reads one request from a connection accepted by the supervisor.
+pub fn read_request(stream: &UnixStream) -> std::io::Result<Request> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line)?;
+    serde_json::from_str(&line).map_err(std::io::Error::other)
+}
+
+pub fn write_reply(mut stream: &UnixStream, reply: &Reply) -> std::io::Result<()> {
+    let mut bytes = serde_json::to_vec(reply).map_err(std::io::Error::other)?;
+    bytes.push(b'\n');
+    stream.write_all(&bytes)
+}
+
+/// Sends `request` to the supervisor of the instance in `dir` and returns its reply.
+pub fn send(dir: &Path, request: &Request) -> std::io::Result<Reply> {
+    // Connect through /proc/self/fd/N/…: the path stays short however deep `dir` is.
+    let directory = std::fs::File::open(dir)?;
+    let path = format!("/proc/self/fd/{}/{SOCKET_NAME}", directory.as_raw_fd());
+    let mut stream = UnixStream::connect(&path)?;
+    drop(directory);
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut bytes = serde_json::to_vec(request).map_err(std::io::Error::other)?;
+    bytes.push(b'\n');
+    stream.write_all(&bytes)?;
+    let mut line = String::new();
+    BufReader::new(&stream).read_line(&mut line)?;
+    serde_json::from_str(&line).map_err(std::io::Error::other)
+}

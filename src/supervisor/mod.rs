@@ -1,0 +1,25 @@
+//! The per-instance supervisor: the `berth` binary run as a hidden subcommand on an
+//! instance's state directory. It owns the service processes and writes their state back.
+
+mod control;
+mod readiness;
+mod reap;
+mod run;
+mod service;
+mod shared;
+mod unix;
+
+pub use control::{Request, send};
+pub use reap::{reap_orphans, stop_processes};
+pub use run::run;
+pub use unix::spawn_supervisor;
+
+use std::time::Duration;
+
+/// First wait before restarting a service that exited; doubled on each restart.
+pub const BACKOFF_INITIAL: Duration = Duration::from_millis(250);
+/// Longest wait between restarts.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(8);
+/// Restarts allowed within [`BURST_WINDOW`]; one more exit and the service is failed.
+pub const BURST_LIMIT: usize = 5;
+pub const BURST_WINDOW: Duration = Duration::from_secs(60);

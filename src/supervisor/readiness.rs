@@ -1,0 +1,206 @@
+//! Readiness checks: TCP connect, HTTP status, a command's exit status, a log line.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use regex::Regex;
+
+use crate::process;
+use crate::state::{ProcessSpec, ReadyCheck};
+
+/// The outcome of one check.
+pub enum Probe {
+    Ready,
+    NotYet,
+    /// Something answers, but it is not this service (a port held by another program).
+    Foreign(String),
+}
+
+/// Runs one kind of check repeatedly; keeps what it needs between attempts.
+pub struct Readiness {
+    check: ReadyCheck,
+    token: String,
+    log: Option<LogScan>,
+    /// PIDs already verified to belong to this instance, so /proc is scanned once.
+    verified_owner: bool,
+    last_exec: Option<Instant>,
+}
+
+struct LogScan {
+    path: PathBuf,
+    offset: u64,
+    pending: String,
+    pattern: Regex,
+}
+
+/// How often an `exec` check runs; the others are cheap enough to run every tick.
+const EXEC_INTERVAL: Duration = Duration::from_millis(250);
+const EXEC_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Readiness {
+    /// `log_offset` is the log's size when the process started: a log check only looks
+    /// at lines written since.
+    pub fn new(spec: &ProcessSpec, token: &str, log_offset: u64) -> Self {
+        let log = match &spec.ready {
+            ReadyCheck::Log { pattern } => Regex::new(pattern).ok().map(|pattern| LogScan {
+                path: spec.log.clone(),
+                offset: log_offset,
+                pending: String::new(),
+                pattern,
+            }),
+            _ => None,
+        };
+        Readiness {
+            check: spec.ready.clone(),
+            token: token.to_string(),
+            log,
+            verified_owner: false,
+            last_exec: None,
+        }
+    }
+
+    pub fn probe(&mut self, spec: &ProcessSpec, pid: u32) -> Probe {
+        match self.check.clone() {
+            ReadyCheck::Started => Probe::Ready,
+            ReadyCheck::Tcp { port } => match connect(port) {
+                Some(_) => self.owned(port, pid),
+                None => Probe::NotYet,
+            },
+            ReadyCheck::Http { port, path } => match http_ok(port, &path) {
+                Some(true) => self.owned(port, pid),
+                _ => Probe::NotYet,
+            },
+            ReadyCheck::Exec { argv } => self.exec(&argv, spec),
+            ReadyCheck::Log { .. } => match self.log.as_mut().map(LogScan::scan) {
+                Some(true) => Probe::Ready,
+                _ => Probe::NotYet,
+            },
+        }
+    }
+
+    /// A connection succeeded: make sure the listener is one of this instance's
+    /// processes, so a port grabbed by another program is never reported ready.
+    fn owned(&mut self, port: u16, pid: u32) -> Probe {
+        if self.verified_owner {
+            return Probe::Ready;
+        }
+        match process::listener_of_preferring(port, &[pid]) {
+            Some(holder)
+                if !process::has_env(holder, crate::env_vars::BERTH_RUN_TOKEN, &self.token) =>
+            {
+                Probe::Foreign(format!(
+                    "port {port} answers, but it is held by PID {holder} (`{}`), not by this service",
+                    process::command_line(holder).unwrap_or_default()
+                ))
+            }
+            _ => {
+                self.verified_owner = true;
+                Probe::Ready
+            }
+        }
+    }
+
+    fn exec(&mut self, argv: &[String], spec: &ProcessSpec) -> Probe {
+        if self
+            .last_exec
+            .is_some_and(|last| last.elapsed() < EXEC_INTERVAL)
+        {
+            return Probe::NotYet;
+        }
+        self.last_exec = Some(Instant::now());
+        let Some((program, arguments)) = argv.split_first() else {
+            return Probe::NotYet;
+        };
+        let child = Command::new(program)
+            .args(arguments)
+            .current_dir(&spec.cwd)
+            .envs(&spec.env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let Ok(mut child) = child else {
+            return Probe::NotYet;
+        };
+        let started = Instant::now();
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => {
+                    return if status.success() {
+                        Probe::Ready
+                    } else {
+                        Probe::NotYet
+                    };
+                }
+                Ok(None) if started.elapsed() < EXEC_TIMEOUT => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Probe::NotYet;
+                }
+            }
+        }
+    }
+}
+
+impl LogScan {
+    fn scan(&mut self) -> bool {
+        let Ok(mut file) = std::fs::File::open(&self.path) else {
+            return false;
+        };
+        if file.seek(SeekFrom::Start(self.offset)).is_err() {
+            return false;
+        }
+        let mut bytes = Vec::new();
+        if file.read_to_end(&mut bytes).is_err() {
+            return false;
+        }
+        self.offset += bytes.len() as u64;
+        self.pending.push_str(&String::from_utf8_lossy(&bytes));
+        let found = self.pending.lines().any(|line| self.pattern.is_match(line));
+        // Keep only the unfinished last line for the next scan.
+        match self.pending.rfind('\n') {
+            Some(end) => self.pending.drain(..=end),
+            None => self.pending.drain(..0),
+        };
+        found
+    }
+}
+
+fn connect(port: u16) -> Option<TcpStream> {
+    TcpStream::connect_timeout(
+        &SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        Duration::from_millis(500),
+    )
+    .ok()
+}
+
+/// `Some(true)` for a 2xx or 3xx answer to `GET path`.
+fn http_ok(port: u16, path: &str) -> Option<bool> {
+    let mut stream = connect(port)?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream
+        .set_write_timeout(Some(Duration::from_secs(2)))
+        .ok()?;
+    let request = format!(
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: berth\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut head = [0u8; 32];
+    let mut filled = 0;
+    while filled < 12 {
+        let read = stream.read(&mut head[filled..]).ok()?;
+        if read == 0 {
+            break;
+        }
+        filled += read;
+    }
+    let status_line = std::str::from_utf8(&head[..filled]).ok()?;
+    let code: u16 = status_line.split_ascii_whitespace().nth(1)?.parse().ok()?;
+    Some((200..400).contains(&code))
+}

@@ -1,0 +1,348 @@
+//! One service's life in the supervisor: wait for dependencies, setup, start, readiness,
+//! restarts with backoff and a burst limit, and a clean stop of its process group.
+
+use std::collections::VecDeque;
+use std::process::Child;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::sys::signal::Signal;
+
+use super::readiness::{Probe, Readiness};
+use super::shared::Shared;
+use super::unix::{ExitInfo, peek_exit, signal_child_group, spawn_process};
+use super::{BACKOFF_INITIAL, BACKOFF_MAX, BURST_LIMIT, BURST_WINDOW};
+use crate::process::ProcessIdentity;
+use crate::state::{ProcessSpec, RestartPolicy, ServiceState};
+
+/// What the supervisor's main thread asks of a service thread.
+pub enum Command {
+    /// Become active (for `up SERVICE…` on a running instance).
+    Start,
+    Restart,
+    /// Stop the process group and end the thread; the sender is dropped when done.
+    Stop(Sender<()>),
+}
+
+/// Poll interval while something is about to change (starting, waiting).
+const FAST_TICK: Duration = Duration::from_millis(5);
+/// Poll interval while the service is settled (ready, failed, inactive).
+const SLOW_TICK: Duration = Duration::from_millis(100);
+
+pub struct ServiceThread {
+    pub name: String,
+    pub shared: Arc<Shared>,
+    pub commands: Receiver<Command>,
+    pub token: String,
+    pub setup_marker: std::path::PathBuf,
+}
+
+/// How waiting ended.
+enum Interrupt {
+    Stop(Sender<()>),
+    Restart,
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+impl ServiceThread {
+    pub fn run(self) {
+        let mut interrupt = None;
+        loop {
+            match interrupt.take() {
+                Some(Interrupt::Stop(done)) => {
+                    self.set_state(ServiceState::Stopped, None);
+                    drop(done);
+                    return;
+                }
+                Some(Interrupt::Restart) => {
+                    self.shared.update_service(&self.name, |record| {
+                        record.active = true;
+                        record.restarts = 0;
+                    });
+                }
+                None => {}
+            }
+            interrupt = Some(self.lifecycle());
+        }
+    }
+
+    fn spec(&self) -> Option<ProcessSpec> {
+        self.shared.service(&self.name).map(|record| record.spec)
+    }
+
+    fn set_state(&self, state: ServiceState, message: Option<String>) {
+        self.shared.update_service(&self.name, |record| {
+            record.state = state;
+            record.message = message;
+        });
+    }
+
+    /// Waits for a command for up to `timeout`; `Start` only marks the service active.
+    fn poll_command(&self, timeout: Duration) -> Option<Interrupt> {
+        match self.commands.recv_timeout(timeout) {
+            Ok(Command::Stop(done)) => Some(Interrupt::Stop(done)),
+            Ok(Command::Restart) => Some(Interrupt::Restart),
+            Ok(Command::Start) => {
+                self.shared.update_service(&self.name, |record| {
+                    if !record.active {
+                        record.active = true;
+                        record.state = ServiceState::Waiting;
+                    }
+                });
+                None
+            }
+            Err(RecvTimeoutError::Timeout) => None,
+            // The main thread is gone: behave as if asked to stop.
+            Err(RecvTimeoutError::Disconnected) => {
+                Some(Interrupt::Stop(std::sync::mpsc::channel().0))
+            }
+        }
+    }
+
+    /// Runs the service until something interrupts it; returns what did.
+    fn lifecycle(&self) -> Interrupt {
+        if let Some(interrupt) = self.wait_until_startable() {
+            return interrupt;
+        }
+        let Some(spec) = self.spec() else {
+            return self.idle(
+                ServiceState::Failed,
+                Some("service missing from instance.json".to_string()),
+            );
+        };
+        if let Some(setup) = &spec.setup
+            && !self.setup_marker.exists()
+        {
+            self.set_state(ServiceState::Setup, None);
+            match self.run_to_completion(setup, &spec) {
+                Err(interrupt) => return interrupt,
+                Ok(exit) if exit.success() => {
+                    if let Some(dir) = self.setup_marker.parent() {
+                        let _ = fs_err::create_dir_all(dir);
+                    }
+                    let _ = crate::state::write_atomic(&self.setup_marker, b"done\n");
+                }
+                Ok(exit) => {
+                    return self.idle(
+                        ServiceState::Failed,
+                        Some(format!("setup {}", exit.describe())),
+                    );
+                }
+            }
+        }
+        let mut recent_restarts: VecDeque<Instant> = VecDeque::new();
+        loop {
+            let exit = match self.run_once(&spec) {
+                Ok(exit) => exit,
+                Err(interrupt) => return interrupt,
+            };
+            let restart = match spec.restart {
+                RestartPolicy::Always => true,
+                RestartPolicy::OnFailure => !exit.success(),
+                RestartPolicy::Never => false,
+            };
+            self.shared.update_service(&self.name, |record| {
+                record.pid = None;
+                record.exit_code = exit.code;
+            });
+            if !restart {
+                let state = if exit.success() {
+                    ServiceState::Exited
+                } else {
+                    ServiceState::Failed
+                };
+                return self.idle(state, Some(exit.describe()));
+            }
+            while recent_restarts
+                .front()
+                .is_some_and(|at| at.elapsed() > BURST_WINDOW)
+            {
+                recent_restarts.pop_front();
+            }
+            if recent_restarts.len() >= BURST_LIMIT {
+                let message = format!(
+                    "{}; gave up after {BURST_LIMIT} restarts within {}s",
+                    exit.describe(),
+                    BURST_WINDOW.as_secs()
+                );
+                return self.idle(ServiceState::Failed, Some(message));
+            }
+            let backoff =
+                (BACKOFF_INITIAL * 2u32.pow(recent_restarts.len() as u32)).min(BACKOFF_MAX);
+            recent_restarts.push_back(Instant::now());
+            self.set_state(
+                ServiceState::Backoff,
+                Some(format!(
+                    "{}; restarting in {} ms",
+                    exit.describe(),
+                    backoff.as_millis()
+                )),
+            );
+            if let Some(interrupt) = self.poll_command(backoff) {
+                return interrupt;
+            }
+            self.shared
+                .update_service(&self.name, |record| record.restarts += 1);
+        }
+    }
+
+    /// Settles in a final state until told to restart or stop.
+    fn idle(&self, state: ServiceState, message: Option<String>) -> Interrupt {
+        self.set_state(state, message);
+        loop {
+            if let Some(interrupt) = self.poll_command(SLOW_TICK) {
+                return interrupt;
+            }
+        }
+    }
+
+    /// Waits while inactive or while a dependency is not up. A failed dependency fails
+    /// this service too (it would never start).
+    fn wait_until_startable(&self) -> Option<Interrupt> {
+        loop {
+            let record = self.shared.service(&self.name)?;
+            if record.active {
+                let dependencies = self.shared.dependency_states(&self.name);
+                if let Some((failed, _)) = dependencies
+                    .iter()
+                    .find(|(_, state)| *state == ServiceState::Failed)
+                {
+                    self.set_state(
+                        ServiceState::Waiting,
+                        Some(format!("dependency `{failed}` failed")),
+                    );
+                } else if dependencies.iter().all(|(_, state)| state.is_up()) {
+                    return None;
+                } else if record.state != ServiceState::Waiting {
+                    self.set_state(ServiceState::Waiting, None);
+                }
+            }
+            let tick = if record.active { FAST_TICK } else { SLOW_TICK };
+            if let Some(interrupt) = self.poll_command(tick) {
+                return Some(interrupt);
+            }
+        }
+    }
+
+    /// Runs a command (setup) to completion in the service's environment.
+    fn run_to_completion(
+        &self,
+        argv: &[String],
+        spec: &ProcessSpec,
+    ) -> Result<ExitInfo, Interrupt> {
+        let mut child = match spawn_process(argv, spec, &self.token) {
+            Ok(child) => child,
+            Err(error) => return Ok(self.spawn_failure(&error)),
+        };
+        loop {
+            if let Some(exit) = peek_exit(&child) {
+                finish(&mut child);
+                return Ok(exit);
+            }
+            if let Some(interrupt) = self.poll_command(FAST_TICK) {
+                stop_child(&mut child, spec.stop_grace_ms);
+                return Err(interrupt);
+            }
+        }
+    }
+
+    fn spawn_failure(&self, error: &std::io::Error) -> ExitInfo {
+        let _ = append_line(
+            &self.spec().map(|spec| spec.log).unwrap_or_default(),
+            &format!("berth: {error}"),
+        );
+        self.set_state(ServiceState::Failed, Some(error.to_string()));
+        ExitInfo {
+            code: Some(127),
+            signal: None,
+        }
+    }
+
+    /// Starts the process, waits for readiness, then watches it until it exits.
+    fn run_once(&self, spec: &ProcessSpec) -> Result<ExitInfo, Interrupt> {
+        let log_offset = std::fs::metadata(&spec.log)
+            .map(|meta| meta.len())
+            .unwrap_or(0);
+        let mut child = match spawn_process(&spec.argv, spec, &self.token) {
+            Ok(child) => child,
+            Err(error) => return Ok(self.spawn_failure(&error)),
+        };
+        let pid = child.id();
+        self.shared.update_service(&self.name, |record| {
+            record.state = ServiceState::Starting;
+            record.pid = ProcessIdentity::of(pid);
+            record.started_at = Some(now());
+            record.ready_at = None;
+            record.exit_code = None;
+            record.message = None;
+        });
+        let mut readiness = Readiness::new(spec, &self.token, log_offset);
+        let mut ready = false;
+        let mut foreign_reported = false;
+        loop {
+            if let Some(exit) = peek_exit(&child) {
+                finish(&mut child);
+                return Ok(exit);
+            }
+            if !ready {
+                match readiness.probe(spec, pid) {
+                    Probe::Ready => {
+                        ready = true;
+                        self.shared.update_service(&self.name, |record| {
+                            record.state = ServiceState::Ready;
+                            record.ready_at = Some(now());
+                            record.message = None;
+                        });
+                    }
+                    Probe::Foreign(message) if !foreign_reported => {
+                        foreign_reported = true;
+                        self.set_state(ServiceState::Starting, Some(message));
+                    }
+                    Probe::Foreign(_) | Probe::NotYet => {}
+                }
+            }
+            let tick = if ready { SLOW_TICK } else { FAST_TICK };
+            if let Some(interrupt) = self.poll_command(tick) {
+                self.set_state(ServiceState::Stopping, None);
+                stop_child(&mut child, spec.stop_grace_ms);
+                self.shared.update_service(&self.name, |record| {
+                    record.pid = None;
+                    record.state = ServiceState::Stopped;
+                });
+                return Err(interrupt);
+            }
+        }
+    }
+}
+
+/// SIGTERM to the group, a grace period, then SIGKILL to the group; reaps the leader.
+pub fn stop_child(child: &mut Child, grace_ms: u64) {
+    if peek_exit(child).is_none() {
+        signal_child_group(child, Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_millis(grace_ms);
+        while peek_exit(child).is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    finish(child);
+}
+
+/// Kills whatever is left of the leader's group, then reaps the leader. The group is
+/// signalled while the leader is still an unreaped zombie, so its ID cannot be reused.
+fn finish(child: &mut Child) {
+    signal_child_group(child, Signal::SIGKILL);
+    let _ = child.wait();
+}
+
+fn append_line(path: &std::path::Path, line: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    writeln!(file, "{line}")
+}

@@ -1,0 +1,142 @@
+//! Unix specifics: spawning in a new process group, peeking at exits, signalling groups.
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
+use nix::unistd::Pid;
+
+use crate::env_vars;
+use crate::state::{InstancePaths, ProcessSpec};
+
+fn open_log(path: &Path) -> std::io::Result<std::fs::File> {
+    if let Some(dir) = path.parent() {
+        fs_err::create_dir_all(dir)?;
+    }
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|error| {
+            std::io::Error::new(
+                error.kind(),
+                format!("cannot open log `{}`: {error}", path.display()),
+            )
+        })
+}
+
+/// Starts `argv` as a service process: its own process group, output appended to the
+/// service's log, the instance's token in its environment, and SIGTERM if the supervisor
+/// thread that started it dies.
+pub fn spawn_process(argv: &[String], spec: &ProcessSpec, token: &str) -> std::io::Result<Child> {
+    let log = open_log(&spec.log)?;
+    let (program, arguments) = argv
+        .split_first()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty command"))?;
+    let mut command = Command::new(program);
+    command
+        .args(arguments)
+        .current_dir(&spec.cwd)
+        .envs(&spec.env)
+        .env(env_vars::BERTH_RUN_TOKEN, token)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0);
+    // SAFETY: prctl is async-signal-safe and touches only the calling (child) process.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    command.spawn().map_err(|error| {
+        std::io::Error::new(
+            error.kind(),
+            format!(
+                "cannot start `{program}` in `{}`: {error}",
+                spec.cwd.display()
+            ),
+        )
+    })
+}
+
+/// The exit status of `child` if it has exited, without reaping it: while the zombie is
+/// unreaped its PID (and so its process group ID) cannot be reused, so the group can
+/// still be signalled safely.
+pub fn peek_exit(child: &Child) -> Option<ExitInfo> {
+    let pid = Pid::from_raw(child.id() as i32);
+    match waitid(
+        Id::Pid(pid),
+        WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT,
+    ) {
+        Ok(WaitStatus::Exited(_, code)) => Some(ExitInfo {
+            code: Some(code),
+            signal: None,
+        }),
+        Ok(WaitStatus::Signaled(_, signal, _)) => Some(ExitInfo {
+            code: None,
+            signal: Some(signal as i32),
+        }),
+        _ => None,
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ExitInfo {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
+impl ExitInfo {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    pub fn describe(&self) -> String {
+        match (self.code, self.signal) {
+            (Some(code), _) => format!("exited with status {code}"),
+            (None, Some(signal)) => format!("killed by signal {signal}"),
+            (None, None) => "exited".to_string(),
+        }
+    }
+}
+
+/// Signals the process group of a child that has not been reaped yet.
+pub fn signal_child_group(child: &Child, signal: Signal) {
+    let _ = killpg(Pid::from_raw(child.id() as i32), signal);
+}
+
+/// Starts `berth __supervise DIR` detached: a new session, no terminal, output to
+/// `supervisor.log`. It outlives the `berth up` that started it.
+pub fn spawn_supervisor(paths: &InstancePaths) -> std::io::Result<()> {
+    let executable = std::env::current_exe()?;
+    let log = open_log(&paths.supervisor_log())?;
+    let mut command = Command::new(executable);
+    command
+        .arg("__supervise")
+        .arg(&paths.dir)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    // SAFETY: setsid is async-signal-safe and only affects the child.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    // The child is deliberately not waited for: it is a daemon. Its exit status is
+    // collected by init once `berth up` exits.
+    command.spawn().map(drop)
+}
