@@ -19,6 +19,21 @@ use crate::state::{FileLock, InstanceFile, InstancePaths};
 use crate::supervisor::{self, Request};
 
 pub fn run(context: &Context, args: &UpArgs) -> Result<()> {
+    let file = start(context, args)?;
+    output::emit(
+        context.json,
+        &StatusView::from_file(&file),
+        StatusView::render,
+    )?;
+    if args.attach {
+        return super::logs::attach(context, &file);
+    }
+    Ok(())
+}
+
+/// Brings the instance up and returns it once ready; the operation lock is released on
+/// return, so `--attach` can take it again to stop the instance.
+fn start(context: &Context, args: &UpArgs) -> Result<InstanceFile> {
     let root = context.project_root()?;
     let config = config::load(&root)?;
     if let Some(unknown) = args
@@ -77,8 +92,7 @@ pub fn run(context: &Context, args: &UpArgs) -> Result<()> {
                     None,
                 )
             })?;
-            let file = lifecycle::wait_ready(&paths, &args.services, timeout)?;
-            return finish(context, &file, args);
+            return lifecycle::wait_ready(&paths, &args.services, timeout);
         }
         output::note(&format!(
             "note: the configuration of `{}` changed; restarting it",
@@ -102,20 +116,7 @@ pub fn run(context: &Context, args: &UpArgs) -> Result<()> {
     file.write(&paths.instance_json())?;
     lifecycle::start_supervisor(&paths)?;
     record_start(context, &identity.name)?;
-    let file = lifecycle::wait_ready(&paths, &args.services, timeout)?;
-    finish(context, &file, args)
-}
-
-fn finish(context: &Context, file: &InstanceFile, args: &UpArgs) -> Result<()> {
-    output::emit(
-        context.json,
-        &StatusView::from_file(file),
-        StatusView::render,
-    )?;
-    if args.attach {
-        return super::logs::attach(context, file);
-    }
-    Ok(())
+    lifecycle::wait_ready(&paths, &args.services, timeout)
 }
 
 /// Finds or records the instance's name and index under the ledger lock, so two racing

@@ -1,0 +1,239 @@
+//! Shared test support: a temp project with its own BERTH_HOME, the real berth binary,
+//! helper programs, and waiting on conditions with deadlines. Everything started is
+//! stopped on drop.
+#![allow(dead_code)]
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+pub fn berth_exe() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_berth"))
+}
+
+/// A binary built from this workspace (`cargo build --workspace` builds them).
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let path = berth_exe()
+        .parent()
+        .expect("berth has a directory")
+        .join(name);
+    assert!(
+        path.exists(),
+        "`{}` is missing: build the workspace first (`cargo build --workspace`), as the README's test command does",
+        path.display()
+    );
+    path
+}
+
+pub fn helper() -> String {
+    workspace_bin("berth-test-helper").display().to_string()
+}
+
+/// The result of one berth run.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(output: Output) -> Self {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    #[track_caller]
+    pub fn success(self) -> Self {
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn code(self, expected: i32) -> Self {
+        assert_eq!(
+            self.code, expected,
+            "unexpected exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|error| panic!("bad JSON ({error}):\n{}", self.stdout))
+    }
+}
+
+/// A scratch area: a BERTH_HOME and any number of project directories under one temp dir.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Self {
+        Sandbox {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("berth-home")
+    }
+
+    /// Creates `name/berth.toml` with `config` and returns the project directory.
+    pub fn project(&self, name: &str, config: &str) -> PathBuf {
+        let dir = self.dir.path().join(name);
+        std::fs::create_dir_all(&dir).expect("project dir");
+        std::fs::write(dir.join("berth.toml"), config).expect("berth.toml");
+        dir.canonicalize().expect("canonical")
+    }
+
+    pub fn command(&self, dir: &Path, args: &[&str]) -> Command {
+        let mut command = Command::new(berth_exe());
+        command
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .env("BERTH_HOME", self.home())
+            .env_remove("BERTH_INSTANCE")
+            .env("NO_COLOR", "1");
+        command
+    }
+
+    pub fn berth(&self, dir: &Path, args: &[&str]) -> Run {
+        Run::from(self.command(dir, args).output().expect("run berth"))
+    }
+
+    pub fn ledger(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.home().join("ledger.json")).expect("ledger.json");
+        serde_json::from_str(&text).expect("ledger parses")
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        // Stop every instance this sandbox's ledger knows, so no test leaves processes.
+        let Ok(text) = std::fs::read_to_string(self.home().join("ledger.json")) else {
+            return;
+        };
+        let Ok(ledger) = serde_json::from_str::<serde_json::Value>(&text) else {
+            return;
+        };
+        for entry in ledger["instances"].as_array().cloned().unwrap_or_default() {
+            let name = entry["name"].as_str().unwrap_or_default();
+            let root = PathBuf::from(entry["root"].as_str().unwrap_or_default());
+            if root.exists() {
+                let _ = self.command(&root, &["--name", name, "down"]).output();
+            }
+        }
+    }
+}
+
+/// Waits for `condition` until `timeout`, polling; panics with `what` on timeout.
+#[track_caller]
+pub fn wait_for(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !condition() {
+        assert!(
+            started.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+pub fn accepts(port: u16) -> bool {
+    TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
+pub fn is_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+        && std::net::TcpListener::bind(("0.0.0.0", port)).is_ok()
+}
+
+/// A minimal HTTP GET on 127.0.0.1; returns (status, body).
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    Some((status, body))
+}
+
+pub fn pid_alive(pid: u32) -> bool {
+    // A zombie is dead for our purposes: it runs nothing and holds no port.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            stat.rsplit(')')
+                .next()
+                .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+/// PIDs of processes whose command line contains `needle`.
+pub fn pids_matching(needle: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() {
+            continue;
+        }
+        if let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline"))
+            && String::from_utf8_lossy(&cmdline)
+                .replace('\0', " ")
+                .contains(needle)
+            && pid_alive(pid)
+        {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// The PIDs `status --json` reports, service name → pid.
+pub fn service_pids(status: &serde_json::Value) -> Vec<(String, u32)> {
+    status["services"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|service| {
+            Some((
+                service["name"].as_str()?.to_string(),
+                service["pid"].as_u64()? as u32,
+            ))
+        })
+        .collect()
+}
+
+pub fn port_of(status: &serde_json::Value, service: &str) -> u16 {
+    status["services"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|entry| entry["name"] == service)
+        .and_then(|entry| entry["ports"].as_object()?.values().next()?.as_u64())
+        .unwrap_or_else(|| panic!("no port for {service} in {status}")) as u16
+}
