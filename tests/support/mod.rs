@@ -38,7 +38,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(output: Output) -> Self {
+    pub fn from_output(output: Output) -> Self {
         Run {
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -109,7 +109,7 @@ impl Sandbox {
     }
 
     pub fn berth(&self, dir: &Path, args: &[&str]) -> Run {
-        Run::from(self.command(dir, args).output().expect("run berth"))
+        Run::from_output(self.command(dir, args).output().expect("run berth"))
     }
 
     pub fn ledger(&self) -> serde_json::Value {
