@@ -38,6 +38,36 @@ pub struct Selected {
     pub file: Option<InstanceFile>,
 }
 
+impl Selected {
+    /// The instance's state file, or a usage error when it has never been started.
+    pub fn started(&self) -> Result<&InstanceFile> {
+        self.file.as_ref().ok_or_else(|| {
+            Error::usage(
+                format!("`{}` has never been started", self.entry.name),
+                Some("run `berth up`".to_string()),
+            )
+        })
+    }
+
+    /// Like [`Selected::started`], and every name in `services` must be one of its services.
+    pub fn started_with(&self, services: &[String]) -> Result<&InstanceFile> {
+        let file = self.started()?;
+        match services
+            .iter()
+            .find(|name| !file.services.contains_key(*name))
+        {
+            Some(unknown) => Err(Error::usage(
+                format!("`{unknown}` is not a service of `{}`", file.name),
+                Some(format!(
+                    "services: {}",
+                    file.services.keys().cloned().collect::<Vec<_>>().join(", ")
+                )),
+            )),
+            None => Ok(file),
+        }
+    }
+}
+
 impl Context {
     pub fn from_args(global: &GlobalArgs) -> Result<Self> {
         let cwd = match &global.directory {

@@ -89,17 +89,8 @@ pub fn wait_ready(
                 None,
             )
         })?;
-        let targets: Vec<(&String, &crate::state::ServiceRecord)> = file
-            .services
-            .iter()
-            .filter(|(name, record)| {
-                if services.is_empty() {
-                    record.active
-                } else {
-                    services.contains(name)
-                }
-            })
-            .collect();
+        let targets: Vec<(&String, &crate::state::ServiceRecord)> =
+            file.targets(services).collect();
         if targets.iter().all(|(_, record)| record.state.is_up()) {
             return Ok(file);
         }

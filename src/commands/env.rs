@@ -4,17 +4,12 @@ use std::collections::BTreeMap;
 
 use crate::cli::{EnvArgs, EnvFormat};
 use crate::context::Context;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::output;
 
 pub fn run(context: &Context, args: &EnvArgs) -> Result<()> {
     let selected = context.select()?;
-    let Some(file) = &selected.file else {
-        return Err(Error::usage(
-            format!("`{}` has never been started", selected.entry.name),
-            Some("run `berth up`".to_string()),
-        ));
-    };
+    let file = selected.started()?;
     let variables: &BTreeMap<String, String> = &file.env;
     let format = if context.json {
         EnvFormat::Json

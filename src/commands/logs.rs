@@ -8,29 +8,14 @@ use std::time::Duration;
 
 use crate::cli::LogsArgs;
 use crate::context::Context;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::lifecycle::{self, tail_lines};
 use crate::output;
 use crate::state::{FileLock, InstanceFile};
 
 pub fn run(context: &Context, args: &LogsArgs) -> Result<()> {
     let selected = context.select()?;
-    let Some(file) = &selected.file else {
-        return Err(Error::usage(
-            format!("`{}` has never been started", selected.entry.name),
-            Some("run `berth up`".to_string()),
-        ));
-    };
-    if let Some(unknown) = args
-        .services
-        .iter()
-        .find(|name| !file.services.contains_key(*name))
-    {
-        return Err(Error::usage(
-            format!("`{unknown}` is not a service of `{}`", file.name),
-            None,
-        ));
-    }
+    let file = selected.started_with(&args.services)?;
     let logs = chosen_logs(file, &args.services);
     let width = logs.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
     let mut stdout = std::io::stdout().lock();
@@ -94,14 +79,20 @@ fn follow(logs: &[(String, PathBuf)], stop: &AtomicBool) -> Result<()> {
     Ok(())
 }
 
-/// `up --attach`: follow every log in the foreground; Ctrl-C brings the instance down.
-pub fn attach(context: &Context, file: &InstanceFile) -> Result<()> {
-    let stop = Arc::new(AtomicBool::new(false));
+/// A flag set by SIGINT or SIGTERM (instead of the default of dying at once).
+pub fn interrupt_flag() -> Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, Arc::clone(&stop))?;
+        signal_hook::flag::register(signal, Arc::clone(&flag))?;
     }
+    Ok(flag)
+}
+
+/// `up --attach`: follow every log in the foreground until `stop` is set (Ctrl-C),
+/// then bring the instance down.
+pub fn attach(context: &Context, file: &InstanceFile, stop: &AtomicBool) -> Result<()> {
     output::note("attached; press Ctrl-C to stop the instance");
-    follow(&chosen_logs(file, &[]), &stop)?;
+    follow(&chosen_logs(file, &[]), stop)?;
     let paths = file.paths();
     let _operation = FileLock::acquire(&paths.operation_lock(), context.lock_timeout)?;
     lifecycle::stop(&paths)?;

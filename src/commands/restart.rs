@@ -12,24 +12,11 @@ use crate::supervisor::{self, Request};
 
 pub fn run(context: &Context, args: &RestartArgs) -> Result<()> {
     let selected = context.select()?;
-    let Some(file) = selected
-        .file
-        .as_ref()
-        .filter(|file| file.supervisor_alive())
-    else {
+    let file = selected.started_with(&args.services)?;
+    if !file.supervisor_alive() {
         return Err(Error::usage(
-            format!("`{}` is not running", selected.entry.name),
+            format!("`{}` is not running", file.name),
             Some("start it with `berth up`".to_string()),
-        ));
-    };
-    if let Some(unknown) = args
-        .services
-        .iter()
-        .find(|name| !file.services.contains_key(*name))
-    {
-        return Err(Error::usage(
-            format!("`{unknown}` is not a service of `{}`", file.name),
-            None,
         ));
     }
     let _operation = FileLock::acquire(&selected.paths.operation_lock(), context.lock_timeout)?;
@@ -68,15 +55,7 @@ fn wait_until_restarting(paths: &crate::state::InstancePaths, services: &[String
             return;
         };
         let stale = file
-            .services
-            .iter()
-            .filter(|(name, record)| {
-                if services.is_empty() {
-                    record.active
-                } else {
-                    services.contains(name)
-                }
-            })
+            .targets(services)
             .any(|(_, record)| record.state == crate::state::ServiceState::Ready);
         if !stale {
             return;

@@ -19,16 +19,23 @@ use crate::state::{FileLock, InstanceFile, InstancePaths};
 use crate::supervisor::{self, Request};
 
 pub fn run(context: &Context, args: &UpArgs) -> Result<()> {
+    // With --attach, Ctrl-C at any moment (even while starting) brings the instance down,
+    // so the handler is installed before anything starts.
+    let interrupted = if args.attach {
+        Some(super::logs::interrupt_flag()?)
+    } else {
+        None
+    };
     let file = start(context, args)?;
     output::emit(
         context.json,
         &StatusView::from_file(&file),
         StatusView::render,
     )?;
-    if args.attach {
-        return super::logs::attach(context, &file);
+    match interrupted {
+        Some(flag) => super::logs::attach(context, &file, &flag),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Brings the instance up and returns it once ready; the operation lock is released on

@@ -221,6 +221,20 @@ impl InstanceFile {
         InstancePaths::new(&self.root, &self.name)
     }
 
+    /// The services named in `services`, or every active one when it is empty.
+    pub fn targets<'a>(
+        &'a self,
+        services: &'a [String],
+    ) -> impl Iterator<Item = (&'a String, &'a ServiceRecord)> + 'a {
+        self.services.iter().filter(move |(name, record)| {
+            if services.is_empty() {
+                record.active
+            } else {
+                services.contains(name)
+            }
+        })
+    }
+
     /// Whether the supervisor of this instance is alive (it holds its lock while it lives).
     pub fn supervisor_alive(&self) -> bool {
         crate::state::FileLock::is_held(&self.paths().supervisor_lock())
