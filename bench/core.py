@@ -280,12 +280,12 @@ class Bench:
 
     # ---------------------------------------------------------------- reporting
 
-    def record(self, number: int, title: str, value: str, target: str, passed: bool | None,
+    def record(self, number: int, title: str, value: str, target: str, passed: bool | None | str,
                ratio: str = "-") -> None:
+        """passed: True (PASS), False (FAIL), None (ERROR) or "info" (no target)."""
+        verdict = {True: "PASS", False: "FAIL", None: "ERROR", "info": "INFO"}[passed]
         self.results.append(dict(number=number, title=title, value=value, target=target,
-                                 verdict={True: "PASS", False: "FAIL", None: "ERROR"}[passed],
-                                 ratio=ratio))
-        verdict = {True: "PASS", False: "FAIL", None: "ERROR"}[passed]
+                                 verdict=verdict, ratio=ratio))
         print(f"    => {title}: {value}  (target {target})  {verdict}"
               + (f"  ratio {ratio}" if ratio != "-" else ""), flush=True)
 
@@ -757,7 +757,8 @@ class Bench:
                     not health_failures and len(names) == count)
         self.record(6, "concurrent up: consistency problems (ls/ledger/listening)", f"{len(problems)}",
                     "0", not problems)
-        self.record(6, "concurrent up: wall time (info)", f"{wall_up:.0f} ms", "-", True)
+        self.record(6, "concurrent up: wall time", f"{wall_up:.0f} ms", "-", "info")
+        self.record(6, "concurrent down --release: wall time", f"{wall_down:.0f} ms", "-", "info")
         self.record(6, "concurrent down --release: ok, helpers left, leases left",
                     f"{downs_ok}/{count}, {len(left_helpers)}, {leases_left}", f"{count}/{count}, 0, 0",
                     downs_ok == count and not left_helpers and not left_any and leases_left == 0)
@@ -778,6 +779,22 @@ class Bench:
               f" load: {os.getloadavg()[0]:.2f}; temp: {self.root} ({fs_type})")
         print(f"subreaper: {'yes' if self.subreaper else 'no (supervisors may linger as zombies)'}",
               flush=True)
+        # Context for sections 1, 2, 6: berth's readiness check confirms a port's owner by
+        # reading /proc/net/tcp and /proc/net/tcp6, whose cost grows with the kernel's TCP
+        # hash table size, not with the number of sockets.
+        costs = []
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            samples = []
+            for _ in range(5):
+                began = time.perf_counter_ns()
+                try:
+                    Path(table).read_bytes()
+                except OSError:
+                    break
+                samples.append(ms(time.perf_counter_ns() - began))
+            if samples:
+                costs.append(f"{table} {statistics.median(samples):.2f} ms")
+        print(f"context: one full read of {', '.join(costs)}", flush=True)
         self.section(0, "shop copy and warm-up (sections 1, 4, 5 follow)", self.shop_sections)
         self.section(2, "readiness latency (helper serve --delay-ms 300)", self.bench_readiness)
         self.section(3, f"`berth ls` with {self.ls_entries} instances in the ledger", self.bench_ls)

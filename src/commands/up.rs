@@ -122,7 +122,6 @@ fn start(context: &Context, args: &UpArgs) -> Result<InstanceFile> {
     fs_err::create_dir_all(paths.data())?;
     file.write(&paths.instance_json())?;
     lifecycle::start_supervisor(&paths)?;
-    record_start(context, &identity.name)?;
     lifecycle::wait_ready(&paths, &args.services, timeout)
 }
 
@@ -336,6 +335,9 @@ fn plan_and_lease(
         ));
     };
     entry.port_offset = plan.offset;
+    // Recorded here rather than after the supervisor starts, to spare `up` a second
+    // locked ledger write; a start that fails shows in `ls` as a dead supervisor.
+    entry.started_at = Some(now());
     entry.leases = plan
         .ports
         .iter()
@@ -392,15 +394,6 @@ fn same_config(
         },
     );
     Ok(rebuilt.spec_digest == file.spec_digest)
-}
-
-fn record_start(context: &Context, name: &str) -> Result<()> {
-    let mut ledger = context.ledger.lock()?;
-    if let Some(entry) = ledger.data.find_mut(name) {
-        entry.started_at = Some(now());
-        ledger.save()?;
-    }
-    Ok(())
 }
 
 fn create_state_dir(paths: &InstancePaths, root: &Path) -> Result<()> {
