@@ -28,8 +28,8 @@ left (found by its working directory or command line under the temporary
 directory) is killed, and the temporary directory is removed.
 
 The benchmark makes itself a child subreaper (prctl PR_SET_CHILD_SUBREAPER),
-so the daemonised supervisors are re-parented to it and reaped after they
-exit, instead of piling up as zombies under an init that does not reap.
+so the daemonised supervisors are re-parented to it and reaped as soon as
+they exit, rather than relying on the machine's init to reap them.
 
 Exit status: 0 when every section ran (even if targets are missed), 1 when a
 section hit an error (a berth command failed, a check could not run), 2 on a
@@ -227,6 +227,8 @@ class Bench:
         self.started: dict[tuple[str, str], None] = {}
         self.supervisor_pids: set[int] = set()
         self.baseline_children: list[subprocess.Popen] = []
+        # Concurrent berth commands not waited for yet (section 6).
+        self.inflight: list[subprocess.Popen] = []
         self.results: list[dict] = []
         self.errors: list[str] = []
         self.notes: list[str] = []
@@ -585,6 +587,7 @@ class Bench:
             children.append(subprocess.Popen(
                 [str(BERTH), "-C", str(project), "up", "--json"], env=env,
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        self.inflight.extend(children)
         outputs = []
         for child in children:
             try:
@@ -593,6 +596,7 @@ class Bench:
                 child.kill()
                 out, err = child.communicate()
             outputs.append((child.returncode, out, err))
+        self.inflight.clear()
         wall_up = ms(time.perf_counter_ns() - started)
         succeeded = sum(1 for code, _, _ in outputs if code == 0)
         print(f"    {count} concurrent `up`: {succeeded} exited 0, wall {wall_up:.0f} ms", flush=True)
@@ -709,6 +713,7 @@ class Bench:
             children.append(subprocess.Popen(
                 [str(BERTH), "-C", str(project), "down", "--release"], env=env,
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        self.inflight.extend(children)
         down_codes = []
         for project, child in zip(projects, children):
             try:
@@ -722,6 +727,7 @@ class Bench:
             else:
                 print(f"      down {project.name} exit {child.returncode}: {err.strip()[:400]}", flush=True)
         wall_down = ms(time.perf_counter_ns() - started)
+        self.inflight.clear()
         self.reap_supervisors()
         downs_ok = sum(1 for code in down_codes if code == 0)
         time.sleep(0.2)
@@ -777,7 +783,7 @@ class Bench:
             pass
         print(f"version: {version.stdout.strip()}; runs: {self.runs}; cpus: {os.cpu_count()};"
               f" load: {os.getloadavg()[0]:.2f}; temp: {self.root} ({fs_type})")
-        print(f"subreaper: {'yes' if self.subreaper else 'no (supervisors may linger as zombies)'}",
+        print(f"subreaper: {'yes' if self.subreaper else 'no (init reaps the supervisors)'}",
               flush=True)
         # Context for sections 1, 2, 6: berth's readiness check confirms a port's owner by
         # reading /proc/net/tcp and /proc/net/tcp6, whose cost grows with the kernel's TCP
@@ -815,6 +821,16 @@ class Bench:
 
     def cleanup(self) -> None:
         print("\ncleanup:", flush=True)
+        # 0. Let berth commands still in flight (interrupted section 6) finish, so that
+        #    every instance they reserve is in the ledger before `down --release` runs.
+        deadline = time.monotonic() + 30
+        for child in self.inflight:
+            try:
+                child.communicate(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.communicate()
+        self.inflight.clear()
         # 1. Bring every instance this run may have started down, releasing its ports.
         pending = list(self.started)
         children = []
@@ -836,7 +852,8 @@ class Bench:
                 child.kill()
                 child.communicate()
                 print(f"  down --release {key[1]} timed out")
-        print(f"  down --release: {len(pending)} instance(s) still up at the end", flush=True)
+        print(f"  down --release: {len(pending)} instance(s) possibly still up at the end,"
+              f" {len(self.started)} could not be brought down", flush=True)
         # 2. Kill anything left: baseline children, then every process under the temp dir.
         for child in self.baseline_children:
             if child.poll() is None:
