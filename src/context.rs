@@ -165,11 +165,7 @@ impl Context {
 
     /// Stops processes left by a dead supervisor ("the next berth command reaps it").
     pub fn reap_if_orphaned(&self, paths: &InstancePaths, file: &mut InstanceFile) -> Result<()> {
-        let recorded_running = !matches!(
-            file.state,
-            crate::state::InstanceState::Stopped | crate::state::InstanceState::Crashed
-        );
-        if !recorded_running || file.supervisor_alive() {
+        if !file.is_orphaned() {
             return Ok(());
         }
         let _lock = FileLock::acquire(&paths.operation_lock(), self.lock_timeout)?;

@@ -117,10 +117,6 @@ impl Ledger {
         Ledger { dir, lock_timeout }
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     pub fn path(&self) -> PathBuf {
         self.dir.join("ledger.json")
     }

@@ -52,14 +52,7 @@ pub fn stop(paths: &InstancePaths) -> Result<Option<InstanceFile>> {
     }
     let mut file = InstanceFile::read(&paths.instance_json())?.unwrap_or(file);
     supervisor::stop_processes(&file);
-    file.state = InstanceState::Stopped;
-    file.supervisor = None;
-    for record in file.services.values_mut() {
-        record.pid = None;
-        if record.state != ServiceState::Inactive {
-            record.state = ServiceState::Stopped;
-        }
-    }
+    file.mark_stopped(InstanceState::Stopped);
     file.write(&paths.instance_json())?;
     Ok(Some(file))
 }

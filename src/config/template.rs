@@ -90,12 +90,6 @@ impl Template {
         Ok(Template { parts })
     }
 
-    pub fn literal(text: &str) -> Self {
-        Template {
-            parts: vec![Part::Text(text.to_string())],
-        }
-    }
-
     pub fn placeholders(&self) -> impl Iterator<Item = &Placeholder> {
         self.parts.iter().filter_map(|part| match part {
             Part::Var(placeholder) => Some(placeholder),

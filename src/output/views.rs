@@ -37,15 +37,11 @@ pub struct ServiceView {
 
 impl StatusView {
     pub fn from_file(file: &InstanceFile) -> Self {
-        use crate::state::InstanceState;
         let alive = file.supervisor_alive();
-        let state = match file.state {
-            InstanceState::Starting | InstanceState::Running | InstanceState::Stopping
-                if !alive =>
-            {
-                "crashed"
-            }
-            state => state.as_str(),
+        let state = if file.is_orphaned() {
+            "crashed"
+        } else {
+            file.state.as_str()
         };
         StatusView {
             name: file.name.clone(),

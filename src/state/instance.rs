@@ -203,9 +203,6 @@ impl InstancePaths {
     pub fn supervisor_log(&self) -> PathBuf {
         self.dir.join("supervisor.log")
     }
-    pub fn socket(&self) -> PathBuf {
-        self.dir.join("supervisor.sock")
-    }
 }
 
 impl InstanceFile {
@@ -233,6 +230,28 @@ impl InstanceFile {
                 services.contains(name)
             }
         })
+    }
+
+    /// True when the file says the instance runs but its supervisor is dead: whatever it
+    /// started is unsupervised and must be reaped.
+    pub fn is_orphaned(&self) -> bool {
+        matches!(
+            self.state,
+            InstanceState::Starting | InstanceState::Running | InstanceState::Stopping
+        ) && !self.supervisor_alive()
+    }
+
+    /// Records every service as stopped (inactive ones stay inactive) and the instance
+    /// as `state`, with no supervisor.
+    pub fn mark_stopped(&mut self, state: InstanceState) {
+        self.state = state;
+        self.supervisor = None;
+        for record in self.services.values_mut() {
+            record.pid = None;
+            if record.state != ServiceState::Inactive {
+                record.state = ServiceState::Stopped;
+            }
+        }
     }
 
     /// Whether the supervisor of this instance is alive (it holds its lock while it lives).

@@ -11,4 +11,4 @@ pub use instance::{
     INSTANCE_FORMAT_VERSION, InstanceFile, InstancePaths, InstanceState, ProcessSpec, ReadyCheck,
     RestartPolicy, ServiceRecord, ServiceState,
 };
-pub use lock::{FileLock, LockHolder};
+pub use lock::FileLock;

@@ -66,16 +66,14 @@ fn kill_by_token(token: &str) -> usize {
 /// mark the instance crashed. Returns true when something was reaped. The caller holds
 /// the instance's operation lock.
 pub fn reap_orphans(file: &mut InstanceFile) -> bool {
-    let recorded_running = matches!(
-        file.state,
-        InstanceState::Starting | InstanceState::Running | InstanceState::Stopping
-    );
-    if !recorded_running || file.supervisor_alive() {
+    if !file.is_orphaned() {
         return false;
     }
     stop_processes(file);
     file.state = InstanceState::Crashed;
     file.supervisor = None;
+    // Unlike a clean stop, a service that had already failed or finished keeps that
+    // state, so `status` still shows what happened before the supervisor died.
     for record in file.services.values_mut() {
         if record.pid.take().is_some()
             || !matches!(

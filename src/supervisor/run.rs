@@ -16,7 +16,7 @@ use super::shared::Shared;
 use crate::error::{Error, Result};
 use crate::graph;
 use crate::process::ProcessIdentity;
-use crate::state::{FileLock, InstanceFile, InstancePaths, InstanceState, ServiceState};
+use crate::state::{FileLock, InstanceFile, InstancePaths, InstanceState};
 
 struct Worker {
     commands: Sender<Command>,
@@ -186,14 +186,5 @@ fn stop_all(shared: &Shared, mut workers: IndexMap<String, Worker>) {
         }
     }
     stop_processes(&shared.snapshot());
-    shared.update(|file| {
-        file.state = InstanceState::Stopped;
-        file.supervisor = None;
-        for record in file.services.values_mut() {
-            record.pid = None;
-            if !matches!(record.state, ServiceState::Inactive) {
-                record.state = ServiceState::Stopped;
-            }
-        }
-    });
+    shared.update(|file| file.mark_stopped(InstanceState::Stopped));
 }
