@@ -212,9 +212,20 @@ fn a_killed_supervisor_is_reaped_by_the_next_command_grandchildren_included() {
     }
     assert!(!pid_alive(grandchild), "the setsid grandchild survived");
     assert!(is_free(12900));
+    let ls = sandbox.berth(&root, &["ls", "--json"]).success().json();
+    assert_eq!(ls[0]["state"], "stale: supervisor dead");
+    assert_eq!(ls[0]["stale"], true);
     sandbox.berth(&root, &["up"]).success();
     sandbox.berth(&root, &["down"]).success();
     assert!(is_free(12900));
+
+    // A root deleted from under a stopped instance is marked stale too.
+    std::fs::remove_dir_all(&root).unwrap();
+    let ls = sandbox
+        .berth(sandbox.dir.path(), &["ls", "--json"])
+        .success()
+        .json();
+    assert_eq!(ls[0]["state"], "stale: root gone");
 }
 
 #[test]
