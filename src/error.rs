@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use crate::compose::ComposeError;
 use crate::config::ConfigError;
 use crate::ledger::LedgerError;
 use crate::ports::PortError;
@@ -23,6 +24,8 @@ pub enum ExitCode {
 pub enum Error {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Compose(#[from] ComposeError),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
     #[error(transparent)]
@@ -68,6 +71,7 @@ impl Error {
         match self {
             Error::Config(_) | Error::Usage { .. } => ExitCode::Usage,
             Error::Port(error) => error.exit_code(),
+            Error::Compose(error) => error.exit_code(),
             Error::ServiceFailed { .. } => ExitCode::ServiceFailed,
             Error::Ledger(_) | Error::State(_) | Error::Failed { .. } | Error::Io(_) => {
                 ExitCode::Failure
@@ -80,6 +84,7 @@ impl Error {
             Error::Config(error) => error.hint(),
             Error::Ledger(error) => error.hint(),
             Error::Port(error) => error.hint(),
+            Error::Compose(error) => error.hint(),
             Error::State(error) => error.hint(),
             Error::Usage { hint, .. }
             | Error::ServiceFailed { hint, .. }

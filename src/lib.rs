@@ -13,8 +13,10 @@
 
 pub mod cli;
 pub mod commands;
+pub mod compose;
 pub mod config;
 pub mod context;
+pub mod docker;
 pub mod env_vars;
 pub mod error;
 pub mod git;

@@ -4,6 +4,8 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::compose::{ComposeError, LABEL_INSTANCE, LABEL_ROOT, Runner};
+use crate::docker::Engine;
 use crate::error::{Error, Result};
 use crate::process::ProcessIdentity;
 use crate::state::{FileLock, InstanceFile, InstancePaths, InstanceState, ServiceState};
@@ -40,7 +42,7 @@ pub fn stop(paths: &InstancePaths) -> Result<Option<InstanceFile>> {
         let grace: u64 = file
             .services
             .values()
-            .map(|record| record.spec.stop_grace_ms)
+            .map(|record| record.stop_grace_ms())
             .sum();
         let deadline = Instant::now() + Duration::from_millis(grace) + Duration::from_secs(10);
         while file.supervisor_alive() && asked && Instant::now() < deadline {
@@ -52,9 +54,34 @@ pub fn stop(paths: &InstancePaths) -> Result<Option<InstanceFile>> {
     }
     let mut file = InstanceFile::read(&paths.instance_json())?.unwrap_or(file);
     supervisor::stop_processes(&file);
+    remove_containers(&file, false)?;
     file.mark_stopped(InstanceState::Stopped);
     file.write(&paths.instance_json())?;
     Ok(Some(file))
+}
+
+/// Removes what is left of the instance on the Docker engine (its supervisor normally
+/// did, unless it died): containers and networks, and with `volumes` its own volumes.
+pub fn remove_containers(file: &InstanceFile, volumes: bool) -> Result<()> {
+    let Some(backend) = &file.compose else {
+        return Ok(());
+    };
+    if !volumes {
+        let engine = Engine::from_env().map_err(ComposeError::from)?;
+        let root = file.root.display().to_string();
+        let left = engine
+            .containers(&[(LABEL_INSTANCE, &file.name), (LABEL_ROOT, &root)], true)
+            .map_err(ComposeError::from)?;
+        if left.is_empty() {
+            return Ok(());
+        }
+    }
+    Runner {
+        backend,
+        project: &file.name,
+    }
+    .down(volumes)?;
+    Ok(())
 }
 
 fn kill_supervisor(identity: Option<ProcessIdentity>) {

@@ -11,8 +11,9 @@ use crate::config::{Config, ReadyConfig};
 use crate::env_vars;
 use crate::ports::PortPlan;
 use crate::state::{
-    INSTANCE_FORMAT_VERSION, InstanceFile, InstancePaths, InstanceState, ProcessSpec, ReadyCheck,
-    ServiceRecord, ServiceState,
+    ComposeBackend, ComposeReady, ComposeSpec, INSTANCE_FORMAT_VERSION, InstanceFile,
+    InstancePaths, InstanceState, ProcessSpec, ReadyCheck, ServiceRecord, ServiceSpec,
+    ServiceState,
 };
 
 /// Who the instance is, as decided under the ledger lock.
@@ -29,23 +30,26 @@ pub struct ModelInputs<'a> {
     pub token: String,
     /// Services `up` asked for (with their dependencies); all when empty.
     pub active: &'a [String],
+    /// The Compose tool and per-instance file, when the project has compose services.
+    pub compose: Option<ComposeBackend>,
 }
 
 /// The instance file for a fresh start: all services pending, nothing running yet.
 pub fn build(config: &Config, inputs: &ModelInputs) -> InstanceFile {
     let paths = InstancePaths::new(&config.root, &inputs.identity.name);
     let ports: IndexMap<String, IndexMap<String, u16>> = config
-        .services
-        .iter()
-        .map(|(service, service_config)| {
-            let ports = service_config
-                .ports
-                .keys()
+        .service_names()
+        .into_iter()
+        .map(|service| {
+            let ports = config
+                .ports_of(&service)
+                .into_iter()
+                .flat_map(|ports| ports.keys())
                 .filter_map(|port_name| {
-                    Some((port_name.clone(), inputs.plan.get(service, port_name)?))
+                    Some((port_name.clone(), inputs.plan.get(&service, port_name)?))
                 })
                 .collect();
-            (service.clone(), ports)
+            (service, ports)
         })
         .collect();
     let values = Values {
@@ -93,75 +97,92 @@ pub fn build(config: &Config, inputs: &ModelInputs) -> InstanceFile {
         }
     }
 
-    let services = config
-        .services
+    let is_active = |name: &String| inputs.active.is_empty() || inputs.active.contains(name);
+    let compose_services = config
+        .compose
         .iter()
+        .flat_map(|compose| compose.services.iter())
         .map(|(name, service)| {
             let service_ports = ports[name].clone();
-            let first_port = service_ports.values().next().copied();
-            let cwd = match &service.cwd {
-                Some(cwd) => config.root.join(cwd.render(&value)),
-                None => config.root.clone(),
+            let tcp_ports: Vec<u16> = service_ports
+                .iter()
+                .filter(|(port_name, _)| is_tcp(port_name))
+                .map(|(_, port)| *port)
+                .collect();
+            let ready = if service.healthcheck {
+                ComposeReady::Healthcheck
+            } else if !tcp_ports.is_empty() {
+                ComposeReady::Tcp {
+                    ports: tcp_ports.clone(),
+                }
+            } else {
+                ComposeReady::Running
             };
-            let mut process_env: IndexMap<String, String> = env.clone().into_iter().collect();
-            if let Some(port) = first_port {
-                process_env.insert(env_vars::PORT.to_string(), port.to_string());
-            }
-            for (key, template) in &service.env {
-                process_env.insert(key.clone(), template.render(&value));
-            }
-            let ready = match &service.ready {
-                ReadyConfig::Default | ReadyConfig::Tcp => match first_port {
-                    Some(port) => ReadyCheck::Tcp { port },
-                    None => ReadyCheck::Started,
-                },
-                ReadyConfig::Http(path) => ReadyCheck::Http {
-                    port: first_port.unwrap_or(0),
-                    path: path.clone(),
-                },
-                ReadyConfig::Exec(command) => ReadyCheck::Exec {
-                    argv: render_command(command, &value, &cwd),
-                },
-                ReadyConfig::Log(pattern) => ReadyCheck::Log {
-                    pattern: pattern.clone(),
-                },
-            };
-            let spec = ProcessSpec {
-                argv: render_command(&service.command, &value, &cwd),
-                cwd: cwd.clone(),
-                env: process_env,
-                setup: service
-                    .setup
-                    .as_ref()
-                    .map(|setup| render_command(setup, &value, &cwd)),
-                ready,
-                restart: service.restart,
+            let spec = ServiceSpec::Compose(ComposeSpec {
                 depends_on: service.depends_on.clone(),
-                stop_grace_ms: service.stop_grace.as_millis() as u64,
+                ready,
                 log: paths.log(name),
-            };
-            let active = inputs.active.is_empty() || inputs.active.contains(name);
-            let record = ServiceRecord {
-                kind: "process".to_string(),
-                active,
-                state: if active {
-                    ServiceState::Waiting
-                } else {
-                    ServiceState::Inactive
-                },
-                url: first_port.map(|port| format!("http://127.0.0.1:{port}")),
-                ports: service_ports,
-                pid: None,
-                restarts: 0,
-                exit_code: None,
-                started_at: None,
-                ready_at: None,
-                message: None,
-                spec,
-            };
-            (name.clone(), record)
-        })
-        .collect();
+            });
+            let url = tcp_ports
+                .first()
+                .map(|port| format!("http://127.0.0.1:{port}"));
+            (
+                name.clone(),
+                pending_record("compose", is_active(name), service_ports, url, spec),
+            )
+        });
+    let process_services = config.services.iter().map(|(name, service)| {
+        let service_ports = ports[name].clone();
+        let first_port = service_ports.values().next().copied();
+        let cwd = match &service.cwd {
+            Some(cwd) => config.root.join(cwd.render(&value)),
+            None => config.root.clone(),
+        };
+        let mut process_env: IndexMap<String, String> = env.clone().into_iter().collect();
+        if let Some(port) = first_port {
+            process_env.insert(env_vars::PORT.to_string(), port.to_string());
+        }
+        for (key, template) in &service.env {
+            process_env.insert(key.clone(), template.render(&value));
+        }
+        let ready = match &service.ready {
+            ReadyConfig::Default | ReadyConfig::Tcp => match first_port {
+                Some(port) => ReadyCheck::Tcp { port },
+                None => ReadyCheck::Started,
+            },
+            ReadyConfig::Http(path) => ReadyCheck::Http {
+                port: first_port.unwrap_or(0),
+                path: path.clone(),
+            },
+            ReadyConfig::Exec(command) => ReadyCheck::Exec {
+                argv: render_command(command, &value, &cwd),
+            },
+            ReadyConfig::Log(pattern) => ReadyCheck::Log {
+                pattern: pattern.clone(),
+            },
+        };
+        let spec = ProcessSpec {
+            argv: render_command(&service.command, &value, &cwd),
+            cwd: cwd.clone(),
+            env: process_env,
+            setup: service
+                .setup
+                .as_ref()
+                .map(|setup| render_command(setup, &value, &cwd)),
+            ready,
+            restart: service.restart,
+            depends_on: service.depends_on.clone(),
+            stop_grace_ms: service.stop_grace.as_millis() as u64,
+            log: paths.log(name),
+        };
+        let url = first_port.map(|port| format!("http://127.0.0.1:{port}"));
+        let spec = ServiceSpec::Process(spec);
+        (
+            name.clone(),
+            pending_record("process", is_active(name), service_ports, url, spec),
+        )
+    });
+    let services = compose_services.chain(process_services).collect();
 
     InstanceFile {
         version: INSTANCE_FORMAT_VERSION,
@@ -177,9 +198,44 @@ pub fn build(config: &Config, inputs: &ModelInputs) -> InstanceFile {
         token: inputs.token.clone(),
         spec_digest: String::new(),
         env,
+        compose: inputs.compose.clone(),
         services,
     }
     .with_digest()
+}
+
+/// A service record before the supervisor has touched it.
+fn pending_record(
+    kind: &str,
+    active: bool,
+    ports: IndexMap<String, u16>,
+    url: Option<String>,
+    spec: ServiceSpec,
+) -> ServiceRecord {
+    ServiceRecord {
+        kind: kind.to_string(),
+        active,
+        state: if active {
+            ServiceState::Waiting
+        } else {
+            ServiceState::Inactive
+        },
+        url,
+        ports,
+        pid: None,
+        restarts: 0,
+        exit_code: None,
+        started_at: None,
+        ready_at: None,
+        message: None,
+        container: None,
+        spec,
+    }
+}
+
+/// Compose port names carry their protocol unless it is TCP (`53-udp`).
+fn is_tcp(port_name: &str) -> bool {
+    !port_name.ends_with("-udp") && !port_name.ends_with("-sctp")
 }
 
 impl InstanceFile {
@@ -190,7 +246,8 @@ impl InstanceFile {
             .iter()
             .map(|(name, record)| (name, &record.spec, &record.ports))
             .collect();
-        let bytes = serde_json::to_vec(&(&specs, self.port_offset)).unwrap_or_default();
+        let bytes =
+            serde_json::to_vec(&(&specs, self.port_offset, &self.compose)).unwrap_or_default();
         self.spec_digest = Sha256::digest(&bytes)
             .iter()
             .map(|byte| format!("{byte:02x}"))
@@ -207,9 +264,7 @@ pub fn with_dependencies(config: &Config, wanted: &[String]) -> Vec<String> {
         if result.contains(&name) {
             continue;
         }
-        if let Some(service) = config.services.get(&name) {
-            stack.extend(service.depends_on.iter().cloned());
-        }
+        stack.extend(config.depends_on(&name).iter().cloned());
         result.push(name);
     }
     result

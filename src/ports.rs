@@ -26,6 +26,10 @@ pub enum Holder {
         pid: u32,
         command: String,
     },
+    /// Published by a Docker container.
+    Container {
+        name: String,
+    },
     /// Bound by something /proc does not show us (another network namespace, say).
     Unknown,
 }
@@ -37,6 +41,7 @@ impl fmt::Display for Holder {
                 write!(formatter, "berth instance `{name}` (service `{service}`)")
             }
             Holder::Process { pid, command } => write!(formatter, "PID {pid} (`{command}`)"),
+            Holder::Container { name } => write!(formatter, "Docker container `{name}`"),
             Holder::Unknown => formatter.write_str("another program (not visible in /proc)"),
         }
     }
@@ -126,6 +131,10 @@ impl PortError {
                 "stop that program, or drop --strict-ports so berth picks the next free offset".to_string()
             }
             PortError::Taken { .. } => "stop that program, or pick another offset with --port-offset; `berth down --release` forgets this instance's ports".to_string(),
+            PortError::OutOfRange { base, .. } if *base < 1024 => format!(
+                "berth plans host ports from 1024 up: publish port {base} as a port of 1024 or more (for Compose, `{}:{base}`)",
+                u32::from(*base) + 8000
+            ),
             PortError::OutOfRange { .. } => "use a smaller --port-offset or --instance".to_string(),
             PortError::Exhausted { .. } => "stop some instances (`berth ls`) or lower [ports] stride".to_string(),
             PortError::AutoExhausted { .. } => "widen [ports] range".to_string(),

@@ -1,8 +1,10 @@
 //! The real port probe: ledger leases, then binding 127.0.0.1, 0.0.0.0 and [::].
 
+use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 
+use crate::docker::Engine;
 use crate::ledger::LedgerData;
 use crate::ports::{Holder, PortProbe};
 use crate::process;
@@ -12,6 +14,9 @@ use crate::process;
 pub struct SystemProbe<'a> {
     pub ledger: &'a LedgerData,
     pub instance: &'a str,
+    /// Host ports published by Docker containers (of other instances or of anything
+    /// else), with the container's name.
+    pub published: &'a HashMap<u16, String>,
 }
 
 impl PortProbe for SystemProbe<'_> {
@@ -20,6 +25,11 @@ impl PortProbe for SystemProbe<'_> {
             return Err(Holder::Instance {
                 name: entry.name.clone(),
                 service: lease.service.clone(),
+            });
+        }
+        if let Some(container) = self.published.get(&port) {
+            return Err(Holder::Container {
+                name: container.clone(),
             });
         }
         if is_bindable(port) {
@@ -33,6 +43,25 @@ impl PortProbe for SystemProbe<'_> {
             None => Holder::Unknown,
         })
     }
+}
+
+/// Host ports published by running containers on the engine, except the containers of
+/// `instance` itself. Empty when there is no engine: a project without compose services
+/// runs fine without Docker.
+pub fn published_ports(engine: Option<&Engine>, instance: &str) -> HashMap<u16, String> {
+    let Some(containers) = engine.and_then(|engine| engine.containers(&[], false).ok()) else {
+        return HashMap::new();
+    };
+    containers
+        .iter()
+        .filter(|container| container.label(crate::compose::LABEL_INSTANCE) != Some(instance))
+        .flat_map(|container| {
+            container
+                .ports
+                .iter()
+                .filter_map(|port| Some((port.public_port?, container.name.clone())))
+        })
+        .collect()
 }
 
 /// True when `port` can be bound on 127.0.0.1, 0.0.0.0 and [::]. An address family the
@@ -82,6 +111,7 @@ mod tests {
         let holder = SystemProbe {
             ledger: &ledger,
             instance: "x",
+            published: &HashMap::new(),
         }
         .check(port)
         .unwrap_err();

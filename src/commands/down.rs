@@ -1,4 +1,5 @@
-//! `berth down`: stop every process of the instance; keep data, and leases unless --release.
+//! `berth down`: stop every process and container of the instance; keep data (volumes
+//! too, unless --volumes), and leases unless --release.
 
 use crate::cli::DownArgs;
 use crate::context::Context;
@@ -12,7 +13,11 @@ pub fn run(context: &Context, args: &DownArgs) -> Result<()> {
     let name = selected.entry.name.clone();
     {
         let _operation = FileLock::acquire(&selected.paths.operation_lock(), context.lock_timeout)?;
-        lifecycle::stop(&selected.paths)?;
+        if let Some(file) = lifecycle::stop(&selected.paths)?
+            && args.volumes
+        {
+            lifecycle::remove_containers(&file, true)?;
+        }
     }
     let mut ledger = context.ledger.lock()?;
     if let Some(entry) = ledger.data.find_mut(&name) {

@@ -35,7 +35,7 @@ fn chosen_logs(file: &InstanceFile, services: &[String]) -> Vec<(String, PathBuf
     file.services
         .iter()
         .filter(|(name, _)| services.is_empty() || services.contains(name))
-        .map(|(name, record)| (name.clone(), record.spec.log.clone()))
+        .map(|(name, record)| (name.clone(), record.log().to_path_buf()))
         .collect()
 }
 

@@ -5,8 +5,12 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use crate::cli::UpArgs;
+use indexmap::IndexMap;
+
+use crate::compose::{self, ComposeTool, InstanceCompose, Resolved};
 use crate::config::{self, Config, PortBase};
 use crate::context::{Context, Selector};
+use crate::docker::Engine;
 use crate::error::{Error, Result};
 use crate::identity::{default_name_candidates, lowest_free_index};
 use crate::ledger::{Lease, LedgerData, LedgerEntry};
@@ -14,7 +18,7 @@ use crate::lifecycle;
 use crate::model::{self, Identity, ModelInputs};
 use crate::output::{self, StatusView};
 use crate::ports::{self, OffsetChoice, PlanSettings, PortRequest};
-use crate::probe::{SystemProbe, ephemeral_range};
+use crate::probe::{SystemProbe, ephemeral_range, published_ports};
 use crate::state::{FileLock, InstanceFile, InstancePaths};
 use crate::supervisor::{self, Request};
 
@@ -42,26 +46,33 @@ pub fn run(context: &Context, args: &UpArgs) -> Result<()> {
 /// return, so `--attach` can take it again to stop the instance.
 fn start(context: &Context, args: &UpArgs) -> Result<InstanceFile> {
     let root = context.project_root()?;
-    let config = config::load(&root)?;
-    if let Some(unknown) = args
-        .services
-        .iter()
-        .find(|name| !config.services.contains_key(*name))
-    {
+    let mut resolved: Option<Resolved> = None;
+    let config = config::load(&root, &mut |settings, project| {
+        let tool = ComposeTool::detect()?;
+        let project_doc =
+            compose::resolve(&tool, project, &root, &settings.files, &settings.profiles)?;
+        let found = Resolved {
+            tool,
+            project: project_doc,
+            resolved_as: project.to_string(),
+        };
+        let catalog = found.catalog();
+        resolved = Some(found);
+        Ok(catalog)
+    })?;
+    // A project with compose services needs the engine; any other uses it (when there is
+    // one) only to see which ports containers publish.
+    let engine = match config.compose {
+        Some(_) => Some(compose::engine()?),
+        None => Engine::from_env().ok(),
+    };
+    if let Some(unknown) = args.services.iter().find(|name| !config.has_service(name)) {
         return Err(Error::usage(
             format!(
                 "`{unknown}` is not a service of `{}`",
                 config.path.display()
             ),
-            Some(format!(
-                "services: {}",
-                config
-                    .services
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
+            Some(format!("services: {}", config.service_names().join(", "))),
         ));
     }
     let identity = reserve_identity(context, &config)?;
@@ -85,7 +96,7 @@ fn start(context: &Context, args: &UpArgs) -> Result<InstanceFile> {
         if args
             .port_offset
             .is_none_or(|offset| offset == file.port_offset)
-            && same_config(context, &config, file, &identity)?
+            && same_config(context, &config, resolved.as_ref(), file, &identity)?
         {
             supervisor::send(
                 &paths.dir,
@@ -108,7 +119,12 @@ fn start(context: &Context, args: &UpArgs) -> Result<InstanceFile> {
         lifecycle::stop(&paths)?;
     }
 
-    let plan = plan_and_lease(context, &config, &identity, args)?;
+    let published = published_ports(engine.as_ref(), &identity.name);
+    let plan = plan_and_lease(context, &config, &identity, args, &published)?;
+    let compose = render_compose(&config, resolved.as_ref(), &identity, &plan)?;
+    if let Some(compose) = &compose {
+        compose.write()?;
+    }
     let file = model::build(
         &config,
         &ModelInputs {
@@ -116,6 +132,7 @@ fn start(context: &Context, args: &UpArgs) -> Result<InstanceFile> {
             plan: &plan,
             token: model::random_token(),
             active: &active,
+            compose: compose.map(|compose| compose.backend),
         },
     );
     fs_err::create_dir_all(paths.logs())?;
@@ -123,6 +140,33 @@ fn start(context: &Context, args: &UpArgs) -> Result<InstanceFile> {
     file.write(&paths.instance_json())?;
     lifecycle::start_supervisor(&paths)?;
     lifecycle::wait_ready(&paths, &args.services, timeout)
+}
+
+/// The per-instance Compose file for this plan, when the project has compose services.
+fn render_compose(
+    config: &Config,
+    resolved: Option<&Resolved>,
+    identity: &Identity,
+    plan: &ports::PortPlan,
+) -> Result<Option<InstanceCompose>> {
+    let (Some(compose), Some(resolved)) = (&config.compose, resolved) else {
+        return Ok(None);
+    };
+    let mut host_ports: IndexMap<String, IndexMap<String, u16>> = IndexMap::new();
+    for planned in &plan.ports {
+        host_ports
+            .entry(planned.service.clone())
+            .or_default()
+            .insert(planned.port_name.clone(), planned.port);
+    }
+    let paths = InstancePaths::new(&config.root, &identity.name);
+    Ok(Some(resolved.render(
+        &compose.settings,
+        &identity.name,
+        &config.root,
+        &host_ports,
+        &paths.compose_file(),
+    )?))
 }
 
 /// Finds or records the instance's name and index under the ledger lock, so two racing
@@ -248,19 +292,18 @@ fn plan_and_lease(
     config: &Config,
     identity: &Identity,
     args: &UpArgs,
+    published: &HashMap<u16, String>,
 ) -> Result<ports::PortPlan> {
     let requests: Vec<PortRequest> = config
-        .services
-        .iter()
-        .flat_map(|(service, service_config)| {
-            service_config
-                .ports
-                .iter()
-                .map(move |(port_name, base)| PortRequest {
-                    service: service.clone(),
-                    port_name: port_name.clone(),
-                    base: *base,
-                })
+        .service_names()
+        .into_iter()
+        .flat_map(|service| {
+            let ports = config.ports_of(&service).cloned().unwrap_or_default();
+            ports.into_iter().map(move |(port_name, base)| PortRequest {
+                service: service.clone(),
+                port_name,
+                base,
+            })
         })
         .collect();
     let mut ledger = context.ledger.lock()?;
@@ -282,9 +325,8 @@ fn plan_and_lease(
         .flat_map(|entry| entry.leases.iter())
         .filter(|lease| {
             config
-                .services
-                .get(&lease.service)
-                .and_then(|service| service.ports.get(&lease.port_name))
+                .ports_of(&lease.service)
+                .and_then(|ports| ports.get(&lease.port_name))
                 == Some(&PortBase::Auto)
         })
         .map(|lease| ((lease.service.clone(), lease.port_name.clone()), lease.port))
@@ -299,6 +341,7 @@ fn plan_and_lease(
     let probe = SystemProbe {
         ledger: &ledger.data,
         instance: &identity.name,
+        published,
     };
     let plan = match ports::plan(&requests, &settings, &probe) {
         Ok(plan) => plan,
@@ -356,6 +399,7 @@ fn plan_and_lease(
 fn same_config(
     context: &Context,
     config: &Config,
+    resolved: Option<&Resolved>,
     file: &InstanceFile,
     identity: &Identity,
 ) -> Result<bool> {
@@ -375,15 +419,17 @@ fn same_config(
             })
             .collect(),
     };
-    let all_planned = config.services.iter().all(|(service, service_config)| {
-        service_config
-            .ports
-            .keys()
-            .all(|port_name| plan.get(service, port_name).is_some())
+    let all_planned = config.service_names().iter().all(|service| {
+        config.ports_of(service).is_some_and(|ports| {
+            ports
+                .keys()
+                .all(|port_name| plan.get(service, port_name).is_some())
+        })
     });
     if !all_planned {
         return Ok(false);
     }
+    let compose = render_compose(config, resolved, identity, &plan)?;
     let rebuilt = model::build(
         config,
         &ModelInputs {
@@ -391,6 +437,7 @@ fn same_config(
             plan: &plan,
             token: String::new(),
             active: &[],
+            compose: compose.map(|compose| compose.backend),
         },
     );
     Ok(rebuilt.spec_digest == file.spec_digest)

@@ -1,6 +1,6 @@
 //! Finding, reading and validating berth.toml into a [`Config`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -9,7 +9,10 @@ use indexmap::IndexMap;
 use toml::Spanned;
 
 use super::ConfigError;
-use super::model::{Config, DEFAULT_PORT_NAME, PortBase, ReadyConfig, ServiceConfig};
+use super::model::{
+    ComposeCatalog, ComposeConfig, ComposeSettings, Config, DEFAULT_PORT_NAME, PortBase,
+    ReadyConfig, ServiceConfig,
+};
 use super::raw::{RawCommand, RawConfig, RawPort, RawReady, RawService};
 use super::template::{CommandTemplate, Placeholder, Template, TemplateError, Var};
 use crate::identity::sanitize;
@@ -20,8 +23,16 @@ const DEFAULT_STRIDE: u32 = 100;
 const DEFAULT_AUTO_RANGE: (u16, u16) = (20000, 29999);
 const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(5);
 
-/// The nearest directory at or above `start` holding berth.toml, canonicalised (so a
-/// symlinked project directory has one identity).
+/// The Compose file names Compose itself looks for, in its order.
+pub const COMPOSE_FILE_NAMES: [&str; 4] = [
+    "compose.yaml",
+    "compose.yml",
+    "docker-compose.yaml",
+    "docker-compose.yml",
+];
+
+/// The nearest directory at or above `start` holding berth.toml or a Compose file,
+/// canonicalised (so a symlinked project directory has one identity).
 pub fn find_project_root(start: &Path) -> Result<PathBuf, ConfigError> {
     let canonical = fs_err::canonicalize(start).map_err(|source| ConfigError::Read {
         path: start.to_path_buf(),
@@ -29,23 +40,46 @@ pub fn find_project_root(start: &Path) -> Result<PathBuf, ConfigError> {
     })?;
     canonical
         .ancestors()
-        .find(|dir| dir.join(CONFIG_FILE_NAME).is_file())
+        .find(|dir| dir.join(CONFIG_FILE_NAME).is_file() || default_compose_file(dir).is_some())
         .map(Path::to_path_buf)
         .ok_or(ConfigError::NotFound { dir: canonical })
 }
 
-/// Reads and validates `<root>/berth.toml`.
-pub fn load(root: &Path) -> Result<Config, ConfigError> {
-    let path = root.join(CONFIG_FILE_NAME);
-    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
-        path: path.clone(),
-        source,
-    })?;
+/// Resolves the project's Compose files into the services berth plans; called by
+/// [`load`] only when the project has Compose files.
+pub type ComposeResolver<'a> =
+    &'a mut dyn FnMut(&ComposeSettings, &str) -> Result<ComposeCatalog, crate::Error>;
+
+/// Reads and validates `<root>/berth.toml` (or works from the Compose file alone).
+pub fn load(root: &Path, resolver: ComposeResolver) -> Result<Config, crate::Error> {
+    let toml_path = root.join(CONFIG_FILE_NAME);
+    let (path, text) = if toml_path.is_file() {
+        let text = std::fs::read_to_string(&toml_path).map_err(|source| ConfigError::Read {
+            path: toml_path.clone(),
+            source,
+        })?;
+        (toml_path, text)
+    } else if let Some(compose) = default_compose_file(root) {
+        (compose, String::new())
+    } else {
+        return Err(ConfigError::NotFound {
+            dir: root.to_path_buf(),
+        }
+        .into());
+    };
     Loader {
         path: &path,
         text: &text,
     }
-    .load(root)
+    .load(root, resolver)
+}
+
+/// The Compose file Compose would read in `dir` without `-f`.
+fn default_compose_file(dir: &Path) -> Option<PathBuf> {
+    COMPOSE_FILE_NAMES
+        .iter()
+        .map(|name| dir.join(name))
+        .find(|path| path.is_file())
 }
 
 struct Loader<'a> {
@@ -92,7 +126,7 @@ impl Loader<'_> {
         self.error(start..span.end, error.message.clone())
     }
 
-    fn load(&self, root: &Path) -> Result<Config, ConfigError> {
+    fn load(&self, root: &Path, resolver: ComposeResolver) -> Result<Config, crate::Error> {
         let raw: RawConfig = toml::from_str(self.text).map_err(|error| {
             let span = error.span().unwrap_or(0..0);
             self.error(span, error.message().trim().to_string())
@@ -106,10 +140,14 @@ impl Loader<'_> {
             Some(name) => {
                 let value = name.get_ref();
                 if value.is_empty() || sanitize(value) != *value {
-                    return Err(self.error(
-                        name.span(),
-                        format!("project name `{value}` must be lowercase letters, digits and `-`"),
-                    ));
+                    return Err(self
+                        .error(
+                            name.span(),
+                            format!(
+                                "project name `{value}` must be lowercase letters, digits and `-`"
+                            ),
+                        )
+                        .into());
                 }
                 value.clone()
             }
@@ -128,19 +166,147 @@ impl Loader<'_> {
         };
 
         let (stride, auto_range) = self.ports_section(&raw)?;
-        let services = self.services(&raw)?;
-        self.check_names(&raw, &services)?;
-        self.check_dependencies(&raw)?;
-        self.check_duplicate_ports(&raw, &services)?;
-
-        Ok(Config {
+        let compose = match self.compose_settings(&raw, root)? {
+            Some(settings) => {
+                let catalog = resolver(&settings, &project)?;
+                Some(ComposeConfig {
+                    services: self.compose_services(&raw, catalog)?,
+                    settings,
+                })
+            }
+            None => None,
+        };
+        let services = self.services(&raw, compose.as_ref())?;
+        let config = Config {
             path: self.path.to_path_buf(),
             root: root.to_path_buf(),
             project,
             stride,
             auto_range,
             services,
-        })
+            compose,
+        };
+        self.check_names(&raw, &config)?;
+        self.check_dependencies(&raw, &config)?;
+        self.check_duplicate_ports(&raw, &config)?;
+        Ok(config)
+    }
+
+    /// `[compose]`, or the Compose file found in the root; `None` for a project
+    /// without Compose.
+    fn compose_settings(
+        &self,
+        raw: &RawConfig,
+        root: &Path,
+    ) -> Result<Option<ComposeSettings>, ConfigError> {
+        let section = raw.compose.as_ref().map(Spanned::get_ref);
+        let files = match section.and_then(|compose| compose.files.as_ref()) {
+            Some(files) => {
+                if files.get_ref().is_empty() {
+                    return Err(self.error(
+                        files.span(),
+                        "`files` is empty; remove it to use the default Compose file",
+                    ));
+                }
+                let mut paths = Vec::new();
+                for file in files.get_ref() {
+                    let path = root.join(file.get_ref());
+                    let canonical = fs_err::canonicalize(&path).map_err(|_| {
+                        self.error(
+                            file.span(),
+                            format!("Compose file `{}` does not exist", path.display()),
+                        )
+                    })?;
+                    paths.push(canonical);
+                }
+                paths
+            }
+            None => match default_compose_file(root) {
+                Some(main) => {
+                    // Compose reads the override file next to the default one.
+                    let stem = main
+                        .file_stem()
+                        .map(|stem| stem.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    let overrides = ["yaml", "yml"]
+                        .iter()
+                        .map(|ext| root.join(format!("{stem}.override.{ext}")))
+                        .find(|path| path.is_file());
+                    std::iter::once(main).chain(overrides).collect()
+                }
+                None if section.is_some() => {
+                    let span = raw.compose.as_ref().map(Spanned::span).unwrap_or(0..0);
+                    return Err(self.error(
+                        span,
+                        format!("`[compose]` is set but `{}` holds no Compose file; name one with `files`", root.display()),
+                    ));
+                }
+                None => return Ok(None),
+            },
+        };
+        let bind = match section.and_then(|compose| compose.bind.as_ref()) {
+            Some(bind) => bind.get_ref().parse().map_err(|_| {
+                self.error(bind.span(), format!("`bind` must be an IP address such as \"127.0.0.1\" or \"0.0.0.0\", not `{}`", bind.get_ref()))
+            })?,
+            None => std::net::IpAddr::from([127, 0, 0, 1]),
+        };
+        let strings = |list: Option<&Vec<Spanned<String>>>| {
+            list.map(|list| list.iter().map(|item| item.get_ref().clone()).collect())
+                .unwrap_or_default()
+        };
+        Ok(Some(ComposeSettings {
+            files,
+            profiles: strings(section.map(|compose| &compose.profiles)),
+            bind,
+            shared: strings(section.map(|compose| &compose.shared)),
+        }))
+    }
+
+    /// The resolved compose services, plus the `depends_on` berth.toml adds to them.
+    fn compose_services(
+        &self,
+        raw: &RawConfig,
+        mut catalog: ComposeCatalog,
+    ) -> Result<ComposeCatalog, ConfigError> {
+        for (name, service) in &raw.services {
+            let raw_service = service.get_ref();
+            let Some(compose) = catalog.get_mut(name.get_ref()) else {
+                continue;
+            };
+            if raw_service.command.is_some() {
+                return Err(self.error(
+                    name.span(),
+                    format!(
+                        "`{}` is a service of the Compose file and also has a `command` here; rename one of them",
+                        name.get_ref()
+                    ),
+                ));
+            }
+            let extra = raw_service.cwd.is_some()
+                || !raw_service.env.is_empty()
+                || raw_service.port.is_some()
+                || raw_service.ports.is_some()
+                || raw_service.ready.is_some()
+                || raw_service.restart.is_some()
+                || raw_service.setup.is_some()
+                || raw_service.stop_grace.is_some()
+                || raw_service.shell;
+            if extra {
+                return Err(self.error(
+                    service.span(),
+                    format!(
+                        "`{}` is a compose service: berth.toml may only add `depends_on` to it (its ports, health and the rest come from the Compose file)",
+                        name.get_ref()
+                    ),
+                ));
+            }
+            for dependency in &raw_service.depends_on {
+                if !compose.depends_on.contains(dependency.get_ref()) {
+                    compose.depends_on.push(dependency.get_ref().clone());
+                }
+            }
+        }
+        Ok(catalog)
     }
 
     fn ports_section(&self, raw: &RawConfig) -> Result<(u32, (u16, u16)), ConfigError> {
@@ -171,10 +337,22 @@ impl Loader<'_> {
         Ok((stride, range))
     }
 
-    fn services(&self, raw: &RawConfig) -> Result<IndexMap<String, ServiceConfig>, ConfigError> {
+    fn services(
+        &self,
+        raw: &RawConfig,
+        compose: Option<&ComposeConfig>,
+    ) -> Result<IndexMap<String, ServiceConfig>, ConfigError> {
         let mut services = IndexMap::new();
         let mut env_names: HashMap<String, String> = HashMap::new();
+        for name in compose.iter().flat_map(|compose| compose.services.keys()) {
+            env_names.insert(crate::env_vars::port_variable(name, None), name.clone());
+        }
         for (name, service) in &raw.services {
+            let is_compose =
+                compose.is_some_and(|compose| compose.services.contains_key(name.get_ref()));
+            if is_compose {
+                continue;
+            }
             if !is_valid_name(name.get_ref()) {
                 return Err(self.error(
                     name.span(),
@@ -194,14 +372,32 @@ impl Loader<'_> {
                     ),
                 ));
             }
-            let config = self.service(service.get_ref())?;
+            let Some(command) = &service.get_ref().command else {
+                return Err(self.error(
+                    name.span(),
+                    format!(
+                        "service `{}` has no `command`{}",
+                        name.get_ref(),
+                        if compose.is_some() {
+                            " and is not a service of the Compose file"
+                        } else {
+                            ""
+                        }
+                    ),
+                ));
+            };
+            let config = self.service(service.get_ref(), command)?;
             services.insert(name.get_ref().clone(), config);
         }
         Ok(services)
     }
 
-    fn service(&self, raw: &RawService) -> Result<ServiceConfig, ConfigError> {
-        let command = self.command(&raw.command, raw.shell)?;
+    fn service(
+        &self,
+        raw: &RawService,
+        command: &Spanned<RawCommand>,
+    ) -> Result<ServiceConfig, ConfigError> {
+        let command = self.command(command, raw.shell)?;
         let cwd = raw.cwd.as_ref().map(|cwd| self.template(cwd)).transpose()?;
         let mut env = IndexMap::new();
         for (key, value) in &raw.env {
@@ -400,18 +596,16 @@ impl Loader<'_> {
     }
 
     /// Every placeholder must name a service and port that exist.
-    fn check_names(
-        &self,
-        raw: &RawConfig,
-        services: &IndexMap<String, ServiceConfig>,
-    ) -> Result<(), ConfigError> {
+    fn check_names(&self, raw: &RawConfig, config: &Config) -> Result<(), ConfigError> {
         for (name, raw_service) in &raw.services {
-            let service = &services[name.get_ref()];
+            let (Some(service), Some(command)) = (
+                config.services.get(name.get_ref()),
+                &raw_service.get_ref().command,
+            ) else {
+                continue;
+            };
             let mut located: Vec<(Range<usize>, Vec<&Placeholder>)> = Vec::new();
-            located.push((
-                raw_service.get_ref().command.span(),
-                service.command.placeholders(),
-            ));
+            located.push((command.span(), service.command.placeholders()));
             if let (Some(span), Some(cwd)) = (
                 raw_service.get_ref().cwd.as_ref().map(Spanned::span),
                 &service.cwd,
@@ -434,7 +628,7 @@ impl Loader<'_> {
             }
             for (span, placeholders) in located {
                 for placeholder in placeholders {
-                    if let Some(message) = unknown_reference(&placeholder.var, services) {
+                    if let Some(message) = unknown_reference(&placeholder.var, config) {
                         let error = TemplateError {
                             offset: placeholder.offset,
                             message,
@@ -447,11 +641,10 @@ impl Loader<'_> {
         Ok(())
     }
 
-    fn check_dependencies(&self, raw: &RawConfig) -> Result<(), ConfigError> {
-        let names: HashSet<&String> = raw.services.keys().map(Spanned::get_ref).collect();
+    fn check_dependencies(&self, raw: &RawConfig, config: &Config) -> Result<(), ConfigError> {
         for (name, service) in &raw.services {
             for dependency in &service.get_ref().depends_on {
-                if !names.contains(dependency.get_ref()) {
+                if !config.has_service(dependency.get_ref()) {
                     return Err(self.error(
                         dependency.span(),
                         format!(
@@ -469,19 +662,12 @@ impl Loader<'_> {
                 }
             }
         }
-        let graph: IndexMap<String, Vec<String>> = raw
-            .services
-            .iter()
-            .map(|(name, service)| {
-                (
-                    name.get_ref().clone(),
-                    service
-                        .get_ref()
-                        .depends_on
-                        .iter()
-                        .map(|d| d.get_ref().clone())
-                        .collect(),
-                )
+        let graph: IndexMap<String, Vec<String>> = config
+            .service_names()
+            .into_iter()
+            .map(|name| {
+                let dependencies = config.depends_on(&name).to_vec();
+                (name, dependencies)
             })
             .collect();
         if let Err(cycle) = crate::graph::start_order(&graph) {
@@ -496,21 +682,23 @@ impl Loader<'_> {
         Ok(())
     }
 
-    fn check_duplicate_ports(
-        &self,
-        raw: &RawConfig,
-        services: &IndexMap<String, ServiceConfig>,
-    ) -> Result<(), ConfigError> {
+    fn check_duplicate_ports(&self, raw: &RawConfig, config: &Config) -> Result<(), ConfigError> {
         let mut seen: HashMap<u16, String> = HashMap::new();
-        for (name, service) in services {
-            for port in service.ports.values() {
+        for name in config.service_names() {
+            let Some(ports) = config.ports_of(&name) else {
+                continue;
+            };
+            for (port_name, port) in ports {
+                // A UDP port may share its number with a TCP one.
+                let tcp = !port_name.ends_with("-udp") && !port_name.ends_with("-sctp");
                 if let PortBase::Fixed(number) = port
+                    && tcp
                     && let Some(other) = seen.insert(*number, name.clone())
                 {
                     let span = raw
                         .services
                         .iter()
-                        .find(|(key, _)| key.get_ref() == name)
+                        .find(|(key, _)| *key.get_ref() == name)
                         .map(|(key, _)| key.span())
                         .unwrap_or(0..0);
                     return Err(self.error(
@@ -524,18 +712,18 @@ impl Loader<'_> {
     }
 }
 
-fn unknown_reference(var: &Var, services: &IndexMap<String, ServiceConfig>) -> Option<String> {
+fn unknown_reference(var: &Var, config: &Config) -> Option<String> {
     let (Var::Port { service, port } | Var::Url { service, port }) = var else {
         return None;
     };
-    let Some(config) = services.get(service) else {
+    let Some(ports) = config.ports_of(service) else {
         return Some(format!("unknown service `{service}` in a template"));
     };
     match port {
-        None if config.ports.is_empty() => Some(format!("service `{service}` declares no port")),
-        Some(port) if !config.ports.contains_key(port) => Some(format!(
+        None if ports.is_empty() => Some(format!("service `{service}` declares no port")),
+        Some(port) if !ports.contains_key(port) => Some(format!(
             "service `{service}` has no port named `{port}` (it has: {})",
-            config.ports.keys().cloned().collect::<Vec<_>>().join(", ")
+            ports.keys().cloned().collect::<Vec<_>>().join(", ")
         )),
         _ => None,
     }
@@ -558,10 +746,10 @@ fn is_env_name(name: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn load_text(text: &str) -> Result<Config, ConfigError> {
+    fn load_text(text: &str) -> Result<Config, crate::Error> {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(CONFIG_FILE_NAME), text).unwrap();
-        load(dir.path())
+        load(dir.path(), &mut |_, _| panic!("no Compose file here"))
     }
 
     fn error_of(text: &str) -> String {
@@ -682,6 +870,7 @@ stop_grace = "2s"
         let root = dir.path().join("My Shop");
         std::fs::create_dir(&root).unwrap();
         std::fs::write(root.join(CONFIG_FILE_NAME), "").unwrap();
-        assert_eq!(load(&root).unwrap().project, "my-shop");
+        let no_compose: ComposeResolver = &mut |_, _| panic!("no Compose file here");
+        assert_eq!(load(&root, no_compose).unwrap().project, "my-shop");
     }
 }

@@ -7,5 +7,8 @@ mod raw;
 pub mod template;
 
 pub use error::ConfigError;
-pub use load::{CONFIG_FILE_NAME, find_project_root, load};
-pub use model::{Config, DEFAULT_PORT_NAME, PortBase, ReadyConfig, ServiceConfig};
+pub use load::{COMPOSE_FILE_NAMES, CONFIG_FILE_NAME, ComposeResolver, find_project_root, load};
+pub use model::{
+    ComposeCatalog, ComposeConfig, ComposeServiceConfig, ComposeSettings, Config,
+    DEFAULT_PORT_NAME, PortBase, ReadyConfig, ServiceConfig,
+};

@@ -1,5 +1,6 @@
 //! The validated configuration: plain data, no spans, no unchecked names.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -18,8 +19,75 @@ pub struct Config {
     pub stride: u32,
     /// Inclusive range for `port = "auto"`.
     pub auto_range: (u16, u16),
+    /// Process services, from berth.toml.
     pub services: IndexMap<String, ServiceConfig>,
+    /// The Compose side of the project, when it has a Compose file.
+    pub compose: Option<ComposeConfig>,
 }
+
+impl Config {
+    /// Every service name: compose services first (processes usually depend on them).
+    pub fn service_names(&self) -> Vec<String> {
+        let compose = self.compose.iter().flat_map(|c| c.services.keys());
+        compose.chain(self.services.keys()).cloned().collect()
+    }
+
+    pub fn has_service(&self, name: &str) -> bool {
+        self.ports_of(name).is_some()
+    }
+
+    /// The declared ports of any service, by name.
+    pub fn ports_of(&self, name: &str) -> Option<&IndexMap<String, PortBase>> {
+        match self.services.get(name) {
+            Some(service) => Some(&service.ports),
+            None => Some(&self.compose.as_ref()?.services.get(name)?.ports),
+        }
+    }
+
+    /// What a service waits for before it starts, of either kind.
+    pub fn depends_on(&self, name: &str) -> &[String] {
+        if let Some(service) = self.services.get(name) {
+            return &service.depends_on;
+        }
+        self.compose
+            .as_ref()
+            .and_then(|compose| compose.services.get(name))
+            .map_or(&[], |service| &service.depends_on)
+    }
+}
+
+/// `[compose]` plus the services the Compose tool resolved.
+#[derive(Debug, Clone)]
+pub struct ComposeConfig {
+    pub settings: ComposeSettings,
+    pub services: IndexMap<String, ComposeServiceConfig>,
+}
+
+/// How to find and rewrite the Compose files (`[compose]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComposeSettings {
+    /// Canonical paths of the user's Compose files, in `-f` order.
+    pub files: Vec<PathBuf>,
+    pub profiles: Vec<String>,
+    /// The host address every published port is bound to.
+    pub bind: IpAddr,
+    /// Volume and network keys shared by every instance of the project.
+    pub shared: Vec<String>,
+}
+
+/// A compose service as berth plans it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComposeServiceConfig {
+    /// Published ports by name: the container port (`5432`, `53-udp`).
+    pub ports: IndexMap<String, PortBase>,
+    /// `depends_on` from the Compose file plus any from berth.toml (which may name
+    /// process services).
+    pub depends_on: Vec<String>,
+    pub healthcheck: bool,
+}
+
+/// What the Compose tool resolved, as the loader needs it: services, ports, health.
+pub type ComposeCatalog = IndexMap<String, ComposeServiceConfig>;
 
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {

@@ -12,7 +12,20 @@ pub struct RawConfig {
     #[serde(default)]
     pub ports: Option<Spanned<RawPorts>>,
     #[serde(default)]
+    pub compose: Option<Spanned<RawCompose>>,
+    #[serde(default)]
     pub services: IndexMap<Spanned<String>, Spanned<RawService>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCompose {
+    pub files: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    pub profiles: Vec<Spanned<String>>,
+    pub bind: Option<Spanned<String>>,
+    #[serde(default)]
+    pub shared: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -31,7 +44,8 @@ pub struct RawPorts {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawService {
-    pub command: Spanned<RawCommand>,
+    /// Absent for a compose service that berth.toml only adds `depends_on` to.
+    pub command: Option<Spanned<RawCommand>>,
     pub cwd: Option<Spanned<String>>,
     #[serde(default)]
     pub env: IndexMap<Spanned<String>, Spanned<String>>,

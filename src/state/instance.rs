@@ -33,7 +33,23 @@ pub struct InstanceFile {
     pub spec_digest: String,
     /// The instance-wide variables (`BERTH_*`), as every process receives them.
     pub env: BTreeMap<String, String>,
+    /// How to run the Compose tool for this instance, when it has compose services.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compose: Option<ComposeBackend>,
     pub services: IndexMap<String, ServiceRecord>,
+}
+
+/// The Compose tool and the per-instance file it runs on.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ComposeBackend {
+    /// The tool's command prefix, such as `["docker", "compose"]`.
+    pub program: Vec<String>,
+    /// `.berth/<instance>/compose.yml`.
+    pub file: PathBuf,
+    /// The project directory relative paths in the file were resolved against.
+    pub project_dir: PathBuf,
+    /// SHA-256 of the file's content, so a changed Compose file restarts the instance.
+    pub digest: String,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -74,7 +90,71 @@ pub struct ServiceRecord {
     pub started_at: Option<String>,
     pub ready_at: Option<String>,
     pub message: Option<String>,
-    pub spec: ProcessSpec,
+    /// The container of a compose service, once it exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    pub spec: ServiceSpec,
+}
+
+/// How a service is run: a process berth supervises, or a service of the Compose file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServiceSpec {
+    Process(ProcessSpec),
+    Compose(ComposeSpec),
+}
+
+/// A compose service, as the supervisor starts and watches it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ComposeSpec {
+    pub depends_on: Vec<String>,
+    pub ready: ComposeReady,
+    /// Where the supervisor copies the container's output.
+    pub log: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ComposeReady {
+    /// The container's Docker healthcheck reports healthy.
+    Healthcheck,
+    /// Every published host port accepts a connection that the container answers.
+    Tcp { ports: Vec<u16> },
+    /// The container is running.
+    Running,
+}
+
+impl ServiceRecord {
+    pub fn process(&self) -> Option<&ProcessSpec> {
+        match &self.spec {
+            ServiceSpec::Process(spec) => Some(spec),
+            ServiceSpec::Compose(_) => None,
+        }
+    }
+
+    pub fn log(&self) -> &Path {
+        match &self.spec {
+            ServiceSpec::Process(spec) => &spec.log,
+            ServiceSpec::Compose(spec) => &spec.log,
+        }
+    }
+
+    pub fn is_compose(&self) -> bool {
+        matches!(self.spec, ServiceSpec::Compose(_))
+    }
+
+    pub fn depends_on(&self) -> &[String] {
+        match &self.spec {
+            ServiceSpec::Process(spec) => &spec.depends_on,
+            ServiceSpec::Compose(spec) => &spec.depends_on,
+        }
+    }
+
+    /// How long a stop may take before the group is killed (0 for compose services,
+    /// whose grace Compose applies).
+    pub fn stop_grace_ms(&self) -> u64 {
+        self.process().map_or(0, |spec| spec.stop_grace_ms)
+    }
 }
 
 /// How a process service is run, fully rendered (no templates left).
@@ -202,6 +282,10 @@ impl InstancePaths {
     }
     pub fn supervisor_log(&self) -> PathBuf {
         self.dir.join("supervisor.log")
+    }
+    /// The per-instance Compose file.
+    pub fn compose_file(&self) -> PathBuf {
+        self.dir.join("compose.yml")
     }
 }
 

@@ -8,7 +8,8 @@ mod lock;
 pub use atomic::{read_versioned, write_atomic, write_json_atomic};
 pub use error::StateError;
 pub use instance::{
-    INSTANCE_FORMAT_VERSION, InstanceFile, InstancePaths, InstanceState, ProcessSpec, ReadyCheck,
-    RestartPolicy, ServiceRecord, ServiceState,
+    ComposeBackend, ComposeReady, ComposeSpec, INSTANCE_FORMAT_VERSION, InstanceFile,
+    InstancePaths, InstanceState, ProcessSpec, ReadyCheck, RestartPolicy, ServiceRecord,
+    ServiceSpec, ServiceState,
 };
 pub use lock::FileLock;

@@ -1,6 +1,7 @@
 //! The per-instance supervisor: the `berth` binary run as a hidden subcommand on an
 //! instance's state directory. It owns the service processes and writes their state back.
 
+mod compose;
 mod control;
 mod readiness;
 mod reap;

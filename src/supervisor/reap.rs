@@ -18,7 +18,7 @@ pub fn stop_processes(file: &InstanceFile) -> usize {
     let leaders: Vec<(ProcessIdentity, u64)> = file
         .services
         .values()
-        .filter_map(|record| Some((record.pid?, record.spec.stop_grace_ms)))
+        .filter_map(|record| Some((record.pid?, record.stop_grace_ms())))
         .filter(|(identity, _)| identity.is_alive())
         .collect();
     for (identity, _) in &leaders {

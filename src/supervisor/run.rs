@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 
+use super::compose::{ComposeCommand, ComposeThread};
 use super::control::{self, Reply, Request};
 use super::reap::stop_processes;
 use super::service::{Command, ServiceThread};
@@ -21,6 +22,13 @@ use crate::state::{FileLock, InstanceFile, InstancePaths, InstanceState};
 struct Worker {
     commands: Sender<Command>,
     handle: JoinHandle<()>,
+}
+
+/// The one thread that runs every compose service of the instance.
+struct ComposeWorker {
+    commands: Sender<ComposeCommand>,
+    handle: JoinHandle<()>,
+    names: Vec<String>,
 }
 
 /// Runs the supervisor of the instance whose state directory is `dir`, until it is
@@ -65,7 +73,39 @@ pub fn run(dir: &Path) -> Result<()> {
             Some(humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string());
     });
 
-    let names: Vec<String> = shared.snapshot().services.keys().cloned().collect();
+    let snapshot = shared.snapshot();
+    let compose = match snapshot.compose.clone() {
+        Some(backend) => {
+            let (sender, receiver) = mpsc::channel();
+            let thread = ComposeThread {
+                shared: Arc::clone(&shared),
+                commands: receiver,
+                backend,
+                project: snapshot.name.clone(),
+                token: token.clone(),
+            };
+            let handle = std::thread::Builder::new()
+                .name("compose".to_string())
+                .spawn(move || thread.run())?;
+            Some(ComposeWorker {
+                commands: sender,
+                handle,
+                names: snapshot
+                    .services
+                    .iter()
+                    .filter(|(_, record)| record.is_compose())
+                    .map(|(name, _)| name.clone())
+                    .collect(),
+            })
+        }
+        None => None,
+    };
+    let names: Vec<String> = snapshot
+        .services
+        .iter()
+        .filter(|(_, record)| !record.is_compose())
+        .map(|(name, _)| name.clone())
+        .collect();
     let mut workers: IndexMap<String, Worker> = IndexMap::new();
     for name in names {
         let (sender, receiver) = mpsc::channel();
@@ -103,7 +143,7 @@ pub fn run(dir: &Path) -> Result<()> {
                         },
                         true,
                     ),
-                    Ok(request) => (dispatch(&workers, &request), false),
+                    Ok(request) => (dispatch(&workers, compose.as_ref(), &request), false),
                     Err(error) => (
                         Reply {
                             ok: false,
@@ -125,12 +165,16 @@ pub fn run(dir: &Path) -> Result<()> {
     }
 
     shared.update(|file| file.state = InstanceState::Stopping);
-    stop_all(&shared, workers);
+    stop_all(&shared, workers, compose);
     let _ = std::fs::remove_file(control::SOCKET_NAME);
     Ok(())
 }
 
-fn dispatch(workers: &IndexMap<String, Worker>, request: &Request) -> Reply {
+fn dispatch(
+    workers: &IndexMap<String, Worker>,
+    compose: Option<&ComposeWorker>,
+    request: &Request,
+) -> Reply {
     let (services, make): (&Vec<String>, fn() -> Command) = match request {
         Request::Start { services } => (services, || Command::Start),
         Request::Restart { services } => (services, || Command::Restart),
@@ -141,7 +185,11 @@ fn dispatch(workers: &IndexMap<String, Worker>, request: &Request) -> Reply {
             };
         }
     };
-    if let Some(unknown) = services.iter().find(|name| !workers.contains_key(*name)) {
+    let is_compose = |name: &String| compose.is_some_and(|compose| compose.names.contains(name));
+    if let Some(unknown) = services
+        .iter()
+        .find(|name| !workers.contains_key(*name) && !is_compose(name))
+    {
         return Reply {
             ok: false,
             error: Some(format!("no service `{unknown}`")),
@@ -152,6 +200,21 @@ fn dispatch(workers: &IndexMap<String, Worker>, request: &Request) -> Reply {
             let _ = worker.commands.send(make());
         }
     }
+    if let Some(compose) = compose {
+        let chosen: Vec<String> = compose
+            .names
+            .iter()
+            .filter(|name| services.is_empty() || services.contains(name))
+            .cloned()
+            .collect();
+        if !chosen.is_empty() {
+            let command = match request {
+                Request::Restart { .. } => ComposeCommand::Restart(chosen),
+                _ => ComposeCommand::Start(chosen),
+            };
+            let _ = compose.commands.send(command);
+        }
+    }
     Reply {
         ok: true,
         error: None,
@@ -159,21 +222,46 @@ fn dispatch(workers: &IndexMap<String, Worker>, request: &Request) -> Reply {
 }
 
 /// Stops services in reverse dependency order (dependants first), each wave in
-/// parallel, then sweeps any process left with the instance's token.
-fn stop_all(shared: &Shared, mut workers: IndexMap<String, Worker>) {
+/// parallel, then removes the instance's containers and sweeps any process left with the
+/// instance's token. A compose service is stopped early only when a process service it
+/// depends on must outlive it; the others go with the final `down`.
+fn stop_all(
+    shared: &Shared,
+    mut workers: IndexMap<String, Worker>,
+    compose: Option<ComposeWorker>,
+) {
     let file = shared.snapshot();
     let graph: IndexMap<String, Vec<String>> = file
         .services
         .iter()
-        .map(|(name, record)| (name.clone(), record.spec.depends_on.clone()))
+        .map(|(name, record)| (name.clone(), record.depends_on().to_vec()))
         .collect();
     let mut waves =
         graph::start_order(&graph).unwrap_or_else(|_| vec![graph.keys().cloned().collect()]);
     waves.reverse();
-    for wave in waves {
+    for (position, wave) in waves.iter().enumerate() {
+        let processes_later = waves[position + 1..]
+            .iter()
+            .flatten()
+            .any(|name| workers.contains_key(name));
+        let mut compose_wait = None;
+        if let Some(compose) = &compose
+            && processes_later
+        {
+            let in_wave: Vec<String> = wave
+                .iter()
+                .filter(|name| compose.names.contains(name))
+                .cloned()
+                .collect();
+            if !in_wave.is_empty() {
+                let (done, finished) = mpsc::channel();
+                let _ = compose.commands.send(ComposeCommand::Stop(in_wave, done));
+                compose_wait = Some(finished);
+            }
+        }
         let mut pending = Vec::new();
         for name in wave {
-            if let Some(worker) = workers.shift_remove(&name) {
+            if let Some(worker) = workers.shift_remove(name) {
                 let (done, finished) = mpsc::channel();
                 let _ = worker.commands.send(Command::Stop(done));
                 pending.push((worker, finished));
@@ -184,6 +272,15 @@ fn stop_all(shared: &Shared, mut workers: IndexMap<String, Worker>) {
             let _ = finished.recv();
             let _ = worker.handle.join();
         }
+        if let Some(finished) = compose_wait {
+            let _ = finished.recv();
+        }
+    }
+    if let Some(compose) = compose {
+        let (done, finished) = mpsc::channel();
+        let _ = compose.commands.send(ComposeCommand::Down(done));
+        let _ = finished.recv();
+        let _ = compose.handle.join();
     }
     stop_processes(&shared.snapshot());
     shared.update(|file| file.mark_stopped(InstanceState::Stopped));

@@ -71,7 +71,9 @@ impl ServiceThread {
     }
 
     fn spec(&self) -> Option<ProcessSpec> {
-        self.shared.service(&self.name).map(|record| record.spec)
+        self.shared
+            .service(&self.name)
+            .and_then(|record| record.process().cloned())
     }
 
     fn set_state(&self, state: ServiceState, message: Option<String>) {

@@ -73,8 +73,7 @@ impl Shared {
             return Vec::new();
         };
         record
-            .spec
-            .depends_on
+            .depends_on()
             .iter()
             .filter_map(|dependency| {
                 Some((dependency.clone(), file.services.get(dependency)?.state))

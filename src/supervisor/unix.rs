@@ -49,15 +49,7 @@ pub fn spawn_process(argv: &[String], spec: &ProcessSpec, token: &str) -> std::i
         .stdout(log.try_clone()?)
         .stderr(log)
         .process_group(0);
-    // SAFETY: prctl is async-signal-safe and touches only the calling (child) process.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    die_with_parent(&mut command);
     command.spawn().map_err(|error| {
         std::io::Error::new(
             error.kind(),
@@ -67,6 +59,44 @@ pub fn spawn_process(argv: &[String], spec: &ProcessSpec, token: &str) -> std::i
             ),
         )
     })
+}
+
+/// Makes the child receive SIGTERM when the thread that started it dies.
+fn die_with_parent(command: &mut Command) {
+    // SAFETY: prctl is async-signal-safe and touches only the calling (child) process.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Starts `docker logs -f` on a container, appending its output to the service's log.
+/// `since` (Unix seconds, fractional) skips what an earlier follower already copied.
+pub fn spawn_log_follower(
+    container: &str,
+    since: Option<&str>,
+    log: &Path,
+    token: &str,
+) -> std::io::Result<Child> {
+    let log = open_log(log)?;
+    let mut command = Command::new("docker");
+    command.args(["logs", "--follow"]);
+    if let Some(since) = since {
+        command.arg("--since").arg(since);
+    }
+    command
+        .arg(container)
+        .env(env_vars::BERTH_RUN_TOKEN, token)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0);
+    die_with_parent(&mut command);
+    command.spawn()
 }
 
 /// The exit status of `child` if it has exited, without reaping it: while the zombie is

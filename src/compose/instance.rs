@@ -1,0 +1,158 @@
+//! Preparing an instance's Compose side for `up`: the resolved project turned into what
+//! the planner needs, then the per-instance file written from the port plan.
+
+use std::path::Path;
+
+use indexmap::IndexMap;
+use sha2::{Digest, Sha256};
+
+use super::{ComposeError, ComposeProject, ComposeTool, RewriteInputs, rewrite, to_yaml};
+use crate::config::{ComposeCatalog, ComposeServiceConfig, ComposeSettings, PortBase};
+use crate::docker::Engine;
+use crate::state::ComposeBackend;
+
+/// What `config` produced, kept between loading and writing.
+pub struct Resolved {
+    pub tool: ComposeTool,
+    pub project: ComposeProject,
+    /// The project name `config` ran with.
+    pub resolved_as: String,
+}
+
+impl Resolved {
+    /// The services as the planner and the config checks see them.
+    pub fn catalog(&self) -> ComposeCatalog {
+        self.project
+            .services
+            .iter()
+            .map(|(name, service)| {
+                let ports = service
+                    .ports
+                    .iter()
+                    .map(|(port_name, mapping)| {
+                        let base = match mapping.published {
+                            Some(port) => PortBase::Fixed(port),
+                            None => PortBase::Auto,
+                        };
+                        (port_name.clone(), base)
+                    })
+                    .collect();
+                let config = ComposeServiceConfig {
+                    ports,
+                    depends_on: service.depends_on.clone(),
+                    healthcheck: service.healthcheck,
+                };
+                (name.clone(), config)
+            })
+            .collect()
+    }
+
+    /// Renders the per-instance file for `instance` with its planned host ports.
+    pub fn render(
+        &self,
+        settings: &ComposeSettings,
+        instance: &str,
+        root: &Path,
+        host_ports: &IndexMap<String, IndexMap<String, u16>>,
+        path: &Path,
+    ) -> Result<InstanceCompose, ComposeError> {
+        let rewritten = rewrite(
+            &self.project,
+            &RewriteInputs {
+                instance,
+                root,
+                resolved_as: &self.resolved_as,
+                bind: settings.bind,
+                shared: &settings.shared,
+                host_ports,
+            },
+        )?;
+        let sources: Vec<String> = settings
+            .files
+            .iter()
+            .map(|file| file.display().to_string())
+            .collect();
+        let yaml = format!(
+            "# Written by berth for instance `{instance}` from {}.\n# Regenerated on every `berth up`: edit those files, not this one.\n{}",
+            sources.join(", "),
+            to_yaml(&rewritten.document)
+        );
+        let backend = ComposeBackend {
+            program: self.tool.program.clone(),
+            file: path.to_path_buf(),
+            project_dir: root.to_path_buf(),
+            digest: Sha256::digest(yaml.as_bytes())
+                .iter()
+                .map(|byte| format!("{byte:02x}"))
+                .collect(),
+        };
+        Ok(InstanceCompose {
+            yaml,
+            shared_volumes: rewritten.shared_volumes,
+            shared_networks: rewritten.shared_networks,
+            backend,
+        })
+    }
+}
+
+/// The rendered per-instance Compose file, not yet written.
+pub struct InstanceCompose {
+    pub yaml: String,
+    pub shared_volumes: Vec<String>,
+    pub shared_networks: Vec<String>,
+    pub backend: ComposeBackend,
+}
+
+impl InstanceCompose {
+    /// Writes the file (mode 0600, atomically) and creates the shared volumes and
+    /// networks it expects to exist.
+    pub fn write(&self) -> Result<(), crate::Error> {
+        crate::state::write_atomic(&self.backend.file, self.yaml.as_bytes())?;
+        let root = &self.backend.project_dir;
+        for volume in &self.shared_volumes {
+            ensure_shared(&["volume", "create"], volume, root)?;
+        }
+        for network in &self.shared_networks {
+            ensure_shared(&["network", "create"], network, root)?;
+        }
+        Ok(())
+    }
+}
+
+/// Creates a shared volume or network unless it exists (labelled, so `gc` knows it).
+fn ensure_shared(create: &[&str], name: &str, root: &Path) -> Result<(), ComposeError> {
+    let kind = create[0];
+    let exists = std::process::Command::new("docker")
+        .args([kind, "inspect", name])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if exists {
+        return Ok(());
+    }
+    let label = format!("{}={}", super::LABEL_SHARED, root.display());
+    let output = std::process::Command::new("docker")
+        .args(create)
+        .args(["--label", &label, name])
+        .output()
+        .map_err(|source| ComposeError::Spawn {
+            command: format!("docker {}", create.join(" ")),
+            source,
+        })?;
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(ComposeError::Command {
+        command: format!("docker {} {name}", create.join(" ")),
+        status: output.status.to_string(),
+        stderr: super::tail(&output.stderr, 5),
+    })
+}
+
+/// The engine, checked to answer: a project with compose services needs it.
+pub fn engine() -> Result<Engine, ComposeError> {
+    let engine = Engine::from_env()?;
+    engine.version()?;
+    Ok(engine)
+}

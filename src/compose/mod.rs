@@ -1,0 +1,26 @@
+//! The Compose backend: tool detection, config resolution, the per-instance file, and
+//! running the tool for an instance.
+
+mod error;
+mod instance;
+pub mod ports;
+mod resolve;
+mod rewrite;
+mod run;
+mod tool;
+
+pub use error::ComposeError;
+pub use instance::{InstanceCompose, Resolved, engine};
+pub use resolve::{ComposeProject, ComposeService, resolve};
+pub use rewrite::{
+    LABEL_INSTANCE, LABEL_ROOT, LABEL_SHARED, RewriteInputs, Rewritten, rewrite, to_yaml,
+};
+pub use run::Runner;
+pub use tool::ComposeTool;
+
+/// The last `lines` lines of a command's output, for error messages.
+pub fn tail(bytes: &[u8], lines: usize) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

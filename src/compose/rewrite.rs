@@ -1,0 +1,375 @@
+//! The per-instance Compose file: the resolved document rewritten so that instances never
+//! collide (project name, host ports, container names, volume and network names, labels).
+//! Pure: plain data in, plain data out.
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use indexmap::IndexMap;
+use serde_json::{Map, Value};
+
+use super::ComposeError;
+use super::ports::{entry_text, parse_entry};
+use super::resolve::{ComposeProject, as_map};
+
+/// Label on every container: the instance that owns it.
+pub const LABEL_INSTANCE: &str = "dev.berth.instance";
+/// Label on every container: the instance's canonical root.
+pub const LABEL_ROOT: &str = "dev.berth.root";
+/// Label on volumes and networks shared by every instance of a project.
+pub const LABEL_SHARED: &str = "dev.berth.shared";
+
+pub struct RewriteInputs<'a> {
+    pub instance: &'a str,
+    pub root: &'a Path,
+    /// The project name `config` ran with, which Compose v2 used for the names it printed.
+    pub resolved_as: &'a str,
+    pub bind: IpAddr,
+    /// Volume and network keys used by every instance (`[compose] shared`).
+    pub shared: &'a [String],
+    /// The planned host port of each service's named port.
+    pub host_ports: &'a IndexMap<String, IndexMap<String, u16>>,
+}
+
+/// The rewritten document, and the shared volumes and networks that must exist before it
+/// starts (they are `external` in the document, so Compose never removes them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rewritten {
+    pub document: Value,
+    pub shared_volumes: Vec<String>,
+    pub shared_networks: Vec<String>,
+}
+
+pub fn rewrite(
+    project: &ComposeProject,
+    inputs: &RewriteInputs,
+) -> Result<Rewritten, ComposeError> {
+    let mut document = project.document.clone();
+    let Some(top) = document.as_object_mut() else {
+        return Err(ComposeError::Output {
+            command: "config".into(),
+            detail: "the document is not a map".into(),
+        });
+    };
+    if top.contains_key("name") {
+        top.insert("name".into(), Value::String(inputs.instance.to_string()));
+    }
+    let root = inputs.root.display().to_string();
+    if let Some(services) = top.get_mut("services").and_then(Value::as_object_mut) {
+        for (name, service) in services.iter_mut() {
+            let Some(service) = service.as_object_mut() else {
+                continue;
+            };
+            let known = project.services.get(name);
+            rewrite_ports(name, service, known, inputs)?;
+            if service.contains_key("container_name") {
+                service.insert(
+                    "container_name".into(),
+                    Value::String(format!("{}-{name}", inputs.instance)),
+                );
+            }
+            let mut labels = as_map(service.get("labels"));
+            labels.insert(LABEL_INSTANCE.into(), Value::String(inputs.instance.into()));
+            labels.insert(LABEL_ROOT.into(), Value::String(root.clone()));
+            service.insert("labels".into(), Value::Object(labels));
+        }
+    }
+    let shared_volumes = rewrite_resources(top, "volumes", inputs);
+    let shared_networks = rewrite_resources(top, "networks", inputs);
+    Ok(Rewritten {
+        document,
+        shared_volumes,
+        shared_networks,
+    })
+}
+
+fn rewrite_ports(
+    name: &str,
+    service: &mut Map<String, Value>,
+    known: Option<&super::ComposeService>,
+    inputs: &RewriteInputs,
+) -> Result<(), ComposeError> {
+    let Some(entries) = service.get("ports").and_then(Value::as_array) else {
+        return Ok(());
+    };
+    let planned = inputs.host_ports.get(name);
+    let mut rewritten: Vec<Value> = Vec::new();
+    for entry in entries {
+        let error = |detail: String| ComposeError::Port {
+            service: name.to_string(),
+            text: entry_text(entry),
+            detail,
+        };
+        for mapping in parse_entry(entry).map_err(|e| error(e.0))? {
+            let host_port = known
+                .and_then(|known| {
+                    known.ports.iter().find(|(_, other)| {
+                        other.target == mapping.target
+                            && other.protocol == mapping.protocol
+                            && other.published == mapping.published
+                    })
+                })
+                .and_then(|(port_name, _)| planned?.get(port_name).copied())
+                .ok_or_else(|| error("no planned host port".to_string()))?;
+            let value = mapping.render(inputs.bind, host_port);
+            if !rewritten.contains(&value) {
+                rewritten.push(value);
+            }
+        }
+    }
+    service.insert("ports".into(), Value::Array(rewritten));
+    Ok(())
+}
+
+/// Gives each volume or network of `section` a per-instance name, or (when shared) a
+/// project-wide one marked external. Returns the shared names.
+fn rewrite_resources(
+    top: &mut Map<String, Value>,
+    section: &str,
+    inputs: &RewriteInputs,
+) -> Vec<String> {
+    let mut shared = Vec::new();
+    let Some(resources) = top.get_mut(section).and_then(Value::as_object_mut) else {
+        return shared;
+    };
+    for (key, spec) in resources.iter_mut() {
+        if spec.is_null() {
+            *spec = Value::Object(Map::new());
+        }
+        let Some(spec) = spec.as_object_mut() else {
+            continue;
+        };
+        let external = match spec.get("external") {
+            Some(Value::Bool(flag)) => *flag,
+            Some(Value::Object(_)) => true,
+            _ => false,
+        };
+        if external {
+            continue;
+        }
+        let generated = format!("{}_{key}", inputs.resolved_as);
+        let explicit = spec
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|name| *name != generated)
+            .map(String::from);
+        if inputs.shared.iter().any(|name| name == key) {
+            let name = explicit.unwrap_or(generated);
+            shared.push(name.clone());
+            *spec = Map::from_iter([
+                ("name".to_string(), Value::String(name)),
+                ("external".to_string(), Value::Bool(true)),
+            ]);
+            continue;
+        }
+        let name = match explicit {
+            Some(name) => format!("{}_{name}", inputs.instance),
+            None => format!("{}_{key}", inputs.instance),
+        };
+        spec.insert("name".into(), Value::String(name));
+        let mut labels = as_map(spec.get("labels"));
+        labels.insert(LABEL_INSTANCE.into(), Value::String(inputs.instance.into()));
+        labels.insert(
+            LABEL_ROOT.into(),
+            Value::String(inputs.root.display().to_string()),
+        );
+        spec.insert("labels".into(), Value::Object(labels));
+    }
+    shared
+}
+
+/// YAML that reads back the same under YAML 1.2 (Compose v2) and YAML 1.1 (Compose v1's
+/// PyYAML): block style with every key and every string double-quoted and escaped, so
+/// nothing turns into a bool, a date, a number or a sexagesimal, and no character a YAML
+/// 1.1 reader refuses appears raw. (serde-saphyr's `quote_all` quotes values but leaves
+/// keys such as `2001-01-01` bare, which PyYAML reads as dates.)
+pub fn to_yaml(document: &Value) -> String {
+    let mut out = String::new();
+    match document {
+        Value::Object(map) if !map.is_empty() => emit_map(map, 0, &mut out),
+        other => {
+            out.push_str(&scalar(other));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn emit_map(map: &Map<String, Value>, indent: usize, out: &mut String) {
+    for (key, value) in map {
+        out.push_str(&" ".repeat(indent));
+        out.push_str(&quote(key));
+        out.push(':');
+        emit_child(value, indent, out);
+    }
+}
+
+fn emit_list(items: &[Value], indent: usize, out: &mut String) {
+    for item in items {
+        out.push_str(&" ".repeat(indent));
+        out.push('-');
+        emit_child(item, indent, out);
+    }
+}
+
+/// The value after `key:` or `-`: inline when scalar or empty, else nested two deeper.
+fn emit_child(value: &Value, indent: usize, out: &mut String) {
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            out.push('\n');
+            emit_map(map, indent + 2, out);
+        }
+        Value::Array(items) if !items.is_empty() => {
+            out.push('\n');
+            emit_list(items, indent + 2, out);
+        }
+        other => {
+            out.push(' ');
+            out.push_str(&scalar(other));
+            out.push('\n');
+        }
+    }
+}
+
+fn scalar(value: &Value) -> String {
+    match value {
+        Value::String(text) => quote(text),
+        Value::Object(_) => "{}".to_string(),
+        Value::Array(_) => "[]".to_string(),
+        // null, booleans and numbers are spelled the same in JSON and both YAML versions.
+        other => other.to_string(),
+    }
+}
+
+/// A double-quoted scalar: printable ASCII as is, everything else escaped.
+fn quote(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for character in text.chars() {
+        match character {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            ' '..='~' => out.push(character),
+            other if u32::from(other) <= 0xFFFF => {
+                out.push_str(&format!("\\u{:04x}", u32::from(other)));
+            }
+            other => out.push_str(&format!("\\U{:08x}", u32::from(other))),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn project(document: Value) -> ComposeProject {
+        ComposeProject::from_document(document, &[]).unwrap()
+    }
+
+    fn plan(entries: &[(&str, &[(&str, u16)])]) -> IndexMap<String, IndexMap<String, u16>> {
+        entries
+            .iter()
+            .map(|(service, ports)| {
+                (
+                    service.to_string(),
+                    ports.iter().map(|(n, p)| (n.to_string(), *p)).collect(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rewrites_ports_names_volumes_networks_and_labels() {
+        let document = json!({
+            "name": "shop",
+            "services": {
+                "web": {
+                    "image": "x",
+                    "container_name": "myweb",
+                    "labels": ["team=a"],
+                    "ports": ["80", "8080:80", "0.0.0.0:9000-9001:9000-9001",
+                              {"target": 53, "published": "5353", "protocol": "udp"},
+                              "[::1]:9000:9000"],
+                },
+            },
+            "volumes": {
+                "data": {"name": "shop_data"},
+                "named": {"name": "explicit"},
+                "ext": {"name": "ext", "external": true},
+                "cache": null,
+                "common": {"name": "shop_common"},
+            },
+            "networks": {"default": {"name": "shop_default"}, "front": {"name": "frontnet"}},
+        });
+        let host_ports = plan(&[(
+            "web",
+            &[
+                ("80", 21000),
+                ("80-2", 8180),
+                ("9000", 9100),
+                ("9001", 9101),
+                ("53-udp", 5453),
+            ],
+        )]);
+        let out = rewrite(
+            &project(document),
+            &RewriteInputs {
+                instance: "shop-feat",
+                root: Path::new("/src/shop-feat"),
+                resolved_as: "shop",
+                bind: "127.0.0.1".parse().unwrap(),
+                shared: &["common".to_string()],
+                host_ports: &host_ports,
+            },
+        )
+        .unwrap();
+        let doc = &out.document;
+        assert_eq!(doc["name"], "shop-feat");
+        let web = &doc["services"]["web"];
+        assert_eq!(
+            web["ports"],
+            json!([
+                "127.0.0.1:21000:80/tcp",
+                "127.0.0.1:8180:80/tcp",
+                "127.0.0.1:9100:9000/tcp",
+                "127.0.0.1:9101:9001/tcp",
+                "127.0.0.1:5453:53/udp"
+            ])
+        );
+        assert_eq!(web["container_name"], "shop-feat-web");
+        assert_eq!(web["labels"]["team"], "a");
+        assert_eq!(web["labels"][LABEL_INSTANCE], "shop-feat");
+        assert_eq!(web["labels"][LABEL_ROOT], "/src/shop-feat");
+        assert_eq!(doc["volumes"]["data"]["name"], "shop-feat_data");
+        assert_eq!(doc["volumes"]["named"]["name"], "shop-feat_explicit");
+        assert_eq!(doc["volumes"]["cache"]["name"], "shop-feat_cache");
+        assert_eq!(
+            doc["volumes"]["ext"],
+            json!({"name": "ext", "external": true})
+        );
+        assert_eq!(
+            doc["volumes"]["common"],
+            json!({"name": "shop_common", "external": true})
+        );
+        assert_eq!(doc["networks"]["default"]["name"], "shop-feat_default");
+        assert_eq!(doc["networks"]["front"]["name"], "shop-feat_frontnet");
+        assert_eq!(out.shared_volumes, ["shop_common"]);
+    }
+
+    #[test]
+    fn yaml_reads_back_the_same() {
+        let document = json!({"on": "yes", "2001-01-01": "1:30", "n": ["0755", "~", null, 8, true],
+                              "s": "multi\nline\t\"q\" \\", "e": {}, "l": [], "u": "é \u{2028} 🚢",
+                              "nested": [{"a": [1, {"b": "c"}]}, [], [["x"]]]});
+        let yaml = to_yaml(&document);
+        let back: Value = serde_saphyr::from_str(&yaml).unwrap();
+        assert_eq!(back, document);
+        assert!(yaml.contains("\"2001-01-01\":"), "{yaml}");
+    }
+}
