@@ -51,6 +51,12 @@ pub enum CommandKind {
     Env(EnvArgs),
     /// Print service logs, prefixed with the service name.
     Logs(LogsArgs),
+    /// Run a command in a compose service's container, or with a process service's
+    /// environment and directory. Exits with the command's status.
+    Exec(ExecArgs),
+    /// Open a shell in a compose service's container, or with a process service's (or
+    /// the instance's) environment.
+    Shell(ShellArgs),
     /// Run the supervisor of an instance (started by `up`; not for direct use).
     #[command(name = "__supervise", hide = true)]
     Supervise {
@@ -128,4 +134,18 @@ pub struct LogsArgs {
     /// Lines to show from the end of each log.
     #[arg(short = 'n', long = "lines", default_value_t = 100, value_name = "N")]
     pub lines: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    pub service: String,
+    /// The command and its arguments (after `--`).
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ShellArgs {
+    /// The service; the instance's environment in its root when omitted.
+    pub service: Option<String>,
 }

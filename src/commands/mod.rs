@@ -2,6 +2,7 @@
 
 mod down;
 mod env;
+mod exec;
 mod logs;
 mod ls;
 mod port;
@@ -28,6 +29,8 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         CommandKind::Url(args) => port::run_url(&context, &args),
         CommandKind::Env(args) => env::run(&context, &args),
         CommandKind::Logs(args) => logs::run(&context, &args),
+        CommandKind::Exec(args) => exec::run_exec(&context, &args),
+        CommandKind::Shell(args) => exec::run_shell(&context, &args),
         CommandKind::Supervise { .. } => Ok(()),
     }
 }

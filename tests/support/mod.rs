@@ -3,6 +3,8 @@
 //! stopped on drop.
 #![allow(dead_code)]
 
+pub mod docker;
+
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -75,12 +77,15 @@ impl Run {
 /// A scratch area: a BERTH_HOME and any number of project directories under one temp dir.
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
+    /// BERTH_COMPOSE for every berth run (the Compose tool under test).
+    pub compose: Option<String>,
 }
 
 impl Sandbox {
     pub fn new() -> Self {
         Sandbox {
             dir: tempfile::tempdir().expect("temp dir"),
+            compose: None,
         }
     }
 
@@ -105,11 +110,25 @@ impl Sandbox {
             .env("BERTH_HOME", self.home())
             .env_remove("BERTH_INSTANCE")
             .env("NO_COLOR", "1");
+        match &self.compose {
+            Some(tool) => command.env("BERTH_COMPOSE", tool),
+            None => command.env_remove("BERTH_COMPOSE"),
+        };
         command
     }
 
     pub fn berth(&self, dir: &Path, args: &[&str]) -> Run {
         Run::from_output(self.command(dir, args).output().expect("run berth"))
+    }
+
+    /// Creates `name/` holding each `(file, text)` and returns the project directory.
+    pub fn project_files(&self, name: &str, files: &[(&str, &str)]) -> PathBuf {
+        let dir = self.dir.path().join(name);
+        std::fs::create_dir_all(&dir).expect("project dir");
+        for (file, text) in files {
+            std::fs::write(dir.join(file), text).expect("project file");
+        }
+        dir.canonicalize().expect("canonical")
     }
 
     pub fn ledger(&self) -> serde_json::Value {
@@ -131,7 +150,9 @@ impl Drop for Sandbox {
             let name = entry["name"].as_str().unwrap_or_default();
             let root = PathBuf::from(entry["root"].as_str().unwrap_or_default());
             if root.exists() {
-                let _ = self.command(&root, &["--name", name, "down"]).output();
+                let _ = self
+                    .command(&root, &["--name", name, "down", "--volumes"])
+                    .output();
             }
         }
     }

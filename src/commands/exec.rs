@@ -1,0 +1,96 @@
+//! `berth exec SERVICE -- CMD…` and `berth shell [SERVICE]`: into the right instance's
+//! container (found by label, never by name), or with a process service's environment.
+
+use std::io::IsTerminal;
+use std::process::Command;
+
+use crate::cli::{ExecArgs, ShellArgs};
+use crate::compose::{ComposeError, LABEL_INSTANCE, LABEL_ROOT};
+use crate::context::Context;
+use crate::docker::Engine;
+use crate::error::{Error, Result};
+use crate::state::InstanceFile;
+
+pub fn run_exec(context: &Context, args: &ExecArgs) -> Result<()> {
+    let selected = context.select()?;
+    let file = selected.started_with(std::slice::from_ref(&args.service))?;
+    let command = command_for(file, &args.service, &args.command)?;
+    run_to_exit(command, &args.command[0])
+}
+
+pub fn run_shell(context: &Context, args: &ShellArgs) -> Result<()> {
+    let selected = context.select()?;
+    let file = match &args.service {
+        Some(service) => selected.started_with(std::slice::from_ref(service))?,
+        None => selected.started()?,
+    };
+    let shell = std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".to_string());
+    let command = match &args.service {
+        Some(service) if file.services[service].is_compose() => {
+            command_for(file, service, &["sh".to_string()])?
+        }
+        Some(service) => command_for(file, service, std::slice::from_ref(&shell))?,
+        None => {
+            let mut command = Command::new(&shell);
+            command.envs(&file.env).current_dir(&file.root);
+            command
+        }
+    };
+    run_to_exit(command, "shell")
+}
+
+/// The command to run `argv` for `service`: `docker exec` into its container, or
+/// `argv` itself with the process service's environment and directory.
+fn command_for(file: &InstanceFile, service: &str, argv: &[String]) -> Result<Command> {
+    let record = &file.services[service];
+    if let Some(spec) = record.process() {
+        let mut command = Command::new(&argv[0]);
+        command
+            .args(&argv[1..])
+            .envs(&spec.env)
+            .current_dir(&spec.cwd);
+        return Ok(command);
+    }
+    let engine = Engine::from_env().map_err(ComposeError::from)?;
+    let root = file.root.display().to_string();
+    let containers = engine
+        .containers(
+            &[
+                (LABEL_INSTANCE, &file.name),
+                (LABEL_ROOT, &root),
+                ("com.docker.compose.service", service),
+            ],
+            false,
+        )
+        .map_err(ComposeError::from)?;
+    let Some(container) = containers.first() else {
+        return Err(Error::usage(
+            format!(
+                "service `{service}` of `{}` has no running container",
+                file.name
+            ),
+            Some("start it with `berth up`; `berth status` shows its state".to_string()),
+        ));
+    };
+    let mut command = Command::new("docker");
+    command.arg("exec");
+    if std::io::stdin().is_terminal() {
+        command.arg("-it");
+    } else {
+        command.arg("-i");
+    }
+    command.arg(&container.id).args(argv);
+    Ok(command)
+}
+
+/// Runs the command with this terminal and exits with its status.
+fn run_to_exit(mut command: Command, what: &str) -> Result<()> {
+    let status = command
+        .status()
+        .map_err(|error| Error::failed(format!("cannot run `{what}`: {error}"), None))?;
+    let code = status.code().unwrap_or(1);
+    if code != 0 {
+        std::process::exit(code);
+    }
+    Ok(())
+}
