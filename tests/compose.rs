@@ -284,6 +284,36 @@ depends_on = ["api"]
         logs.stdout
     );
 
+    // A second `up` of an unchanged project keeps the containers; `restart` restarts one.
+    let container_id = |name: &str| docker::lines(&["inspect", "--format", "{{.Id}}", name]);
+    let db_container =
+        sandbox.berth(&dir, &["status", "--json"]).success().json()["services"][0]["container"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let before = container_id(&db_container);
+    sandbox.berth(&dir, &["up"]).success();
+    assert_eq!(container_id(&db_container), before, "up is idempotent");
+    let restarted = sandbox
+        .berth(&dir, &["restart", "db", "--json"])
+        .success()
+        .json();
+    assert_eq!(restarted["services"][0]["state"], "ready", "{restarted}");
+    assert_eq!(restarted["services"][0]["restarts"], 1, "{restarted}");
+
+    // status asks the engine: container names and health, and a container stopped
+    // behind berth's back shows at once.
+    let live = sandbox.berth(&dir, &["status", "--json"]).success().json();
+    let db = &live["services"][0];
+    assert_eq!(db["name"], "db");
+    assert_eq!(db["health"], "healthy", "{live}");
+    let front = db["container"].as_str().unwrap().replace("db", "front");
+    assert!(docker::containers_of("mixed").contains(&front), "{front}");
+    docker::lines(&["stop", "-t", "0", &front]);
+    let live = sandbox.berth(&dir, &["status", "--json"]).success().json();
+    assert_eq!(live["services"][1]["name"], "front");
+    assert_eq!(live["services"][1]["state"], "failed", "{live}");
+
     sandbox.berth(&dir, &["down"]).success();
     assert!(docker::containers_of("mixed").is_empty());
     assert!(!support::pid_alive(pid as u32));

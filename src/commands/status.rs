@@ -1,15 +1,23 @@
-//! `berth status`: this instance's services, states, ports, PIDs and restarts.
+//! `berth status`: this instance's services, states, ports, PIDs or containers, restarts;
+//! compose services checked live with one engine query.
 
+use crate::compose::{ComposeError, LABEL_INSTANCE, LABEL_ROOT};
 use crate::context::Context;
+use crate::docker::Engine;
 use crate::error::Result;
 use crate::output::{self, StatusView};
 
 pub fn run(context: &Context) -> Result<()> {
     let selected = context.select()?;
     let file = selected.started()?;
-    output::emit(
-        context.json,
-        &StatusView::from_file(file),
-        StatusView::render,
-    )
+    let mut view = StatusView::from_file(file);
+    if file.compose.is_some() {
+        let engine = Engine::from_env().map_err(ComposeError::from)?;
+        let root = file.root.display().to_string();
+        let containers = engine
+            .containers(&[(LABEL_INSTANCE, &file.name), (LABEL_ROOT, &root)], true)
+            .map_err(ComposeError::from)?;
+        view = view.with_containers(&containers);
+    }
+    output::emit(context.json, &view, StatusView::render)
 }

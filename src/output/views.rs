@@ -6,6 +6,7 @@ use indexmap::IndexMap;
 use serde::Serialize;
 
 use super::Table;
+use crate::docker::{Container, Health};
 use crate::state::InstanceFile;
 
 /// One instance, as `status` and `up` show it.
@@ -30,6 +31,10 @@ pub struct ServiceView {
     pub ports: IndexMap<String, u16>,
     pub url: Option<String>,
     pub pid: Option<u32>,
+    /// The container of a compose service.
+    pub container: Option<String>,
+    /// The container's Docker healthcheck status, when it has one.
+    pub health: Option<String>,
     pub restarts: u32,
     pub exit_code: Option<i32>,
     pub message: Option<String>,
@@ -65,12 +70,51 @@ impl StatusView {
                     ports: record.ports.clone(),
                     url: record.url.clone(),
                     pid: record.pid.filter(|_| alive).map(|identity| identity.pid),
+                    container: record.container.clone(),
+                    health: None,
                     restarts: record.restarts,
                     exit_code: record.exit_code,
                     message: record.message.clone(),
                 })
                 .collect(),
         }
+    }
+
+    /// Overlays what the engine says now about each compose service's container (one
+    /// query for the whole instance): its name, health, and a container that is gone or
+    /// stopped while the supervisor last saw it ready.
+    pub fn with_containers(mut self, containers: &[Container]) -> Self {
+        for service in &mut self.services {
+            if service.kind != "compose" {
+                continue;
+            }
+            let live = containers
+                .iter()
+                .find(|c| c.label("com.docker.compose.service") == Some(service.name.as_str()));
+            match live {
+                Some(container) => {
+                    service.container = Some(container.name.clone());
+                    service.health = container.health().map(|health| {
+                        match health {
+                            Health::Starting => "health: starting",
+                            Health::Healthy => "healthy",
+                            Health::Unhealthy => "unhealthy",
+                        }
+                        .to_string()
+                    });
+                    if container.state != "running" && service.state == "ready" {
+                        service.state = "failed".to_string();
+                        service.message = Some(format!("container {}", container.status));
+                    }
+                }
+                None if service.state == "ready" => {
+                    service.state = "failed".to_string();
+                    service.message = Some("the container is gone".to_string());
+                }
+                None => {}
+            }
+        }
+        self
     }
 
     pub fn render(&self) -> String {
@@ -83,7 +127,13 @@ impl StatusView {
             self.root.display()
         );
         let mut table = Table::new(vec![
-            "SERVICE", "STATE", "PORTS", "URL", "PID", "RESTARTS", "NOTE",
+            "SERVICE",
+            "STATE",
+            "PORTS",
+            "URL",
+            "PID/CONTAINER",
+            "RESTARTS",
+            "NOTE",
         ]);
         for service in &self.services {
             let ports = if service.ports.is_empty() {
@@ -107,12 +157,17 @@ impl StatusView {
                 service.state.clone(),
                 ports,
                 service.url.clone().unwrap_or_else(|| "-".to_string()),
-                service
-                    .pid
-                    .map(|pid| pid.to_string())
-                    .unwrap_or_else(|| "-".to_string()),
+                match (&service.pid, &service.container) {
+                    (Some(pid), _) => pid.to_string(),
+                    (None, Some(container)) => container.clone(),
+                    (None, None) => "-".to_string(),
+                },
                 service.restarts.to_string(),
-                service.message.clone().unwrap_or_default(),
+                match (&service.message, &service.health) {
+                    (Some(message), _) => message.clone(),
+                    (None, Some(health)) => health.clone(),
+                    (None, None) => String::new(),
+                },
             ]);
         }
         out.push_str(&table.render());
