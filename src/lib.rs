@@ -5,9 +5,12 @@
 //! - [`config`] loads and validates `berth.toml` (every error located);
 //! - [`identity`] names the instance; [`ledger`] records it under the machine-wide lock,
 //!   where [`ports`] plans its host ports (probing with [`probe`]) and leases them;
+//! - [`compose`] resolves the project's Compose files with the Compose tool, and after
+//!   planning writes the per-instance Compose file;
 //! - [`model`] renders the instance model, which [`state`] writes as `instance.json`;
 //! - [`supervisor`] (the same binary, detached) starts and watches the processes and
-//!   writes their state back; `up` waits for readiness and [`output`] renders the result.
+//!   writes their state back (compose services through the Compose tool, watched with
+//!   [`docker`] engine queries); `up` waits for readiness and [`output`] renders the result.
 //!
 //! Every other command in [`commands`] starts from `instance.json` plus the ledger.
 

@@ -409,3 +409,54 @@ fn ports_published_by_other_containers_are_taken() {
     sandbox.berth(&dir, &["down"]).success();
     docker::lines(&["rm", "-f", &foreign]);
 }
+
+#[test]
+fn a_killed_supervisor_leaves_nothing_after_down() {
+    if !docker::available("a_killed_supervisor_leaves_nothing_after_down") {
+        return;
+    }
+    let mut sandbox = Sandbox::new();
+    sandbox.compose = Some(docker::compose_tools()[0].to_string());
+    let compose = format!(
+        "services:\n  web:\n    image: {IMAGE}\n    command: [\"httpd\", \"-f\", \"-p\", \"80\", \"-h\", \"/www\"]\n    ports: [\"14880:80\"]\n    stop_grace_period: 1s\n    volumes: [data:/data]\nvolumes:\n  data:\n"
+    );
+    let dir = sandbox.project_files("orphan", &[("compose.yml", &compose)]);
+    let status = sandbox.berth(&dir, &["up", "--json"]).success().json();
+    let supervisor = status["supervisor_pid"].as_u64().unwrap() as i32;
+    let id = docker::lines(&[
+        "ps",
+        "-q",
+        "--no-trunc",
+        "--filter",
+        "label=dev.berth.instance=orphan",
+    ]);
+    let followers = || support::pids_matching(&format!("--follow {}", id[0]));
+    assert!(
+        !followers().is_empty(),
+        "the supervisor copies the container's logs"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(supervisor),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_for("the supervisor to die", Duration::from_secs(5), || {
+        !support::pid_alive(supervisor as u32)
+    });
+    assert_eq!(
+        docker::containers_of("orphan").len(),
+        1,
+        "the container outlives it"
+    );
+    let crashed = sandbox.berth(&dir, &["status", "--json"]).success().json();
+    assert_eq!(crashed["state"], "crashed", "{crashed}");
+
+    sandbox.berth(&dir, &["down", "--volumes"]).success();
+    assert!(docker::containers_of("orphan").is_empty());
+    assert!(!docker::volume_exists("orphan_data"));
+    assert!(!docker::network_exists("orphan_default"));
+    assert!(followers().is_empty(), "no `docker logs` process is left");
+    // And it comes back up.
+    sandbox.berth(&dir, &["up"]).success();
+    assert_eq!(http_get(14880, "/health").map(|(code, _)| code), Some(200));
+}
