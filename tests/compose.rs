@@ -460,3 +460,46 @@ fn a_killed_supervisor_leaves_nothing_after_down() {
     sandbox.berth(&dir, &["up"]).success();
     assert_eq!(http_get(14880, "/health").map(|(code, _)| code), Some(200));
 }
+
+#[test]
+fn profiles_choose_which_compose_services_run() {
+    if !docker::available("profiles_choose_which_compose_services_run") {
+        return;
+    }
+    // Compose v1's `config` prints services of inactive profiles too: berth must drop them.
+    let tools = docker::compose_tools();
+    let mut sandbox = Sandbox::new();
+    sandbox.compose = Some(tools[tools.len() - 1].to_string());
+    let compose = format!(
+        "services:\n  web:\n    image: {IMAGE}\n    command: [\"httpd\", \"-f\", \"-p\", \"80\", \"-h\", \"/www\"]\n    ports: [\"14900:80\"]\n    stop_grace_period: 1s\n  debug:\n    image: {IMAGE}\n    command: [\"httpd\", \"-f\", \"-p\", \"80\", \"-h\", \"/www\"]\n    ports: [\"14910:80\"]\n    profiles: [debug]\n    stop_grace_period: 1s\n"
+    );
+    let dir = sandbox.project_files("prof", &[("compose.yml", &compose)]);
+    let names = |status: &serde_json::Value| -> Vec<String> {
+        let mut names: Vec<String> = status["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    let plain = sandbox.berth(&dir, &["up", "--json"]).success().json();
+    assert_eq!(names(&plain), ["web"]);
+    assert_eq!(docker::containers_of("prof").len(), 1);
+
+    std::fs::write(
+        dir.join("berth.toml"),
+        "[compose]\nprofiles = [\"debug\"]\n",
+    )
+    .unwrap();
+    let with_debug = sandbox.berth(&dir, &["up", "--json"]).success().json();
+    assert_eq!(names(&with_debug), ["debug", "web"]);
+    assert_eq!(
+        http_get(14910, "/health").map(|(code, _)| code),
+        Some(200),
+        "the profile's service runs"
+    );
+    sandbox.berth(&dir, &["down"]).success();
+    assert!(docker::containers_of("prof").is_empty());
+}
