@@ -44,14 +44,14 @@ pub enum EngineError {
         source: std::io::Error,
     },
     /// A non-2xx answer, with the engine's `message` (or the body's start).
-    #[error("the Docker engine answered `GET {path}` with HTTP {status}: {message}")]
+    #[error("the Docker engine answered `{path}` with HTTP {status}: {message}")]
     Status {
         path: String,
         status: u16,
         message: String,
     },
     /// An answer that is not well-formed HTTP or not the expected JSON.
-    #[error("cannot understand the Docker engine's answer to `GET {path}`: {detail}")]
+    #[error("cannot understand the Docker engine's answer to `{path}`: {detail}")]
     Protocol { path: String, detail: String },
 }
 
@@ -151,36 +151,54 @@ impl Engine {
         Ok(ContainerDetails::from(answer))
     }
 
+    /// Removes a volume (`DELETE /volumes/{name}`); one that no longer exists is fine.
+    pub fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
+        let path = format!("/volumes/{}", percent_encode(name));
+        match self.send("DELETE", &path) {
+            Ok(_) => Ok(()),
+            Err(EngineError::Status { status: 404, .. }) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
     /// Sends `GET path` and decodes a 2xx answer's JSON body as `T`.
     fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, EngineError> {
+        let body = self.send("GET", path)?;
+        serde_json::from_slice(&body).map_err(|error| EngineError::Protocol {
+            path: format!("GET {path}"),
+            detail: format!("invalid JSON: {error}"),
+        })
+    }
+
+    /// Sends one request; the body of a 2xx answer, else the engine's error.
+    fn send(&self, method: &str, path: &str) -> Result<Vec<u8>, EngineError> {
         let raw = self
-            .exchange(path)
+            .exchange(method, path)
             .map_err(|source| EngineError::Unreachable {
                 socket: self.socket.clone(),
                 source,
             })?;
         let protocol = |detail: String| EngineError::Protocol {
-            path: path.to_string(),
+            path: format!("{method} {path}"),
             detail,
         };
         let response = parse_response(&raw).map_err(protocol)?;
         if !(200..300).contains(&response.status) {
             return Err(EngineError::Status {
-                path: path.to_string(),
+                path: format!("{method} {path}"),
                 status: response.status,
                 message: error_message(&response.body),
             });
         }
-        serde_json::from_slice(&response.body)
-            .map_err(|error| protocol(format!("invalid JSON: {error}")))
+        Ok(response.body)
     }
 
     /// One request on a fresh connection; the engine closes it after answering HTTP/1.0.
-    fn exchange(&self, path: &str) -> std::io::Result<Vec<u8>> {
+    fn exchange(&self, method: &str, path: &str) -> std::io::Result<Vec<u8>> {
         let mut stream = UnixStream::connect(&self.socket)?;
         stream.set_read_timeout(Some(IO_TIMEOUT))?;
         stream.set_write_timeout(Some(IO_TIMEOUT))?;
-        let request = format!("GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n");
+        let request = format!("{method} {path} HTTP/1.0\r\nHost: docker\r\n\r\n");
         let mut raw = Vec::new();
         stream
             .write_all(request.as_bytes())

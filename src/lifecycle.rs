@@ -61,26 +61,36 @@ pub fn stop(paths: &InstancePaths) -> Result<Option<InstanceFile>> {
 }
 
 /// Removes what is left of the instance on the Docker engine (its supervisor normally
-/// did, unless it died): containers and networks, and with `volumes` its own volumes.
+/// did, unless it died): containers and networks; with `volumes` also the volumes that
+/// carry the instance's labels, which external and shared volumes never do.
 pub fn remove_containers(file: &InstanceFile, volumes: bool) -> Result<()> {
     let Some(backend) = &file.compose else {
         return Ok(());
     };
-    if !volumes {
-        let engine = Engine::from_env().map_err(ComposeError::from)?;
-        let root = file.root.display().to_string();
-        let left = engine
-            .containers(&[(LABEL_INSTANCE, &file.name), (LABEL_ROOT, &root)], true)
-            .map_err(ComposeError::from)?;
-        if left.is_empty() {
-            return Ok(());
+    let engine = Engine::from_env().map_err(ComposeError::from)?;
+    let root = file.root.display().to_string();
+    let labels = [
+        (LABEL_INSTANCE, file.name.as_str()),
+        (LABEL_ROOT, root.as_str()),
+    ];
+    let left = engine
+        .containers(&labels, true)
+        .map_err(ComposeError::from)?;
+    let networks = engine.networks(&labels).map_err(ComposeError::from)?;
+    if !left.is_empty() || !networks.is_empty() {
+        Runner {
+            backend,
+            project: &file.name,
+        }
+        .down(false)?;
+    }
+    if volumes {
+        for volume in engine.volumes(&labels).map_err(ComposeError::from)? {
+            engine
+                .remove_volume(&volume.name)
+                .map_err(ComposeError::from)?;
         }
     }
-    Runner {
-        backend,
-        project: &file.name,
-    }
-    .down(volumes)?;
     Ok(())
 }
 

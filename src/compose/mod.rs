@@ -1,6 +1,7 @@
 //! The Compose backend: tool detection, config resolution, the per-instance file, and
 //! running the tool for an instance.
 
+mod cache;
 mod error;
 mod instance;
 pub mod ports;

@@ -8,6 +8,7 @@ use std::process::Stdio;
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
+use super::cache;
 use super::ports::{PortMapping, entry_text, parse_entry};
 use super::{ComposeError, ComposeTool};
 
@@ -37,27 +38,38 @@ pub fn resolve(
     files: &[PathBuf],
     profiles: &[String],
 ) -> Result<ComposeProject, ComposeError> {
-    let mut command = tool.command(project_name, root, files);
-    for profile in profiles {
-        command.arg("--profile").arg(profile);
-    }
-    command.arg("config");
     let display = format!("{} config", tool.display());
-    let output = command
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|source| ComposeError::Spawn {
-            command: display.clone(),
-            source,
-        })?;
-    if !output.status.success() {
-        return Err(ComposeError::Invalid {
-            command: display,
-            status: output.status.to_string(),
-            stderr: super::tail(&output.stderr, 20),
-        });
-    }
-    let text = String::from_utf8_lossy(&output.stdout);
+    let key = cache::key(tool, project_name, root, files, profiles);
+    let cached = key.as_deref().and_then(|key| cache::read(root, key));
+    let text =
+        match cached {
+            Some(text) => text,
+            None => {
+                let mut command = tool.command(project_name, root, files);
+                for profile in profiles {
+                    command.arg("--profile").arg(profile);
+                }
+                command.arg("config");
+                let output = command.stdin(Stdio::null()).output().map_err(|source| {
+                    ComposeError::Spawn {
+                        command: display.clone(),
+                        source,
+                    }
+                })?;
+                if !output.status.success() {
+                    return Err(ComposeError::Invalid {
+                        command: display,
+                        status: output.status.to_string(),
+                        stderr: super::tail(&output.stderr, 20),
+                    });
+                }
+                let text = String::from_utf8_lossy(&output.stdout).into_owned();
+                if let Some(key) = &key {
+                    cache::write(root, key, &text);
+                }
+                text
+            }
+        };
     let document: Value = serde_saphyr::from_str(&text).map_err(|error| ComposeError::Output {
         command: display.clone(),
         detail: error.to_string(),

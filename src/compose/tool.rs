@@ -43,6 +43,16 @@ impl ComposeTool {
         Err(ComposeError::ToolMissing)
     }
 
+    /// The executables that make up the tool (the docker CLI and its plugin, or one
+    /// program), for the resolution cache's key.
+    pub fn executables(&self) -> Vec<PathBuf> {
+        let mut found: Vec<PathBuf> = find_executable(&self.program[0]).into_iter().collect();
+        if self.program.len() > 1 && self.program[0] == "docker" && self.program[1] == "compose" {
+            found.extend(v2_plugin());
+        }
+        found
+    }
+
     /// The command as a user would type it, for messages.
     pub fn display(&self) -> String {
         self.program.join(" ")
