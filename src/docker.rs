@@ -161,6 +161,57 @@ impl Engine {
         }
     }
 
+    /// Runs `argv` in a running container, detached, and waits up to `timeout` for it to
+    /// end: its exit code, or `None` if it is still running then.
+    pub fn exec(
+        &self,
+        container: &str,
+        argv: &[String],
+        timeout: Duration,
+    ) -> Result<Option<i64>, EngineError> {
+        #[derive(Deserialize)]
+        struct Created {
+            #[serde(rename = "Id")]
+            id: String,
+        }
+        #[derive(Deserialize)]
+        struct Inspected {
+            #[serde(rename = "Running")]
+            running: bool,
+            #[serde(rename = "ExitCode")]
+            exit_code: Option<i64>,
+        }
+        let body = serde_json::json!({ "Cmd": argv, "AttachStdout": false, "AttachStderr": false });
+        let path = format!("/containers/{}/exec", percent_encode(container));
+        let created: Created = self.post(&path, &body)?;
+        let start = format!("/exec/{}/start", percent_encode(&created.id));
+        self.send_body("POST", &start, Some(&serde_json::json!({ "Detach": true })))?;
+        let deadline = std::time::Instant::now() + timeout;
+        let inspect = format!("/exec/{}/json", percent_encode(&created.id));
+        loop {
+            let state: Inspected = self.get(&inspect)?;
+            if !state.running {
+                return Ok(state.exit_code);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<T, EngineError> {
+        let answer = self.send_body("POST", path, Some(body))?;
+        serde_json::from_slice(&answer).map_err(|error| EngineError::Protocol {
+            path: format!("POST {path}"),
+            detail: format!("invalid JSON: {error}"),
+        })
+    }
+
     /// Sends `GET path` and decodes a 2xx answer's JSON body as `T`.
     fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, EngineError> {
         let body = self.send("GET", path)?;
@@ -172,8 +223,18 @@ impl Engine {
 
     /// Sends one request; the body of a 2xx answer, else the engine's error.
     fn send(&self, method: &str, path: &str) -> Result<Vec<u8>, EngineError> {
+        self.send_body(method, path, None)
+    }
+
+    /// Sends one request, with a JSON body when given.
+    fn send_body(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Vec<u8>, EngineError> {
         let raw = self
-            .exchange(method, path)
+            .exchange(method, path, body)
             .map_err(|source| EngineError::Unreachable {
                 socket: self.socket.clone(),
                 source,
@@ -194,11 +255,25 @@ impl Engine {
     }
 
     /// One request on a fresh connection; the engine closes it after answering HTTP/1.0.
-    fn exchange(&self, method: &str, path: &str) -> std::io::Result<Vec<u8>> {
+    fn exchange(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> std::io::Result<Vec<u8>> {
         let mut stream = UnixStream::connect(&self.socket)?;
         stream.set_read_timeout(Some(IO_TIMEOUT))?;
         stream.set_write_timeout(Some(IO_TIMEOUT))?;
-        let request = format!("{method} {path} HTTP/1.0\r\nHost: docker\r\n\r\n");
+        let request = match body {
+            Some(body) => {
+                let json = body.to_string();
+                format!(
+                    "{method} {path} HTTP/1.0\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{json}",
+                    json.len()
+                )
+            }
+            None => format!("{method} {path} HTTP/1.0\r\nHost: docker\r\n\r\n"),
+        };
         let mut raw = Vec::new();
         stream
             .write_all(request.as_bytes())

@@ -109,8 +109,8 @@ pub fn build(config: &Config, inputs: &ModelInputs) -> InstanceFile {
                 .filter(|(port_name, _)| is_tcp(port_name))
                 .map(|(_, port)| *port)
                 .collect();
-            let ready = if service.healthcheck {
-                ComposeReady::Healthcheck
+            let ready = if let Some(test) = &service.healthcheck {
+                ComposeReady::Healthcheck { test: test.clone() }
             } else if !tcp_ports.is_empty() {
                 ComposeReady::Tcp {
                     ports: tcp_ports.clone(),

@@ -40,7 +40,7 @@ impl Resolved {
                 let config = ComposeServiceConfig {
                     ports,
                     depends_on: service.depends_on.clone(),
-                    healthcheck: service.healthcheck,
+                    healthcheck: service.healthcheck.clone(),
                 };
                 (name.clone(), config)
             })

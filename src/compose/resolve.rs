@@ -24,8 +24,9 @@ pub struct ComposeProject {
 pub struct ComposeService {
     /// Published ports by name (the container port, `53-udp` for UDP).
     pub ports: IndexMap<String, PortMapping>,
-    /// The service defines a Docker healthcheck (and does not disable it).
-    pub healthcheck: bool,
+    /// The service's Docker healthcheck test as a command to run in its container
+    /// (`CMD-SHELL` through `/bin/sh -c`); `None` without a healthcheck.
+    pub healthcheck: Option<Vec<String>>,
     /// `depends_on` inside the Compose file.
     pub depends_on: Vec<String>,
 }
@@ -159,22 +160,36 @@ fn read_service(name: &str, service: &Value) -> Result<ComposeService, ComposeEr
     }
     Ok(ComposeService {
         ports,
-        healthcheck: has_healthcheck(service),
+        healthcheck: health_test(service),
         depends_on: depends_on(service),
     })
 }
 
-fn has_healthcheck(service: &Value) -> bool {
-    let Some(check) = service.get("healthcheck").and_then(Value::as_object) else {
-        return false;
-    };
+fn health_test(service: &Value) -> Option<Vec<String>> {
+    let check = service.get("healthcheck").and_then(Value::as_object)?;
     if check.get("disable").and_then(Value::as_bool) == Some(true) {
-        return false;
+        return None;
     }
-    match check.get("test") {
-        Some(Value::Array(words)) => words.first().and_then(Value::as_str) != Some("NONE"),
-        Some(Value::String(text)) => !text.is_empty(),
-        _ => false,
+    let shell = |line: String| vec!["/bin/sh".to_string(), "-c".to_string(), line];
+    match check.get("test")? {
+        Value::Array(words) => {
+            let words: Vec<String> = words
+                .iter()
+                .map(|word| match word {
+                    Value::String(text) => text.clone(),
+                    other => other.to_string(),
+                })
+                .collect();
+            match words.split_first() {
+                Some((kind, rest)) if kind == "CMD" && !rest.is_empty() => Some(rest.to_vec()),
+                Some((kind, rest)) if kind == "CMD-SHELL" && !rest.is_empty() => {
+                    Some(shell(rest.join(" ")))
+                }
+                _ => None,
+            }
+        }
+        Value::String(text) if !text.is_empty() => Some(shell(text.clone())),
+        _ => None,
     }
 }
 
@@ -257,8 +272,8 @@ version: '3.9'
         );
         assert_eq!(web.ports["80"].published, None);
         assert_eq!(web.ports["80-2"].published, Some(8080));
-        assert!(web.healthcheck);
-        assert!(!project.services["cache"].healthcheck);
+        assert_eq!(web.healthcheck, Some(vec!["true".to_string()]));
+        assert_eq!(project.services["cache"].healthcheck, None);
         assert_eq!(web.depends_on, ["cache"]);
 
         let with_profile = ComposeProject::from_document(document, &["extra".into()]).unwrap();

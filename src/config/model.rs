@@ -83,7 +83,8 @@ pub struct ComposeServiceConfig {
     /// `depends_on` from the Compose file plus any from berth.toml (which may name
     /// process services).
     pub depends_on: Vec<String>,
-    pub healthcheck: bool,
+    /// The Docker healthcheck's test as a command for the container, when it has one.
+    pub healthcheck: Option<Vec<String>>,
 }
 
 /// What the Compose tool resolved, as the loader needs it: services, ports, health.

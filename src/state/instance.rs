@@ -116,8 +116,10 @@ pub struct ComposeSpec {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "kebab-case")]
 pub enum ComposeReady {
-    /// The container's Docker healthcheck reports healthy.
-    Healthcheck,
+    /// The container's Docker healthcheck passes: Docker reports healthy, or the
+    /// healthcheck's own test, run by berth in the container before Docker's first
+    /// scheduled check, succeeds.
+    Healthcheck { test: Vec<String> },
     /// Every published host port accepts a connection that the container answers.
     Tcp { ports: Vec<u16> },
     /// The container is running.

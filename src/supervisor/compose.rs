@@ -33,6 +33,10 @@ pub enum ComposeCommand {
 const FAST_TICK: Duration = Duration::from_millis(20);
 /// Poll interval once every service is settled.
 const SLOW_TICK: Duration = Duration::from_millis(1000);
+/// How often berth runs a starting service's healthcheck test itself.
+const TEST_INTERVAL: Duration = Duration::from_millis(50);
+/// How long one run of the test may take before it counts as failed.
+const TEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a container may take to appear after `up -d` returned.
 const APPEAR_GRACE: Duration = Duration::from_secs(10);
 
@@ -55,6 +59,8 @@ struct Watch {
     /// Services `up -d` was run for, and when.
     launched: HashMap<String, Instant>,
     followers: HashMap<String, Follower>,
+    /// When berth last ran each service's healthcheck test itself.
+    tested_at: HashMap<String, Instant>,
     /// When each service's last follower ended, so a new one does not copy lines twice.
     followed_until: HashMap<String, String>,
 }
@@ -63,7 +69,8 @@ impl ComposeThread {
     pub fn run(self) {
         let engine = Engine::from_env().ok();
         let mut watch = Watch::default();
-        let mut tick = FAST_TICK;
+        // Nothing to wait for before the first launch.
+        let mut tick = Duration::ZERO;
         loop {
             match self.commands.recv_timeout(tick) {
                 Ok(ComposeCommand::Start(services)) => self.activate(&services),
@@ -277,12 +284,23 @@ impl ComposeThread {
                         ServiceState::Failed,
                         Some("the container's healthcheck reports unhealthy".to_string()),
                     ),
-                    (ComposeReady::Healthcheck, Some(Health::Healthy))
+                    (ComposeReady::Healthcheck { .. }, Some(Health::Healthy))
                     | (ComposeReady::Running, _) => (ServiceState::Ready, None),
-                    (ComposeReady::Healthcheck, _) => (
-                        ServiceState::Starting,
-                        Some("waiting for the healthcheck".to_string()),
-                    ),
+                    (ComposeReady::Healthcheck { .. }, _)
+                        if record.state == ServiceState::Ready =>
+                    {
+                        (ServiceState::Ready, None)
+                    }
+                    (ComposeReady::Healthcheck { test }, _) => {
+                        if self.test_passes(engine, &name, &container.id, test, watch) {
+                            (ServiceState::Ready, None)
+                        } else {
+                            (
+                                ServiceState::Starting,
+                                Some("waiting for the healthcheck".to_string()),
+                            )
+                        }
+                    }
                     (ComposeReady::Tcp { .. }, _) if record.state == ServiceState::Ready => {
                         (ServiceState::Ready, None)
                     }
@@ -321,6 +339,31 @@ impl ComposeThread {
                 self.set_state(&name, state, message);
             }
         }
+    }
+
+    /// Runs the healthcheck's test in the container, at most every [`TEST_INTERVAL`]:
+    /// Docker runs its first check only one `interval` after the start, which would make
+    /// every `up` wait that long for a service that is ready much sooner.
+    fn test_passes(
+        &self,
+        engine: &Engine,
+        name: &str,
+        container: &str,
+        test: &[String],
+        watch: &mut Watch,
+    ) -> bool {
+        if test.is_empty()
+            || watch
+                .tested_at
+                .get(name)
+                .is_some_and(|at| at.elapsed() < TEST_INTERVAL)
+        {
+            return false;
+        }
+        watch.tested_at.insert(name.to_string(), Instant::now());
+        engine
+            .exec(container, test, TEST_TIMEOUT)
+            .is_ok_and(|code| code == Some(0))
     }
 
     /// Keeps one `docker logs -f` running per container.
@@ -460,7 +503,9 @@ fn answers(port: u16) -> bool {
     let Ok(mut stream) = TcpStream::connect_timeout(&address, Duration::from_millis(200)) else {
         return false;
     };
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(30)));
+    // The proxy dials the container as soon as it accepts, and a refusal on the bridge
+    // network is immediate: 10 ms of silence means something listens.
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(10)));
     let mut byte = [0u8; 1];
     match stream.read(&mut byte) {
         Ok(0) => false,
