@@ -96,7 +96,7 @@ impl StatusView {
                     service.container = Some(container.name.clone());
                     service.health = container.health().map(|health| {
                         match health {
-                            Health::Starting => "health: starting",
+                            Health::Starting => "starting",
                             Health::Healthy => "healthy",
                             Health::Unhealthy => "unhealthy",
                         }
@@ -165,7 +165,7 @@ impl StatusView {
                 service.restarts.to_string(),
                 match (&service.message, &service.health) {
                     (Some(message), _) => message.clone(),
-                    (None, Some(health)) => health.clone(),
+                    (None, Some(health)) => format!("health: {health}"),
                     (None, None) => String::new(),
                 },
             ]);
