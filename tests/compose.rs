@@ -306,10 +306,14 @@ depends_on = ["api"]
     // berth runs the healthcheck's test itself, so it can be ready before Docker's first
     // scheduled check; status shows Docker's own view once it has one.
     let mut live = serde_json::Value::Null;
-    wait_for("Docker to report db healthy", Duration::from_secs(15), || {
-        live = sandbox.berth(&dir, &["status", "--json"]).success().json();
-        live["services"][0]["health"] == "healthy"
-    });
+    wait_for(
+        "Docker to report db healthy",
+        Duration::from_secs(15),
+        || {
+            live = sandbox.berth(&dir, &["status", "--json"]).success().json();
+            live["services"][0]["health"] == "healthy"
+        },
+    );
     let db = &live["services"][0];
     assert_eq!(db["name"], "db");
     let front = db["container"].as_str().unwrap().replace("db", "front");
