@@ -26,6 +26,21 @@ pub struct FileLock {
 }
 
 impl FileLock {
+    /// Tries for up to `window`; `None` if the lock stayed held that long. For a lock
+    /// held for a process's lifetime, which [`FileLock::is_held`] probes only briefly.
+    pub fn try_acquire_within(path: &Path, window: Duration) -> Result<Option<Self>, StateError> {
+        let started = Instant::now();
+        loop {
+            if let Some(lock) = Self::try_acquire(path)? {
+                return Ok(Some(lock));
+            }
+            if started.elapsed() >= window {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     /// Waits up to `deadline` for the lock, then fails naming the holder.
     pub fn acquire(path: &Path, deadline: Duration) -> Result<Self, StateError> {
         let started = Instant::now();
@@ -125,6 +140,31 @@ fn read_holder(path: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_liveness_probe_does_not_turn_away_the_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("supervisor.lock");
+        std::fs::write(&path, "").unwrap();
+        // A probe that holds the lock shared (as `is_held` does, for an instant).
+        let probe = Flock::lock(File::open(&path).unwrap(), FlockArg::LockSharedNonblock)
+            .map_err(|(_, errno)| errno)
+            .unwrap();
+        assert!(FileLock::try_acquire(&path).unwrap().is_none());
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            drop(probe);
+        });
+        let owner = FileLock::try_acquire_within(&path, Duration::from_millis(500)).unwrap();
+        assert!(owner.is_some());
+        release.join().unwrap();
+        assert!(
+            FileLock::try_acquire_within(&path, Duration::from_millis(20))
+                .unwrap()
+                .is_none(),
+            "a real holder still turns a second owner away"
+        );
+    }
 
     #[test]
     fn second_acquire_times_out_naming_the_holder() {

@@ -19,6 +19,9 @@ use crate::graph;
 use crate::process::ProcessIdentity;
 use crate::state::{FileLock, InstanceFile, InstancePaths, InstanceState};
 
+/// Longer than any liveness probe holds the supervisor lock.
+const PROBE_WINDOW: Duration = Duration::from_millis(500);
+
 struct Worker {
     commands: Sender<Command>,
     handle: JoinHandle<()>,
@@ -45,7 +48,9 @@ pub fn run(dir: &Path) -> Result<()> {
     let paths = InstancePaths { dir: dir.clone() };
     // Exactly one supervisor per instance: a second one started by a racing `up` finds
     // the lock held and leaves.
-    let Some(_lock) = FileLock::try_acquire(&paths.supervisor_lock())? else {
+    // `is_held` probes (by `up`, `status`, `ls`) take the lock shared for an instant, so
+    // a refusal is only another supervisor if it lasts: retry for a moment first.
+    let Some(_lock) = FileLock::try_acquire_within(&paths.supervisor_lock(), PROBE_WINDOW)? else {
         eprintln!(
             "berth supervisor: another supervisor already runs `{}`",
             file.name
