@@ -12,7 +12,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::shared::Shared;
-use super::unix::spawn_log_follower;
+use super::unix::{append_line, spawn_log_follower};
 use crate::compose::Runner;
 use crate::docker::{Container, Engine, Health};
 use crate::state::{ComposeBackend, ComposeReady, ServiceSpec, ServiceState};
@@ -229,7 +229,7 @@ impl ComposeThread {
             Err(error) => {
                 let text = error.to_string();
                 for name in &batch {
-                    let _ = append(file.services[name].log(), &text);
+                    let _ = append_line(file.services[name].log(), &format!("berth: {text}"));
                     self.set_state(name, ServiceState::Failed, Some(first_line(&text)));
                 }
             }
@@ -525,15 +525,6 @@ fn exit_code(status: &str) -> Option<i32> {
 
 fn first_line(text: &str) -> String {
     text.lines().next().unwrap_or_default().to_string()
-}
-
-fn append(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
-    writeln!(file, "berth: {text}")
 }
 
 fn now() -> String {

@@ -11,7 +11,7 @@ use nix::sys::signal::Signal;
 
 use super::readiness::{Probe, Readiness};
 use super::shared::Shared;
-use super::unix::{ExitInfo, peek_exit, signal_child_group, spawn_process};
+use super::unix::{ExitInfo, append_line, peek_exit, signal_child_group, spawn_process};
 use super::{BACKOFF_INITIAL, BACKOFF_MAX, BURST_LIMIT, BURST_WINDOW};
 use crate::process::ProcessIdentity;
 use crate::state::{ProcessSpec, RestartPolicy, ServiceState};
@@ -338,13 +338,4 @@ pub fn stop_child(child: &mut Child, grace_ms: u64) {
 fn finish(child: &mut Child) {
     signal_child_group(child, Signal::SIGKILL);
     let _ = child.wait();
-}
-
-fn append_line(path: &std::path::Path, line: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
-    writeln!(file, "{line}")
 }

@@ -43,13 +43,8 @@ pub fn spawn_process(argv: &[String], spec: &ProcessSpec, token: &str) -> std::i
     command
         .args(arguments)
         .current_dir(&spec.cwd)
-        .envs(&spec.env)
-        .env(env_vars::BERTH_RUN_TOKEN, token)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .process_group(0);
-    die_with_parent(&mut command);
+        .envs(&spec.env);
+    supervised(&mut command, log, token)?;
     command.spawn().map_err(|error| {
         std::io::Error::new(
             error.kind(),
@@ -88,15 +83,30 @@ pub fn spawn_log_follower(
     if let Some(since) = since {
         command.arg("--since").arg(since);
     }
+    command.arg(container);
+    supervised(&mut command, log, token)?;
+    command.spawn()
+}
+
+/// What every child of the supervisor gets: the run token (so a stop finds it even if
+/// it leaves its group), no stdin, output appended to `log`, its own process group, and
+/// SIGTERM when the thread that started it dies.
+fn supervised(command: &mut Command, log: std::fs::File, token: &str) -> std::io::Result<()> {
     command
-        .arg(container)
         .env(env_vars::BERTH_RUN_TOKEN, token)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
         .process_group(0);
-    die_with_parent(&mut command);
-    command.spawn()
+    die_with_parent(command);
+    Ok(())
+}
+
+/// Appends one line to a log (berth's own remarks among a service's output).
+pub fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = open_log(path)?;
+    writeln!(file, "{line}")
 }
 
 /// The exit status of `child` if it has exited, without reaping it: while the zombie is
