@@ -57,6 +57,12 @@ pub enum CommandKind {
     /// Open a shell in a compose service's container, or with a process service's (or
     /// the instance's) environment.
     Shell(ShellArgs),
+    /// Remove the instance: its processes, containers, networks, own volumes, state
+    /// directory and port leases, and nothing else.
+    Rm(RmArgs),
+    /// Clean up after instances that died or whose root is gone: ledger entries, left
+    /// processes, and berth-labelled containers and networks no instance owns.
+    Gc(GcArgs),
     /// Run the supervisor of an instance (started by `up`; not for direct use).
     #[command(name = "__supervise", hide = true)]
     Supervise {
@@ -148,4 +154,18 @@ pub struct ExecArgs {
 pub struct ShellArgs {
     /// The service; the instance's environment in its root when omitted.
     pub service: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Do not ask for confirmation (berth asks only when stdin is a terminal).
+    #[arg(short, long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Print what would be removed, and remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }

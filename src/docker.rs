@@ -151,14 +151,26 @@ impl Engine {
         Ok(ContainerDetails::from(answer))
     }
 
-    /// Removes a volume (`DELETE /volumes/{name}`); one that no longer exists is fine.
-    pub fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
-        let path = format!("/volumes/{}", percent_encode(name));
-        match self.send("DELETE", &path) {
-            Ok(_) => Ok(()),
-            Err(EngineError::Status { status: 404, .. }) => Ok(()),
+    /// Removes a container, stopping it first if it runs; one already gone is fine.
+    pub fn remove_container(&self, id: &str) -> Result<(), EngineError> {
+        self.delete(&format!("/containers/{}?force=1", percent_encode(id)))
+    }
+
+    /// Removes a network; one already gone is fine.
+    pub fn remove_network(&self, id: &str) -> Result<(), EngineError> {
+        self.delete(&format!("/networks/{}", percent_encode(id)))
+    }
+
+    fn delete(&self, path: &str) -> Result<(), EngineError> {
+        match self.send("DELETE", path) {
+            Ok(_) | Err(EngineError::Status { status: 404, .. }) => Ok(()),
             Err(error) => Err(error),
         }
+    }
+
+    /// Removes a volume (`DELETE /volumes/{name}`); one that no longer exists is fine.
+    pub fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
+        self.delete(&format!("/volumes/{}", percent_encode(name)))
     }
 
     /// Runs `argv` in a running container, detached, and waits up to `timeout` for it to

@@ -14,6 +14,7 @@
 //!
 //! Every other command in [`commands`] starts from `instance.json` plus the ledger.
 
+pub mod cleanup;
 pub mod cli;
 pub mod commands;
 pub mod compose;

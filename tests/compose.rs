@@ -512,3 +512,62 @@ fn profiles_choose_which_compose_services_run() {
     sandbox.berth(&dir, &["down"]).success();
     assert!(docker::containers_of("prof").is_empty());
 }
+
+#[test]
+fn rm_and_gc_remove_only_the_instance_they_are_about() {
+    if !docker::available("rm_and_gc_remove_only_the_instance_they_are_about") {
+        return;
+    }
+    let mut sandbox = Sandbox::new();
+    sandbox.compose = Some(docker::compose_tools()[0].to_string());
+    let compose = format!(
+        "services:\n  web:\n    image: {IMAGE}\n    command: [\"httpd\", \"-f\", \"-p\", \"80\", \"-h\", \"/www\"]\n    ports: [\"14950:80\"]\n    stop_grace_period: 1s\n    volumes: [data:/data]\nvolumes:\n  data:\n"
+    );
+    let keep = sandbox.project_files("keep", &[("compose.yml", &compose)]);
+    let gone = sandbox.project_files("gone", &[("compose.yml", &compose)]);
+    let worktree = sandbox.project_files("worktree", &[("compose.yml", &compose)]);
+    for dir in [&keep, &gone, &worktree] {
+        sandbox.berth(dir, &["up"]).success();
+    }
+    let removed = sandbox
+        .berth(&gone, &["rm", "--yes", "--json"])
+        .success()
+        .json();
+    let what: Vec<String> = removed["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["kind"].as_str().unwrap(),
+                r["what"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(what.contains(&"volume gone_data".to_string()), "{what:?}");
+    assert!(docker::containers_of("gone").is_empty());
+    assert!(!docker::volume_exists("gone_data"));
+    assert!(!docker::network_exists("gone_default"));
+    assert!(!gone.join(".berth/gone").exists());
+
+    // A deleted worktree: gc removes its containers and network, keeps its volume (data).
+    std::fs::remove_dir_all(&worktree).unwrap();
+    sandbox.berth(&keep, &["gc"]).success();
+    assert!(docker::containers_of("worktree").is_empty());
+    assert!(!docker::network_exists("worktree_default"));
+    assert!(
+        docker::volume_exists("worktree_data"),
+        "gc never deletes data"
+    );
+    docker::lines(&["volume", "rm", "worktree_data"]);
+
+    // The instance nobody asked about is untouched.
+    assert_eq!(docker::containers_of("keep").len(), 1);
+    assert!(docker::volume_exists("keep_data"));
+    let status = sandbox.berth(&keep, &["status", "--json"]).success().json();
+    assert_eq!(status["services"][0]["state"], "ready", "{status}");
+    sandbox.berth(&keep, &["rm", "--yes"]).success();
+    assert!(docker::containers_of("keep").is_empty());
+    assert!(!docker::volume_exists("keep_data"));
+}

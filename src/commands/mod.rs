@@ -3,10 +3,12 @@
 mod down;
 mod env;
 mod exec;
+mod gc;
 mod logs;
 mod ls;
 mod port;
 mod restart;
+mod rm;
 mod status;
 mod up;
 
@@ -30,6 +32,8 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         CommandKind::Env(args) => env::run(&context, &args),
         CommandKind::Logs(args) => logs::run(&context, &args),
         CommandKind::Exec(args) => exec::run_exec(&context, &args),
+        CommandKind::Rm(args) => rm::run(&context, &args),
+        CommandKind::Gc(args) => gc::run(&context, &args),
         CommandKind::Shell(args) => exec::run_shell(&context, &args),
         CommandKind::Supervise { .. } => Ok(()),
     }

@@ -1,0 +1,194 @@
+//! Removing what an instance left behind, shared by `rm` and `gc`: processes whose
+//! supervisor is gone, the instance's objects on the Docker engine (found by its labels,
+//! so another instance's are never touched), and its state directory. Each step returns
+//! what it removed, or with `dry_run` what it would remove.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use serde::Serialize;
+
+use crate::compose::{ComposeError, LABEL_INSTANCE, LABEL_ROOT};
+use crate::docker::Engine;
+use crate::env_vars;
+use crate::error::Result;
+use crate::process::{self, ProcessIdentity};
+use crate::state::InstancePaths;
+
+/// One thing removed (or to be removed).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Removal {
+    pub instance: String,
+    /// `process`, `container`, `network`, `volume`, `state`, `ledger`.
+    pub kind: String,
+    pub what: String,
+}
+
+impl Removal {
+    pub fn new(instance: &str, kind: &str, what: impl Into<String>) -> Self {
+        Removal {
+            instance: instance.to_string(),
+            kind: kind.to_string(),
+            what: what.into(),
+        }
+    }
+}
+
+/// Stops every process of the instance that no live supervisor owns: a supervisor still
+/// running for it (found by its command line, which names the state directory) gets
+/// SIGTERM and a grace period, then whatever carries the instance's name and root in its
+/// environment is killed. Every signal checks the PID's start time first.
+pub fn stray_processes(name: &str, root: &Path, dry_run: bool) -> Vec<Removal> {
+    let dir = InstancePaths::new(root, name).dir.display().to_string();
+    let supervisors: Vec<(ProcessIdentity, String)> = process::all_pids()
+        .into_iter()
+        .filter(|pid| *pid != std::process::id())
+        .filter_map(|pid| {
+            let command = process::command_line(pid)?;
+            if !command.ends_with(&format!("__supervise {dir}")) {
+                return None;
+            }
+            Some((ProcessIdentity::of(pid)?, command))
+        })
+        .collect();
+    let root_text = root.display().to_string();
+    let members = || -> Vec<(ProcessIdentity, String)> {
+        process::pids_with_env(env_vars::BERTH_INSTANCE, name)
+            .into_iter()
+            .filter(|pid| process::has_env(*pid, env_vars::BERTH_ROOT, &root_text))
+            .filter_map(|pid| {
+                let command = process::command_line(pid).unwrap_or_default();
+                Some((ProcessIdentity::of(pid)?, command))
+            })
+            .collect()
+    };
+    let mut removed: Vec<Removal> = supervisors
+        .iter()
+        .chain(members().iter())
+        .map(|(identity, command)| {
+            Removal::new(name, "process", format!("PID {} ({command})", identity.pid))
+        })
+        .collect();
+    if dry_run {
+        return removed;
+    }
+    for (identity, _) in &supervisors {
+        identity.signal(Signal::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while supervisors.iter().any(|(identity, _)| identity.is_alive()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for (identity, _) in &supervisors {
+        identity.signal(Signal::SIGKILL);
+    }
+    // Repeat: a process may fork between the scan and the kill.
+    for _ in 0..5 {
+        let left = members();
+        if left.is_empty() {
+            break;
+        }
+        for (identity, command) in left {
+            if identity.signal(Signal::SIGKILL)
+                && !removed
+                    .iter()
+                    .any(|r| r.what.starts_with(&format!("PID {} ", identity.pid)))
+            {
+                removed.push(Removal::new(
+                    name,
+                    "process",
+                    format!("PID {} ({command})", identity.pid),
+                ));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    removed
+}
+
+/// The instance's containers and networks, and with `volumes` its own volumes, by the
+/// labels berth puts on them: never another instance's, never an external or shared
+/// volume (those carry no instance label).
+pub fn engine_objects(
+    engine: &Engine,
+    name: &str,
+    root: &Path,
+    volumes: bool,
+    dry_run: bool,
+) -> Result<Vec<Removal>> {
+    let root_text = root.display().to_string();
+    let labels = [(LABEL_INSTANCE, name), (LABEL_ROOT, root_text.as_str())];
+    let mut removed = Vec::new();
+    for container in engine
+        .containers(&labels, true)
+        .map_err(ComposeError::from)?
+    {
+        if !dry_run {
+            engine
+                .remove_container(&container.id)
+                .map_err(ComposeError::from)?;
+        }
+        removed.push(Removal::new(name, "container", container.name));
+    }
+    for network in engine.networks(&labels).map_err(ComposeError::from)? {
+        if !dry_run {
+            engine
+                .remove_network(&network.id)
+                .map_err(ComposeError::from)?;
+        }
+        removed.push(Removal::new(name, "network", network.name));
+    }
+    if volumes {
+        for volume in engine.volumes(&labels).map_err(ComposeError::from)? {
+            if !dry_run {
+                engine
+                    .remove_volume(&volume.name)
+                    .map_err(ComposeError::from)?;
+            }
+            removed.push(Removal::new(name, "volume", volume.name));
+        }
+    }
+    Ok(removed)
+}
+
+/// Deletes `.berth/<instance>/` (logs, data, the instance's Compose file, state).
+pub fn state_dir(name: &str, root: &Path, dry_run: bool) -> Result<Vec<Removal>> {
+    let dir = InstancePaths::new(root, name).dir;
+    if !dir.exists() {
+        return Ok(Vec::new());
+    }
+    if !dry_run {
+        fs_err::remove_dir_all(&dir)?;
+    }
+    Ok(vec![Removal::new(name, "state", dir.display().to_string())])
+}
+
+/// A one-line summary: `2 containers, 1 network, 5 processes`.
+pub fn summary(removed: &[Removal]) -> String {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for removal in removed {
+        match counts.iter_mut().find(|(kind, _)| *kind == removal.kind) {
+            Some((_, count)) => *count += 1,
+            None => counts.push((removal.kind.clone(), 1)),
+        }
+    }
+    if counts.is_empty() {
+        return "nothing".to_string();
+    }
+    counts
+        .iter()
+        .map(|(kind, count)| {
+            let noun = match (kind.as_str(), *count) {
+                ("process", 1) => "process".to_string(),
+                ("process", _) => "processes".to_string(),
+                ("state", _) => "state directory".to_string(),
+                ("ledger", _) => "ledger entry".to_string(),
+                (other, 1) => other.to_string(),
+                (other, _) => format!("{other}s"),
+            };
+            format!("{count} {noun}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,152 @@
+//! `berth gc [--dry-run]`: cleans up after instances that died or whose root is gone.
+//! A live instance, or a stopped one whose root exists, is never touched; one whose
+//! supervisor died keeps its ledger entry and ports, but loses what the supervisor left.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use crate::cleanup::{self, Removal};
+use crate::cli::GcArgs;
+use crate::compose::{LABEL_INSTANCE, LABEL_ROOT};
+use crate::context::Context;
+use crate::docker::Engine;
+use crate::error::Result;
+use crate::lifecycle;
+use crate::output;
+use crate::state::{FileLock, InstanceFile, InstancePaths};
+
+pub fn run(context: &Context, args: &GcArgs) -> Result<()> {
+    let dry_run = args.dry_run;
+    let engine = Engine::from_env()
+        .ok()
+        .filter(|engine| engine.version().is_ok());
+    let entries = context.ledger.read()?.instances;
+    let mut removed: Vec<Removal> = Vec::new();
+    let mut dropped: Vec<String> = Vec::new();
+    for entry in &entries {
+        let name = &entry.name;
+        let paths = InstancePaths::new(&entry.root, name);
+        if !entry.root.is_dir() {
+            // The worktree was deleted: nothing of the instance is worth keeping.
+            removed.extend(cleanup::stray_processes(name, &entry.root, dry_run));
+            if let Some(engine) = &engine {
+                removed.extend(cleanup::engine_objects(
+                    engine,
+                    name,
+                    &entry.root,
+                    false,
+                    dry_run,
+                )?);
+            }
+            removed.push(Removal::new(
+                name,
+                "ledger",
+                format!("root `{}` is gone", entry.root.display()),
+            ));
+            dropped.push(name.clone());
+            continue;
+        }
+        let Some(file) = InstanceFile::read(&paths.instance_json()).ok().flatten() else {
+            if !FileLock::is_held(&paths.supervisor_lock()) {
+                // Its state directory was deleted by hand.
+                removed.extend(cleanup::stray_processes(name, &entry.root, dry_run));
+                if let Some(engine) = &engine {
+                    removed.extend(cleanup::engine_objects(
+                        engine,
+                        name,
+                        &entry.root,
+                        false,
+                        dry_run,
+                    )?);
+                }
+                removed.push(Removal::new(name, "ledger", "its state directory is gone"));
+                dropped.push(name.clone());
+            }
+            continue;
+        };
+        if file.is_orphaned() {
+            // The supervisor died: stop what it left, keep the instance (and its ports).
+            removed.extend(cleanup::stray_processes(name, &entry.root, true));
+            if let Some(engine) = &engine {
+                removed.extend(cleanup::engine_objects(
+                    engine,
+                    name,
+                    &entry.root,
+                    false,
+                    true,
+                )?);
+            }
+            if !dry_run {
+                let _operation = FileLock::acquire(&paths.operation_lock(), context.lock_timeout)?;
+                lifecycle::stop(&paths)?;
+                if let Some(engine) = &engine {
+                    cleanup::engine_objects(engine, name, &entry.root, false, false)?;
+                }
+                let mut ledger = context.ledger.lock()?;
+                if let Some(entry) = ledger.data.find_mut(name) {
+                    entry.started_at = None;
+                }
+                ledger.save()?;
+            }
+        }
+    }
+    // Containers and networks labelled by berth for an instance the ledger does not know
+    // (at that root) any more.
+    if let Some(engine) = &engine {
+        let known: HashSet<(String, PathBuf)> = entries
+            .iter()
+            .filter(|entry| !dropped.contains(&entry.name))
+            .map(|entry| (entry.name.clone(), entry.root.clone()))
+            .collect();
+        let mut orphans: HashSet<(String, PathBuf)> = HashSet::new();
+        let owner = |labels: &std::collections::BTreeMap<String, String>| {
+            Some((
+                labels.get(LABEL_INSTANCE)?.clone(),
+                PathBuf::from(labels.get(LABEL_ROOT)?),
+            ))
+        };
+        let containers = engine.containers(&[], true).unwrap_or_default();
+        let networks = engine.networks(&[]).unwrap_or_default();
+        for labels in containers
+            .iter()
+            .map(|c| &c.labels)
+            .chain(networks.iter().map(|n| &n.labels))
+        {
+            // An instance of another ledger (another BERTH_HOME) may be alive: only a
+            // root that is gone, or an instance with no live supervisor, is an orphan.
+            if let Some(pair) = owner(labels)
+                && !known.contains(&pair)
+                && !dropped.contains(&pair.0)
+                && !FileLock::is_held(&InstancePaths::new(&pair.1, &pair.0).supervisor_lock())
+            {
+                orphans.insert(pair);
+            }
+        }
+        for (name, root) in orphans {
+            removed.extend(cleanup::engine_objects(
+                engine, &name, &root, false, dry_run,
+            )?);
+        }
+    }
+    if !dry_run && !dropped.is_empty() {
+        let mut ledger = context.ledger.lock()?;
+        ledger
+            .data
+            .instances
+            .retain(|entry| !dropped.contains(&entry.name));
+        ledger.save()?;
+    }
+    if context.json {
+        output::print_json(&serde_json::json!({ "dry_run": dry_run, "removed": removed }))?;
+    } else {
+        let verb = if dry_run { "would remove" } else { "removed" };
+        for removal in &removed {
+            println!(
+                "{verb} {} of `{}`: {}",
+                removal.kind, removal.instance, removal.what
+            );
+        }
+        output::note(&format!("gc {verb} {}", cleanup::summary(&removed)));
+    }
+    Ok(())
+}

@@ -1,0 +1,85 @@
+//! `berth rm [--yes]`: everything of the instance (processes, containers, networks, its
+//! own volumes, state directory, port leases) and nothing else.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use crate::cleanup::{self, Removal};
+use crate::cli::RmArgs;
+use crate::context::Context;
+use crate::docker::Engine;
+use crate::error::{Error, Result};
+use crate::lifecycle;
+use crate::output;
+use crate::state::FileLock;
+
+pub fn run(context: &Context, args: &RmArgs) -> Result<()> {
+    let selected = context.select()?;
+    let name = selected.entry.name.clone();
+    let root = selected.entry.root.clone();
+    if !args.yes && std::io::stdin().is_terminal() && !confirm(&name, &root)? {
+        return Err(Error::usage(
+            format!("kept `{name}`"),
+            Some("pass --yes to remove without asking".to_string()),
+        ));
+    }
+    let mut removed: Vec<Removal> = Vec::new();
+    if root.is_dir() {
+        let _operation = FileLock::acquire(&selected.paths.operation_lock(), context.lock_timeout)?;
+        if let Some(file) = lifecycle::stop(&selected.paths)? {
+            for (service, record) in &file.services {
+                if record.active {
+                    removed.push(Removal::new(&name, "service", service.clone()));
+                }
+            }
+        }
+    }
+    removed.extend(cleanup::stray_processes(&name, &root, false));
+    // The engine is needed only if the instance ever had containers.
+    let had_compose = selected
+        .file
+        .as_ref()
+        .is_some_and(|file| file.compose.is_some());
+    match Engine::from_env() {
+        Ok(engine) => match cleanup::engine_objects(&engine, &name, &root, true, false) {
+            Ok(objects) => removed.extend(objects),
+            Err(error) if had_compose => return Err(error),
+            Err(_) => {}
+        },
+        Err(error) if had_compose => return Err(crate::compose::ComposeError::from(error).into()),
+        Err(_) => {}
+    }
+    if root.is_dir() {
+        removed.extend(cleanup::state_dir(&name, &root, false)?);
+    }
+    let mut ledger = context.ledger.lock()?;
+    if let Some(entry) = ledger.data.find(&name).cloned() {
+        for lease in &entry.leases {
+            removed.push(Removal::new(
+                &name,
+                "lease",
+                format!("{} ({}.{})", lease.port, lease.service, lease.port_name),
+            ));
+        }
+        ledger.data.instances.retain(|other| other.name != name);
+        ledger.save()?;
+        removed.push(Removal::new(&name, "ledger", name.clone()));
+    }
+    drop(ledger);
+    if context.json {
+        output::print_json(&serde_json::json!({ "name": name, "removed": removed }))?;
+    } else {
+        output::note(&format!("removed `{name}`: {}", cleanup::summary(&removed)));
+    }
+    Ok(())
+}
+
+fn confirm(name: &str, root: &std::path::Path) -> Result<bool> {
+    eprint!(
+        "remove instance `{name}` of `{}`: its processes, containers, volumes, state and port leases? [y/N] ",
+        root.display()
+    );
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+}
