@@ -55,8 +55,6 @@ interrupted.
 from __future__ import annotations
 
 import argparse
-import collections
-import ctypes
 import datetime as dt
 import http.client
 import json
@@ -65,14 +63,14 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import traceback
 from pathlib import Path
+
+from common import BenchBase, BenchError, drive, ms, percentile, port_accepts, reap_all_zombies
+from common import fmt_ms as common_fmt_ms
 
 REPO = Path(__file__).resolve().parent.parent
 BERTH = REPO / "target" / "release" / "berth"
@@ -86,36 +84,18 @@ PUBLISHED = {"stock": 4210, "assets": 4280}
 HEALTHCHECKED = "stock"  # the service whose Docker healthcheck berth waits for
 
 POLL_INTERVAL = 0.005  # seconds between baseline polling rounds
+CONNECT_TIMEOUT = 0.5  # seconds for one TCP connect to a published port
 READY_TIMEOUT = 60.0  # seconds for a baseline stack to answer
 COMMAND_TIMEOUT = 120.0  # seconds for any single command
 
 TOOLS = {"v2": ["docker", "compose"], "v1": ["docker-compose"]}
 
 
-class BenchError(Exception):
-    """A failure that makes a section's figures meaningless."""
-
-
 # --------------------------------------------------------------------------- helpers
 
 
-def ms(nanoseconds: float) -> float:
-    return nanoseconds / 1e6
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    """Linear-interpolated percentile (fraction in [0, 1])."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    position = (len(ordered) - 1) * fraction
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
 def fmt_ms(value: float) -> str:
-    return f"{value:8.1f} ms"
+    return common_fmt_ms(value, width=8, decimals=1)
 
 
 def docker_time_to_unix(text: str) -> float:
@@ -127,33 +107,6 @@ def docker_time_to_unix(text: str) -> float:
         text = f"{whole}.{fraction}"
     moment = dt.datetime.fromisoformat(text).replace(tzinfo=dt.timezone.utc)
     return moment.timestamp()
-
-
-def become_subreaper() -> bool:
-    """Adopt orphaned descendants (the berth supervisors) so they can be reaped."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        PR_SET_CHILD_SUBREAPER = 36
-        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
-
-
-def reap_all_zombies() -> None:
-    """Reaps every exited child. Only called when no Popen is outstanding."""
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-
-
-def port_accepts(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def health_ok(port: int) -> bool:
@@ -170,31 +123,6 @@ def health_ok(port: int) -> bool:
             connection.close()
     except (OSError, http.client.HTTPException):
         return False
-
-
-def processes_under(root: Path) -> list[tuple[int, str]]:
-    """Live processes whose cwd or command line lies under `root` (not zombies)."""
-    found = []
-    me = os.getpid()
-    prefix = str(root)
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == me:
-            continue
-        pid = int(entry)
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-            if stat.rsplit(")", 1)[1].split()[0] == "Z":
-                continue
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-            try:
-                cwd = os.readlink(f"/proc/{pid}/cwd")
-            except OSError:
-                cwd = ""
-        except (OSError, IndexError):
-            continue
-        if cwd == prefix or cwd.startswith(prefix + "/") or prefix in cmdline:
-            found.append((pid, cmdline))
-    return found
 
 
 def run(argv: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None,
@@ -226,15 +154,13 @@ def tool_available(program: list[str]) -> tuple[bool, str]:
 # --------------------------------------------------------------------------- the bench
 
 
-class Bench:
+class Bench(BenchBase):
     def __init__(self, args: argparse.Namespace) -> None:
+        super().__init__("berth-compose-bench-", args.keep_temp)
         self.runs = args.runs
         self.status_runs = args.status_runs
-        self.keep_temp = args.keep_temp
         self.health_interval = args.health_interval
-        self.root = Path(tempfile.mkdtemp(prefix="berth-compose-bench-")).resolve()
         self.tag = f"bcb{os.getpid()}"
-        self.base_env = {key: value for key, value in os.environ.items() if not key.startswith("BERTH_")}
         self.base_env.pop("COMPOSE_PROJECT_NAME", None)
         self.base_env.pop("COMPOSE_FILE", None)
         self.base_env.pop("COMPOSE_PROFILES", None)
@@ -244,36 +170,6 @@ class Bench:
         self.all_baseline_projects: set[str] = set()
         # berth instances that may be up or hold leases: (home, dir) -> env.
         self.berth_started: dict[tuple[str, str], dict[str, str]] = {}
-        self.results: list[dict] = []
-        self.errors: list[str] = []
-        self.notes: list[str] = []
-        self.subreaper = False
-
-    # ---------------------------------------------------------------- reporting
-
-    def record(self, key: str, title: str, value: str, target: str, passed: bool | None | str,
-               ratio: str = "-") -> None:
-        """passed: True (PASS), False (FAIL), None (ERROR) or "info" (no target)."""
-        verdict = {True: "PASS", False: "FAIL", None: "ERROR", "info": "INFO"}[passed]
-        self.results.append(dict(key=key, title=title, value=value, target=target,
-                                 verdict=verdict, ratio=ratio))
-        print(f"    => {title}: {value}  (target {target})  {verdict}"
-              + (f"  ratio {ratio}" if ratio != "-" else ""), flush=True)
-
-    def section(self, key: str, title: str, function, *arguments) -> None:
-        print(f"\n[{key}] {title}", flush=True)
-        started = time.monotonic()
-        try:
-            function(*arguments)
-        except BenchError as error:
-            self.errors.append(f"[{key}] {error}")
-            self.record(key, title, "error", "-", None)
-            print(f"    ERROR: {error}", flush=True)
-        except Exception as error:  # noqa: BLE001 - report and carry on with other sections
-            self.errors.append(f"[{key}] {type(error).__name__}: {error}")
-            self.record(key, title, "error", "-", None)
-            traceback.print_exc()
-        print(f"    (section took {time.monotonic() - started:.1f} s)", flush=True)
 
     # ---------------------------------------------------------------- engine state
 
@@ -281,7 +177,7 @@ class Bench:
         """Waits (up to 10 s) until no published port of the example accepts."""
         deadline = time.monotonic() + 10
         while True:
-            taken = [port for port in PUBLISHED.values() if port_accepts(port)]
+            taken = [port for port in PUBLISHED.values() if port_accepts(port, CONNECT_TIMEOUT)]
             if not taken:
                 return
             if time.monotonic() > deadline:
@@ -316,7 +212,7 @@ class Bench:
         pending = set(PUBLISHED.values())
         deadline = time.monotonic() + READY_TIMEOUT
         while pending:
-            pending = {port for port in pending if not (port_accepts(port) and health_ok(port))}
+            pending = {port for port in pending if not (port_accepts(port, CONNECT_TIMEOUT) and health_ok(port))}
             if not pending:
                 break
             if time.monotonic() > deadline:
@@ -536,10 +432,7 @@ class Bench:
         for row in self.results:
             print(f"  {row['key']:<4} {row['title']:<{width}}  {row['value']:>9}  {row['target']:>9}"
                   f"  {row['verdict']:<7} {row['ratio'] if row['ratio'] != '-' else ''}")
-        verdicts = collections.Counter(row["verdict"] for row in self.results)
-        print(f"  {verdicts.get('PASS', 0)} pass, {verdicts.get('FAIL', 0)} fail, {verdicts.get('ERROR', 0)} error")
-        for error in self.errors:
-            print(f"  error: {error.splitlines()[0]}")
+        self.summary_totals()
 
     def cleanup(self) -> None:
         print("\ncleanup:", flush=True)
@@ -596,26 +489,8 @@ class Bench:
         if removed:
             self.notes.append(f"removed by the final sweep (not by down): {', '.join(removed)}")
         print(f"  engine sweep: {len(removed)} object(s) removed after the downs", flush=True)
-        # 4. Processes left under the temp dir (supervisors, log followers).
-        leftovers = processes_under(self.root)
-        for pid, cmdline in leftovers:
-            print(f"  killing leftover pid {pid}: {cmdline[:160]}")
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if leftovers:
-            time.sleep(0.2)
-            self.notes.append(f"{len(leftovers)} process(es) had to be killed at cleanup")
-        reap_all_zombies()
-        # 5. The temp dir.
-        if self.keep_temp:
-            print(f"  kept {self.root}")
-        else:
-            shutil.rmtree(self.root, ignore_errors=True)
-            print(f"  removed {self.root}" + (" (NOT fully)" if self.root.exists() else ""), flush=True)
-        for note in self.notes:
-            print(f"  note: {note}")
+        # 4. Processes left under the temp dir (supervisors, log followers), then the temp dir.
+        self.cleanup_processes_and_temp()
 
 
 def main() -> int:
@@ -648,33 +523,8 @@ def main() -> int:
     if not tools:
         print("no Compose tool found (`docker compose` or `docker-compose`)", file=sys.stderr)
         return 2
-
-    def on_signal(number, _frame):
-        raise KeyboardInterrupt(f"signal {number}")
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
-
-    bench = Bench(args)
-    bench.subreaper = become_subreaper()
-    started = time.monotonic()
-    interrupted = False
-    try:
-        bench.run(tools)
-    except KeyboardInterrupt:
-        interrupted = True
-        print("\ninterrupted", file=sys.stderr)
-    finally:
-        # Ignore further interrupts while cleaning up, so the cleanup completes.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        bench.summary()
-        bench.cleanup()
-        print(f"total time {time.monotonic() - started:.1f} s")
-    if interrupted:
-        return 130
-    return 1 if bench.errors else 0
+    return drive(lambda: Bench(args), tools,
+                 ignored_at_cleanup=(signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
 
 
 if __name__ == "__main__":

@@ -40,22 +40,19 @@ from __future__ import annotations
 
 import argparse
 import collections
-import ctypes
 import datetime as dt
 import http.client
 import json
 import os
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import traceback
 from pathlib import Path
+
+from common import BenchBase, BenchError, drive, fmt_ms, ms, percentile, port_accepts, processes_under
 
 REPO = Path(__file__).resolve().parent.parent
 RELEASE = REPO / "target" / "release"
@@ -67,30 +64,7 @@ SHOP_EXAMPLE = REPO / "examples" / "shop"
 COMMAND_TIMEOUT = 90.0  # seconds for any single berth command
 
 
-class BenchError(Exception):
-    """A failure that makes a section's figures meaningless."""
-
-
 # --------------------------------------------------------------------------- helpers
-
-
-def ms(nanoseconds: float) -> float:
-    return nanoseconds / 1e6
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    """Linear-interpolated percentile (fraction in [0, 1])."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    position = (len(ordered) - 1) * fraction
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-def fmt_ms(value: float) -> str:
-    return f"{value:7.2f} ms"
 
 
 def rfc3339_to_unix_ms(text: str) -> int:
@@ -104,16 +78,6 @@ def utc_now_seconds() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def become_subreaper() -> bool:
-    """Adopt orphaned descendants (the berth supervisors) so they can be reaped."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        PR_SET_CHILD_SUBREAPER = 36
-        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
-
-
 def reap_pid(pid: int | None) -> None:
     """Reaps one adopted process if it has exited (never touches Popen children)."""
     if not pid:
@@ -122,22 +86,6 @@ def reap_pid(pid: int | None) -> None:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
         pass
-
-
-def reap_all_zombies() -> None:
-    """Reaps every exited child. Only called when no Popen is outstanding."""
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-
-
-def port_accepts(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def http_health(port: int) -> tuple[bool, str]:
@@ -187,51 +135,21 @@ def listening_ports_of(pid: int, inodes: dict[int, int]) -> set[int]:
     return ports
 
 
-def processes_under(root: Path) -> list[tuple[int, str]]:
-    """Live processes whose cwd or command line lies under `root` (not zombies)."""
-    found = []
-    me = os.getpid()
-    prefix = str(root)
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == me:
-            continue
-        pid = int(entry)
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-            if stat.rsplit(")", 1)[1].split()[0] == "Z":
-                continue
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-            try:
-                cwd = os.readlink(f"/proc/{pid}/cwd")
-            except OSError:
-                cwd = ""
-        except (OSError, IndexError):
-            continue
-        if cwd == prefix or cwd.startswith(prefix + "/") or prefix in cmdline:
-            found.append((pid, cmdline))
-    return found
-
-
 # --------------------------------------------------------------------------- the bench
 
 
-class Bench:
+class Bench(BenchBase):
     def __init__(self, args: argparse.Namespace) -> None:
+        super().__init__("berth-bench-", args.keep_temp)
         self.runs = args.runs
         self.instances = args.instances
         self.ls_entries = args.ls_entries
-        self.keep_temp = args.keep_temp
-        self.root = Path(tempfile.mkdtemp(prefix="berth-bench-")).resolve()
-        self.base_env = {key: value for key, value in os.environ.items() if not key.startswith("BERTH_")}
         # (BERTH_HOME, project dir) pairs that may have a running instance or leases.
         self.started: dict[tuple[str, str], None] = {}
         self.supervisor_pids: set[int] = set()
         self.baseline_children: list[subprocess.Popen] = []
         # Concurrent berth commands not waited for yet (section 6).
         self.inflight: list[subprocess.Popen] = []
-        self.results: list[dict] = []
-        self.errors: list[str] = []
-        self.notes: list[str] = []
 
     # ---------------------------------------------------------------- berth calls
 
@@ -279,32 +197,6 @@ class Bench:
     def reap_supervisors(self) -> None:
         for pid in list(self.supervisor_pids):
             reap_pid(pid)
-
-    # ---------------------------------------------------------------- reporting
-
-    def record(self, number: int, title: str, value: str, target: str, passed: bool | None | str,
-               ratio: str = "-") -> None:
-        """passed: True (PASS), False (FAIL), None (ERROR) or "info" (no target)."""
-        verdict = {True: "PASS", False: "FAIL", None: "ERROR", "info": "INFO"}[passed]
-        self.results.append(dict(number=number, title=title, value=value, target=target,
-                                 verdict=verdict, ratio=ratio))
-        print(f"    => {title}: {value}  (target {target})  {verdict}"
-              + (f"  ratio {ratio}" if ratio != "-" else ""), flush=True)
-
-    def section(self, number: int, title: str, function) -> None:
-        print(f"\n[{number}] {title}", flush=True)
-        started = time.monotonic()
-        try:
-            function()
-        except BenchError as error:
-            self.errors.append(f"[{number}] {error}")
-            self.record(number, title, "error", "-", None)
-            print(f"    ERROR: {error}", flush=True)
-        except Exception as error:  # noqa: BLE001 - report and carry on with other sections
-            self.errors.append(f"[{number}] {type(error).__name__}: {error}")
-            self.record(number, title, "error", "-", None)
-            traceback.print_exc()
-        print(f"    (section took {time.monotonic() - started:.1f} s)", flush=True)
 
     # ---------------------------------------------------------------- project files
 
@@ -808,16 +700,13 @@ class Bench:
 
     def summary(self) -> None:
         print("\nSUMMARY")
-        rows = sorted(self.results, key=lambda row: row["number"])
+        rows = sorted(self.results, key=lambda row: row["key"])
         width = max((len(row["title"]) for row in rows), default=10)
         print(f"  {'#':<2} {'figure':<{width}}  {'value':>22}  {'target':>16}  {'verdict':<7} ratio")
         for row in rows:
-            print(f"  {row['number']:<2} {row['title']:<{width}}  {row['value']:>22}  {row['target']:>16}"
+            print(f"  {row['key']:<2} {row['title']:<{width}}  {row['value']:>22}  {row['target']:>16}"
                   f"  {row['verdict']:<7} {row['ratio']}")
-        verdicts = collections.Counter(row["verdict"] for row in rows)
-        print(f"  {verdicts.get('PASS', 0)} pass, {verdicts.get('FAIL', 0)} fail, {verdicts.get('ERROR', 0)} error")
-        for error in self.errors:
-            print(f"  error: {error.splitlines()[0]}")
+        self.summary_totals()
 
     def cleanup(self) -> None:
         print("\ncleanup:", flush=True)
@@ -859,26 +748,9 @@ class Bench:
             if child.poll() is None:
                 child.kill()
                 child.wait()
-        leftovers = processes_under(self.root)
-        for pid, cmdline in leftovers:
-            print(f"  killing leftover pid {pid}: {cmdline[:160]}")
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if leftovers:
-            time.sleep(0.2)
-            self.notes.append(f"{len(leftovers)} process(es) had to be killed at cleanup")
-        # 3. Reap adopted supervisors (no Popen is outstanding any more).
-        reap_all_zombies()
-        # 4. Remove the temp dir.
-        if self.keep_temp:
-            print(f"  kept {self.root}")
-        else:
-            shutil.rmtree(self.root, ignore_errors=True)
-            print(f"  removed {self.root}" + (" (NOT fully)" if self.root.exists() else ""), flush=True)
-        for note in self.notes:
-            print(f"  note: {note}")
+        # 3. Every process under the temp dir; reap adopted supervisors (no Popen is
+        #    outstanding any more); remove the temp dir.
+        self.cleanup_processes_and_temp()
 
 
 def main() -> int:
@@ -897,32 +769,7 @@ def main() -> int:
         print(f"missing binaries: {', '.join(missing)}\n"
               f"build first: cd {REPO} && cargo build --release --workspace", file=sys.stderr)
         return 2
-
-    def on_signal(number, _frame):
-        raise KeyboardInterrupt(f"signal {number}")
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
-
-    bench = Bench(args)
-    bench.subreaper = become_subreaper()
-    started = time.monotonic()
-    interrupted = False
-    try:
-        bench.run()
-    except KeyboardInterrupt:
-        interrupted = True
-        print("\ninterrupted", file=sys.stderr)
-    finally:
-        # Ignore further interrupts while cleaning up, so the cleanup completes.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        bench.summary()
-        bench.cleanup()
-        print(f"total time {time.monotonic() - started:.1f} s")
-    if interrupted:
-        return 130
-    return 1 if bench.errors else 0
+    return drive(lambda: Bench(args))
 
 
 if __name__ == "__main__":

@@ -63,6 +63,10 @@ pub enum CommandKind {
     /// Clean up after instances that died or whose root is gone: ledger entries, left
     /// processes, and berth-labelled containers and networks no instance owns.
     Gc(GcArgs),
+    /// Print a shell completion script: `berth completions bash > /etc/bash_completion.d/berth`.
+    Completions(CompletionsArgs),
+    /// Print berth's man page (roff): `berth man | man -l -`.
+    Man,
     /// Run the supervisor of an instance (started by `up`; not for direct use).
     #[command(name = "__supervise", hide = true)]
     Supervise {
@@ -168,4 +172,10 @@ pub struct GcArgs {
     /// Print what would be removed, and remove nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to write completions for.
+    pub shell: clap_complete::Shell,
 }

@@ -304,3 +304,32 @@ fn attach_follows_logs_and_ctrl_c_brings_the_instance_down() {
         "stopped"
     );
 }
+
+#[test]
+fn completions_and_man_page_come_from_the_cli() {
+    let sandbox = Sandbox::new();
+    let dir = sandbox.dir.path().to_path_buf();
+    let bash = sandbox.berth(&dir, &["completions", "bash"]).success();
+    for command in ["up", "down", "status", "exec", "rm", "gc", "completions"] {
+        assert!(bash.stdout.contains(command), "bash completes `{command}`");
+    }
+    let script = dir.join("berth.bash");
+    std::fs::write(&script, &bash.stdout).unwrap();
+    let syntax = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .status()
+        .unwrap();
+    assert!(syntax.success(), "the bash script parses");
+    for shell in ["zsh", "fish"] {
+        let script = sandbox.berth(&dir, &["completions", shell]).success();
+        assert!(
+            script.stdout.contains("port-offset"),
+            "{shell} completes flags"
+        );
+    }
+    let man = sandbox.berth(&dir, &["man"]).success();
+    assert!(man.stdout.contains(".TH berth 1"), "{}", man.stdout);
+    assert!(man.stdout.contains("completions"));
+    sandbox.berth(&dir, &["completions", "tcsh"]).code(2);
+}

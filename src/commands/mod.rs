@@ -1,5 +1,6 @@
 //! One module per subcommand: arguments → resolved settings → domain calls → render.
 
+mod completions;
 mod down;
 mod env;
 mod exec;
@@ -17,8 +18,11 @@ use crate::context::Context;
 use crate::error::Result;
 
 pub fn dispatch(cli: Cli) -> Result<()> {
-    if let CommandKind::Supervise { dir } = &cli.command {
-        return crate::supervisor::run(dir);
+    match &cli.command {
+        CommandKind::Supervise { dir } => return crate::supervisor::run(dir),
+        CommandKind::Completions(args) => return completions::run(args.shell),
+        CommandKind::Man => return completions::man(),
+        _ => {}
     }
     let context = Context::from_args(&cli.global)?;
     match cli.command {
@@ -35,6 +39,6 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         CommandKind::Rm(args) => rm::run(&context, &args),
         CommandKind::Gc(args) => gc::run(&context, &args),
         CommandKind::Shell(args) => exec::run_shell(&context, &args),
-        CommandKind::Supervise { .. } => Ok(()),
+        CommandKind::Supervise { .. } | CommandKind::Completions(_) | CommandKind::Man => Ok(()),
     }
 }
