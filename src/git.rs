@@ -1,31 +1,97 @@
-//! Keeping berth's files out of git: entries in the repository's `info/exclude`.
+//! What berth needs of git, read from the repository's files (no `git` process): keeping
+//! berth's files out of it (`info/exclude`), and the branch and commit a root is on.
 
 use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The git directories of the work tree holding `root`: its own (where `HEAD` is) and the
+/// common one (refs, `info/exclude`); the same directory unless it is a linked worktree.
+fn git_dirs(root: &Path) -> Option<(PathBuf, PathBuf)> {
+    let dot_git = root
+        .ancestors()
+        .map(|dir| dir.join(".git"))
+        .find(|path| path.exists())?;
+    if dot_git.is_dir() {
+        return Some((dot_git.clone(), dot_git));
+    }
+    let text = std::fs::read_to_string(&dot_git).ok()?;
+    let target = PathBuf::from(text.strip_prefix("gitdir:")?.trim());
+    let target = if target.is_absolute() {
+        target
+    } else {
+        dot_git.parent()?.join(target)
+    };
+    let common = match std::fs::read_to_string(target.join("commondir")) {
+        Ok(common) => target.join(common.trim()),
+        Err(_) => target.clone(),
+    };
+    Some((target, common))
+}
 
 /// The `info/exclude` file of the git work tree holding `root`, if any. For a linked
 /// worktree (`.git` is a file), the exclude file of the common directory is used, since
 /// git reads that one for every worktree.
 pub fn exclude_file(root: &Path) -> Option<PathBuf> {
-    let dot_git = root
-        .ancestors()
-        .map(|dir| dir.join(".git"))
-        .find(|path| path.exists())?;
-    let git_dir = if dot_git.is_dir() {
-        dot_git
-    } else {
-        let text = std::fs::read_to_string(&dot_git).ok()?;
-        let target = PathBuf::from(text.strip_prefix("gitdir:")?.trim());
-        let target = if target.is_absolute() {
-            target
-        } else {
-            dot_git.parent()?.join(target)
-        };
-        match std::fs::read_to_string(target.join("commondir")) {
-            Ok(common) => target.join(common.trim()),
-            Err(_) => target,
+    let (_, common) = git_dirs(root)?;
+    Some(common.join("info").join("exclude"))
+}
+
+/// The branch (none when detached) and commit a work tree is on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitHead {
+    pub branch: Option<String>,
+    pub commit: Option<String>,
+}
+
+impl GitHead {
+    /// `main@1a2b3c4`, `1a2b3c4` when detached.
+    pub fn short(&self) -> String {
+        let commit: String = self
+            .commit
+            .as_deref()
+            .unwrap_or("?")
+            .chars()
+            .take(7)
+            .collect();
+        match &self.branch {
+            Some(branch) => format!("{branch}@{commit}"),
+            None => commit,
         }
+    }
+}
+
+/// Where the work tree holding `root` is now, if it is one.
+pub fn head(root: &Path) -> Option<GitHead> {
+    let (own, common) = git_dirs(root)?;
+    let text = std::fs::read_to_string(own.join("HEAD")).ok()?;
+    let text = text.trim();
+    let Some(reference) = text.strip_prefix("ref:").map(str::trim) else {
+        return Some(GitHead {
+            branch: None,
+            commit: Some(text.to_string()),
+        });
     };
-    Some(git_dir.join("info").join("exclude"))
+    let commit = std::fs::read_to_string(common.join(reference))
+        .or_else(|_| std::fs::read_to_string(own.join(reference)))
+        .ok()
+        .map(|sha| sha.trim().to_string())
+        .or_else(|| {
+            let packed = std::fs::read_to_string(common.join("packed-refs")).ok()?;
+            packed.lines().find_map(|line| {
+                let (sha, name) = line.split_once(' ')?;
+                (name == reference).then(|| sha.to_string())
+            })
+        });
+    Some(GitHead {
+        branch: Some(
+            reference
+                .strip_prefix("refs/heads/")
+                .unwrap_or(reference)
+                .to_string(),
+        ),
+        commit,
+    })
 }
 
 /// Adds `pattern` to the exclude file of `root`'s repository unless already there.
@@ -90,5 +156,65 @@ mod tests {
             worktree_git.join("../..").join("info/exclude")
         );
         assert!(exclude_file(Path::new("/")).is_none() || Path::new("/.git").exists());
+    }
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let output = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "git {args:?}: {output:?}");
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+
+    #[test]
+    fn reads_branch_and_commit_like_git_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = dir.path().join("main");
+        std::fs::create_dir(&main).unwrap();
+        git(&main, &["init", "-q", "-b", "trunk"]);
+        git(&main, &["commit", "-q", "--allow-empty", "-m", "one"]);
+        let first = git(&main, &["rev-parse", "HEAD"]);
+        assert_eq!(
+            head(&main),
+            Some(GitHead {
+                branch: Some("trunk".into()),
+                commit: Some(first.clone())
+            })
+        );
+        let feature = dir.path().join("feature");
+        git(
+            &main,
+            &[
+                "worktree",
+                "add",
+                "-q",
+                "-b",
+                "feat",
+                feature.to_str().unwrap(),
+            ],
+        );
+        git(&feature, &["commit", "-q", "--allow-empty", "-m", "two"]);
+        let second = git(&feature, &["rev-parse", "HEAD"]);
+        let in_worktree = head(&feature.join(".")).unwrap();
+        assert_eq!(in_worktree.branch.as_deref(), Some("feat"));
+        assert_eq!(in_worktree.commit.as_deref(), Some(second.as_str()));
+        // Packed refs, then a detached HEAD.
+        git(&main, &["pack-refs", "--all"]);
+        assert_eq!(head(&main).unwrap().commit.as_deref(), Some(first.as_str()));
+        git(&main, &["checkout", "-q", "--detach"]);
+        assert_eq!(
+            head(&main),
+            Some(GitHead {
+                branch: None,
+                commit: Some(first)
+            })
+        );
+        assert_eq!(head(&main).unwrap().short().len(), 7);
     }
 }

@@ -51,6 +51,9 @@ pub struct LedgerEntry {
     pub leases: Vec<Lease>,
     pub created_at: String,
     pub started_at: Option<String>,
+    /// The branch and commit the root was on at the last `up`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git: Option<crate::git::GitHead>,
 }
 
 /// A host port leased to one port of one service of an instance.

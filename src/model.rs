@@ -198,6 +198,7 @@ pub fn build(config: &Config, inputs: &ModelInputs) -> InstanceFile {
         token: inputs.token.clone(),
         spec_digest: String::new(),
         env,
+        git: crate::git::head(&config.root),
         compose: inputs.compose.clone(),
         services,
     }

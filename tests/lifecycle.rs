@@ -333,3 +333,55 @@ fn completions_and_man_page_come_from_the_cli() {
     assert!(man.stdout.contains("completions"));
     sandbox.berth(&dir, &["completions", "tcsh"]).code(2);
 }
+
+#[test]
+fn status_and_ls_tell_when_the_work_tree_moved_since_up() {
+    let sandbox = Sandbox::new();
+    let dir = sandbox.project(
+        "repo",
+        &format!(
+            "[services.web]\ncommand = \"{} serve --port {{{{ port.web }}}}\"\nport = 12450\n",
+            helper()
+        ),
+    );
+    let git = |args: &[&str]| {
+        let output = std::process::Command::new("git")
+            .args(args)
+            .current_dir(&dir)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["commit", "-q", "--allow-empty", "-m", "first"]);
+    let first = git(&["rev-parse", "HEAD"]);
+    let up = sandbox.berth(&dir, &["up", "--json"]).success().json();
+    assert_eq!(up["git"]["branch"], "main");
+    assert_eq!(up["git"]["commit"], first.as_str());
+    assert_eq!(up["git"]["moved"], false);
+
+    git(&["checkout", "-q", "-b", "feature"]);
+    git(&["commit", "-q", "--allow-empty", "-m", "second"]);
+    let status = sandbox.berth(&dir, &["status"]).success();
+    let short = &first[..7];
+    assert!(
+        status
+            .stdout
+            .contains(&format!("git main@{short} (moved: now feature@")),
+        "{}",
+        status.stdout
+    );
+    let ls = sandbox.berth(&dir, &["ls", "--json"]).success().json();
+    assert_eq!(ls[0]["git"]["moved"], true, "{ls}");
+    assert_eq!(ls[0]["git"]["now"]["branch"], "feature");
+    // The next `up` (a restart) records where the tree is now.
+    sandbox.berth(&dir, &["down"]).success();
+    let again = sandbox.berth(&dir, &["up", "--json"]).success().json();
+    assert_eq!(again["git"]["branch"], "feature");
+    assert_eq!(again["git"]["moved"], false);
+}

@@ -2,7 +2,7 @@
 
 use crate::context::Context;
 use crate::error::Result;
-use crate::output::{self, LsRow};
+use crate::output::{self, GitView, LsRow};
 use crate::state::{FileLock, InstancePaths};
 
 pub fn run(context: &Context) -> Result<()> {
@@ -33,6 +33,9 @@ pub fn run(context: &Context) -> Result<()> {
                 port_offset: entry.port_offset,
                 ports: entry.leases.iter().map(|lease| lease.port).collect(),
                 started_at: entry.started_at.clone(),
+                git: root_exists
+                    .then(|| GitView::of(entry.git.as_ref(), &entry.root))
+                    .flatten(),
             }
         })
         .collect();

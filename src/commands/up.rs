@@ -253,6 +253,7 @@ fn reserve_identity(context: &Context, config: &Config) -> Result<Identity> {
         leases: Vec::new(),
         created_at: now(),
         started_at: None,
+        git: None,
     });
     ledger.save()?;
     Ok(Identity { name, index })
@@ -381,6 +382,7 @@ fn plan_and_lease(
     // Recorded here rather than after the supervisor starts, to spare `up` a second
     // locked ledger write; a start that fails shows in `ls` as a dead supervisor.
     entry.started_at = Some(now());
+    entry.git = crate::git::head(&config.root);
     entry.leases = plan
         .ports
         .iter()

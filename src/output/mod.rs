@@ -4,7 +4,7 @@ mod table;
 mod views;
 
 pub use table::Table;
-pub use views::{LsRow, ServiceView, StatusView};
+pub use views::{GitView, LsRow, ServiceView, StatusView};
 
 use serde::Serialize;
 

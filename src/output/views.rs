@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::Table;
 use crate::docker::{Container, Health};
+use crate::git::GitHead;
 use crate::state::InstanceFile;
 
 /// One instance, as `status` and `up` show it.
@@ -20,7 +21,46 @@ pub struct StatusView {
     pub port_offset: u32,
     pub supervisor_pid: Option<u32>,
     pub started_at: Option<String>,
+    /// Where the root was when the instance started, and where it is now.
+    pub git: Option<GitView>,
     pub services: Vec<ServiceView>,
+}
+
+/// The git branch and commit an instance started from, and whether the work tree has
+/// moved since (another branch or commit checked out): then the running code is stale.
+#[derive(Debug, Serialize)]
+pub struct GitView {
+    pub branch: Option<String>,
+    pub commit: Option<String>,
+    pub moved: bool,
+    pub now: Option<GitHead>,
+}
+
+impl GitView {
+    pub fn of(started: Option<&GitHead>, root: &std::path::Path) -> Option<Self> {
+        let started = started?;
+        let now = crate::git::head(root);
+        Some(GitView {
+            branch: started.branch.clone(),
+            commit: started.commit.clone(),
+            moved: now.as_ref() != Some(started),
+            now,
+        })
+    }
+
+    /// `main@1a2b3c4`, with `(moved: now feat@5d6e7f8)` when the tree moved.
+    pub fn render(&self) -> String {
+        let started = GitHead {
+            branch: self.branch.clone(),
+            commit: self.commit.clone(),
+        }
+        .short();
+        match (&self.now, self.moved) {
+            (_, false) => started,
+            (Some(now), true) => format!("{started} (moved: now {})", now.short()),
+            (None, true) => format!("{started} (moved)"),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -60,6 +100,7 @@ impl StatusView {
                 .filter(|_| alive)
                 .map(|identity| identity.pid),
             started_at: file.started_at.clone(),
+            git: GitView::of(file.git.as_ref(), &file.root),
             services: file
                 .services
                 .iter()
@@ -119,13 +160,17 @@ impl StatusView {
 
     pub fn render(&self) -> String {
         let mut out = format!(
-            "instance {} (index {}, offset {}) {}  root {}\n",
+            "instance {} (index {}, offset {}) {}  root {}",
             self.name,
             self.index,
             self.port_offset,
             self.state,
             self.root.display()
         );
+        if let Some(git) = &self.git {
+            out.push_str(&format!("  git {}", git.render()));
+        }
+        out.push('\n');
         let mut table = Table::new(vec![
             "SERVICE",
             "STATE",
@@ -187,12 +232,13 @@ pub struct LsRow {
     pub port_offset: u32,
     pub ports: Vec<u16>,
     pub started_at: Option<String>,
+    pub git: Option<GitView>,
 }
 
 impl LsRow {
     pub fn render(rows: &[LsRow]) -> String {
         let mut table = Table::new(vec![
-            "NAME", "PROJECT", "INDEX", "STATE", "PORTS", "STARTED", "ROOT",
+            "NAME", "PROJECT", "INDEX", "STATE", "PORTS", "STARTED", "GIT", "ROOT",
         ]);
         for row in rows {
             let ports: Vec<String> = row.ports.iter().map(u16::to_string).collect();
@@ -207,6 +253,9 @@ impl LsRow {
                     ports.join(",")
                 },
                 row.started_at.clone().unwrap_or_else(|| "-".to_string()),
+                row.git
+                    .as_ref()
+                    .map_or_else(|| "-".to_string(), GitView::render),
                 row.root.display().to_string(),
             ]);
         }

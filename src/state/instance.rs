@@ -33,6 +33,9 @@ pub struct InstanceFile {
     pub spec_digest: String,
     /// The instance-wide variables (`BERTH_*`), as every process receives them.
     pub env: BTreeMap<String, String>,
+    /// The branch and commit the root was on when the instance started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git: Option<crate::git::GitHead>,
     /// How to run the Compose tool for this instance, when it has compose services.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compose: Option<ComposeBackend>,
