@@ -63,6 +63,9 @@ pub enum CommandKind {
     /// Clean up after instances that died or whose root is gone: ledger entries, left
     /// processes, and berth-labelled containers and networks no instance owns.
     Gc(GcArgs),
+    /// Check Docker, the Compose tool, the ledger and its directory, and who holds each
+    /// port the current project plans.
+    Doctor,
     /// Print a shell completion script: `berth completions bash > /etc/bash_completion.d/berth`.
     Completions(CompletionsArgs),
     /// Print berth's man page (roff): `berth man | man -l -`.

@@ -120,6 +120,10 @@ impl Ledger {
         Ledger { dir, lock_timeout }
     }
 
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     pub fn path(&self) -> PathBuf {
         self.dir.join("ledger.json")
     }

@@ -211,3 +211,57 @@ fn gc_cleans_up_dead_instances_and_leaves_live_ones_alone() {
     let again = sandbox.berth(&crashed, &["up", "--json"]).success().json();
     assert_eq!(port_of(&again, "web"), port_of(&crashed_status, "web"));
 }
+
+#[test]
+fn doctor_names_who_holds_each_port_and_fails_on_a_corrupt_ledger() {
+    let sandbox = Sandbox::new();
+    let dir = sandbox.project(
+        "doc",
+        &format!(
+            "[services.web]\ncommand = \"{} serve --port {{{{ port.web }}}}\"\nport = 15450\n",
+            helper()
+        ),
+    );
+    let squatter = std::net::TcpListener::bind("127.0.0.1:15450").unwrap();
+    let report = sandbox.berth(&dir, &["doctor", "--json"]).success().json();
+    let row = |name: &str| {
+        report
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|row| row["check"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no `{name}` check in {report}"))
+    };
+    assert_eq!(row("ledger")["status"], "ok");
+    assert_eq!(row("port web")["status"], "warn");
+    let detail = row("port web")["detail"].as_str().unwrap().to_string();
+    assert!(
+        detail.contains(&format!("PID {}", std::process::id())),
+        "the holder is named: {detail}"
+    );
+    drop(squatter);
+    let free = sandbox.berth(&dir, &["doctor", "--json"]).success().json();
+    let web = free
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["check"] == "port web")
+        .cloned()
+        .unwrap();
+    assert_eq!(web["status"], "ok", "{web}");
+
+    std::fs::create_dir_all(sandbox.home()).unwrap();
+    std::fs::write(sandbox.home().join("ledger.json"), "{ not json").unwrap();
+    let broken = sandbox.berth(&dir, &["doctor"]).code(1);
+    assert!(
+        broken.stdout.contains("ledger") && broken.stdout.contains("fail"),
+        "{}",
+        broken.stdout
+    );
+    assert!(
+        broken.stderr.contains("check(s) failed"),
+        "{}",
+        broken.stderr
+    );
+}

@@ -1,6 +1,7 @@
 //! One module per subcommand: arguments → resolved settings → domain calls → render.
 
 mod completions;
+mod doctor;
 mod down;
 mod env;
 mod exec;
@@ -37,6 +38,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         CommandKind::Logs(args) => logs::run(&context, &args),
         CommandKind::Exec(args) => exec::run_exec(&context, &args),
         CommandKind::Rm(args) => rm::run(&context, &args),
+        CommandKind::Doctor => doctor::run(&context),
         CommandKind::Gc(args) => gc::run(&context, &args),
         CommandKind::Shell(args) => exec::run_shell(&context, &args),
         CommandKind::Supervise { .. } | CommandKind::Completions(_) | CommandKind::Man => Ok(()),

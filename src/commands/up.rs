@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 use crate::cli::UpArgs;
 use indexmap::IndexMap;
 
-use crate::compose::{self, ComposeTool, InstanceCompose, Resolved};
-use crate::config::{self, Config, PortBase};
+use crate::compose::{self, InstanceCompose, Resolved};
+use crate::config::{Config, PortBase};
 use crate::context::{Context, Selector};
 use crate::docker::Engine;
 use crate::error::{Error, Result};
@@ -46,20 +46,7 @@ pub fn run(context: &Context, args: &UpArgs) -> Result<()> {
 /// return, so `--attach` can take it again to stop the instance.
 fn start(context: &Context, args: &UpArgs) -> Result<InstanceFile> {
     let root = context.project_root()?;
-    let mut resolved: Option<Resolved> = None;
-    let config = config::load(&root, &mut |settings, project| {
-        let tool = ComposeTool::detect()?;
-        let project_doc =
-            compose::resolve(&tool, project, &root, &settings.files, &settings.profiles)?;
-        let found = Resolved {
-            tool,
-            project: project_doc,
-            resolved_as: project.to_string(),
-        };
-        let catalog = found.catalog();
-        resolved = Some(found);
-        Ok(catalog)
-    })?;
+    let (config, resolved) = compose::load_project(&root)?;
     // A project with compose services needs the engine; any other uses it (when there is
     // one) only to see which ports containers publish.
     let engine = match config.compose {

@@ -7,7 +7,7 @@ use indexmap::IndexMap;
 use sha2::{Digest, Sha256};
 
 use super::{ComposeError, ComposeProject, ComposeTool, RewriteInputs, rewrite, to_yaml};
-use crate::config::{ComposeCatalog, ComposeServiceConfig, ComposeSettings, PortBase};
+use crate::config::{ComposeCatalog, ComposeServiceConfig, ComposeSettings, Config, PortBase};
 use crate::docker::Engine;
 use crate::state::ComposeBackend;
 
@@ -148,6 +148,25 @@ fn ensure_shared(create: &[&str], name: &str, root: &Path) -> Result<(), Compose
         status: output.status.to_string(),
         stderr: super::tail(&output.stderr, 5),
     })
+}
+
+/// Loads the project at `root`: berth.toml, and the Compose files resolved by the Compose
+/// tool when it has any (kept for writing the per-instance file after planning).
+pub fn load_project(root: &Path) -> Result<(Config, Option<Resolved>), crate::Error> {
+    let mut resolved: Option<Resolved> = None;
+    let config = crate::config::load(root, &mut |settings, project| {
+        let tool = ComposeTool::detect()?;
+        let document = super::resolve(&tool, project, root, &settings.files, &settings.profiles)?;
+        let found = Resolved {
+            tool,
+            project: document,
+            resolved_as: project.to_string(),
+        };
+        let catalog = found.catalog();
+        resolved = Some(found);
+        Ok(catalog)
+    })?;
+    Ok((config, resolved))
 }
 
 /// The engine, checked to answer: a project with compose services needs it.

@@ -11,7 +11,7 @@ mod run;
 mod tool;
 
 pub use error::ComposeError;
-pub use instance::{InstanceCompose, Resolved, engine};
+pub use instance::{InstanceCompose, Resolved, engine, load_project};
 pub use resolve::{ComposeProject, ComposeService, resolve};
 pub use rewrite::{
     LABEL_INSTANCE, LABEL_ROOT, LABEL_SHARED, RewriteInputs, Rewritten, rewrite, to_yaml,
