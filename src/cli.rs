@@ -33,6 +33,9 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum CommandKind {
+    /// Write a commented berth.toml from what the directory holds: Compose files, a
+    /// Procfile, .env files. Never overwrites one.
+    Init,
     /// Plan ports, start every service, wait until ready, print services, ports and URLs.
     Up(UpArgs),
     /// Stop everything of this instance; keep data and port leases unless asked.

@@ -265,3 +265,40 @@ fn doctor_names_who_holds_each_port_and_fails_on_a_corrupt_ledger() {
         broken.stderr
     );
 }
+
+#[test]
+fn init_writes_a_config_that_up_runs_and_never_overwrites_one() {
+    let sandbox = Sandbox::new();
+    let dir = sandbox.dir.path().join("procs");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("Procfile"),
+        format!(
+            "# two processes\nweb: {h} serve --port $PORT\nclock: {h} sleep\n",
+            h = helper()
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join(".env"), "API_URL=http://localhost:5000\n").unwrap();
+    let init = sandbox.berth(&dir, &["init"]).success();
+    let written = std::fs::read_to_string(dir.join("berth.toml")).unwrap();
+    assert_eq!(init.stdout, written);
+    assert!(
+        written.contains("[services.web]") && written.contains("port = 5000"),
+        "{written}"
+    );
+    assert!(written.contains("[services.clock]"), "{written}");
+    assert!(written.contains(".env"), "{written}");
+
+    let up = sandbox.berth(&dir, &["up", "--json"]).success().json();
+    let port = port_of(&up, "web");
+    assert_eq!(http_get(port, "/health").map(|(code, _)| code), Some(200));
+    sandbox.berth(&dir, &["down"]).success();
+
+    let again = sandbox.berth(&dir, &["init"]).code(2);
+    assert!(again.stderr.contains("already exists"), "{}", again.stderr);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("berth.toml")).unwrap(),
+        written
+    );
+}

@@ -571,3 +571,27 @@ fn rm_and_gc_remove_only_the_instance_they_are_about() {
     assert!(docker::containers_of("keep").is_empty());
     assert!(!docker::volume_exists("keep_data"));
 }
+
+#[test]
+fn init_then_up_on_a_compose_project() {
+    if !docker::available("init_then_up_on_a_compose_project") {
+        return;
+    }
+    let mut sandbox = Sandbox::new();
+    sandbox.compose = Some(docker::compose_tools()[0].to_string());
+    let compose = format!(
+        "services:\n  web:\n    image: {IMAGE}\n    command: [\"httpd\", \"-f\", \"-p\", \"80\", \"-h\", \"/www\"]\n    ports: [\"14970:80\"]\n    stop_grace_period: 1s\n"
+    );
+    let dir = sandbox.project_files("fresh", &[("compose.yml", &compose)]);
+    let init = sandbox.berth(&dir, &["init"]).success();
+    assert!(init.stdout.contains("[compose]"), "{}", init.stdout);
+    assert!(
+        init.stdout.contains("web: publishes 14970:80"),
+        "{}",
+        init.stdout
+    );
+    let up = sandbox.berth(&dir, &["up", "--json"]).success().json();
+    assert_eq!(up["services"][0]["ports"]["80"], 14970);
+    assert_eq!(http_get(14970, "/health").map(|(code, _)| code), Some(200));
+    sandbox.berth(&dir, &["down"]).success();
+}

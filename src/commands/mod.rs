@@ -6,6 +6,7 @@ mod down;
 mod env;
 mod exec;
 mod gc;
+mod init;
 mod logs;
 mod ls;
 mod port;
@@ -39,6 +40,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         CommandKind::Exec(args) => exec::run_exec(&context, &args),
         CommandKind::Rm(args) => rm::run(&context, &args),
         CommandKind::Doctor => doctor::run(&context),
+        CommandKind::Init => init::run(&context),
         CommandKind::Gc(args) => gc::run(&context, &args),
         CommandKind::Shell(args) => exec::run_shell(&context, &args),
         CommandKind::Supervise { .. } | CommandKind::Completions(_) | CommandKind::Man => Ok(()),
