@@ -42,6 +42,11 @@ pub fn port_variable(service: &str, port_name: Option<&str>) -> String {
     name
 }
 
+/// `BERTH_URL_<SERVICE>`: `http://127.0.0.1:PORT` of the service's first TCP port.
+pub fn url_variable(service: &str) -> String {
+    format!("BERTH_URL_{}", upper(service))
+}
+
 fn upper(text: &str) -> String {
     text.chars()
         .map(|c| {

@@ -37,6 +37,16 @@ pub fn exclude_file(root: &Path) -> Option<PathBuf> {
     Some(common.join("info").join("exclude"))
 }
 
+/// The `info/exclude` pattern naming `path` alone: anchored at the work tree's top.
+pub fn exclude_pattern(path: &Path) -> Option<String> {
+    let top = path
+        .ancestors()
+        .skip(1)
+        .find(|dir| dir.join(".git").exists())?;
+    let relative = path.strip_prefix(top).ok()?;
+    Some(format!("/{}", relative.display()))
+}
+
 /// The branch (none when detached) and commit a work tree is on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GitHead {

@@ -6,7 +6,7 @@ use std::path::Path;
 use indexmap::IndexMap;
 use sha2::{Digest, Sha256};
 
-use crate::config::template::{CommandTemplate, Var};
+use crate::config::template::{CommandTemplate, Template, Var};
 use crate::config::{Config, ReadyConfig};
 use crate::env_vars;
 use crate::ports::PortPlan;
@@ -32,26 +32,14 @@ pub struct ModelInputs<'a> {
     pub active: &'a [String],
     /// The Compose tool and per-instance file, when the project has compose services.
     pub compose: Option<ComposeBackend>,
+    /// Variables each service gets from dotenv files (see [`crate::envfiles`]).
+    pub env_values: &'a IndexMap<String, Vec<(String, String)>>,
 }
 
 /// The instance file for a fresh start: all services pending, nothing running yet.
 pub fn build(config: &Config, inputs: &ModelInputs) -> InstanceFile {
     let paths = InstancePaths::new(&config.root, &inputs.identity.name);
-    let ports: IndexMap<String, IndexMap<String, u16>> = config
-        .service_names()
-        .into_iter()
-        .map(|service| {
-            let ports = config
-                .ports_of(&service)
-                .into_iter()
-                .flat_map(|ports| ports.keys())
-                .filter_map(|port_name| {
-                    Some((port_name.clone(), inputs.plan.get(&service, port_name)?))
-                })
-                .collect();
-            (service, ports)
-        })
-        .collect();
+    let ports = planned_ports(config, inputs.plan);
     let values = Values {
         config,
         identity: inputs.identity,
@@ -86,6 +74,12 @@ pub fn build(config: &Config, inputs: &ModelInputs) -> InstanceFile {
     for (service, service_ports) in &ports {
         if let Some(first) = service_ports.values().next() {
             env.insert(env_vars::port_variable(service, None), first.to_string());
+        }
+        if let Some((_, port)) = service_ports.iter().find(|(name, _)| is_tcp(name)) {
+            env.insert(
+                env_vars::url_variable(service),
+                format!("http://127.0.0.1:{port}"),
+            );
         }
         for (port_name, port) in service_ports {
             if port_name != crate::config::DEFAULT_PORT_NAME {
@@ -138,7 +132,15 @@ pub fn build(config: &Config, inputs: &ModelInputs) -> InstanceFile {
             Some(cwd) => config.root.join(cwd.render(&value)),
             None => config.root.clone(),
         };
-        let mut process_env: IndexMap<String, String> = env.clone().into_iter().collect();
+        // Dotenv values first: berth's own variables and the service's `env` win.
+        let mut process_env: IndexMap<String, String> = inputs
+            .env_values
+            .get(name)
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        process_env.extend(env.clone());
         if let Some(port) = first_port {
             process_env.insert(env_vars::PORT.to_string(), port.to_string());
         }
@@ -199,10 +201,47 @@ pub fn build(config: &Config, inputs: &ModelInputs) -> InstanceFile {
         spec_digest: String::new(),
         env,
         git: crate::git::head(&config.root),
+        env_files: Vec::new(),
         compose: inputs.compose.clone(),
         services,
     }
     .with_digest()
+}
+
+/// Every service's planned host ports by port name.
+fn planned_ports(config: &Config, plan: &PortPlan) -> IndexMap<String, IndexMap<String, u16>> {
+    config
+        .service_names()
+        .into_iter()
+        .map(|service| {
+            let ports = config
+                .ports_of(&service)
+                .into_iter()
+                .flat_map(|ports| ports.keys())
+                .filter_map(|port_name| Some((port_name.clone(), plan.get(&service, port_name)?)))
+                .collect();
+            (service, ports)
+        })
+        .collect()
+}
+
+/// Renders a template outside the service model (env files) with the same values.
+pub fn render(
+    config: &Config,
+    identity: &Identity,
+    plan: &PortPlan,
+    template: &Template,
+) -> String {
+    let paths = InstancePaths::new(&config.root, &identity.name);
+    let ports = planned_ports(config, plan);
+    let values = Values {
+        config,
+        identity,
+        paths: &paths,
+        ports: &ports,
+        offset: plan.offset,
+    };
+    template.render(&|var| values.get(var))
 }
 
 /// A service record before the supervisor has touched it.

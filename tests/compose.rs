@@ -595,3 +595,46 @@ fn init_then_up_on_a_compose_project() {
     assert_eq!(http_get(14970, "/health").map(|(code, _)| code), Some(200));
     sandbox.berth(&dir, &["down"]).success();
 }
+
+#[test]
+fn compose_services_see_the_instance_env_file_values() {
+    if !docker::available("compose_services_see_the_instance_env_file_values") {
+        return;
+    }
+    let mut sandbox = Sandbox::new();
+    sandbox.compose = Some(docker::compose_tools()[0].to_string());
+    let compose = format!(
+        "services:\n  web:\n    image: {IMAGE}\n    command: [\"httpd\", \"-f\", \"-p\", \"80\", \"-h\", \"/www\"]\n    ports: [\"14990:80\"]\n    environment:\n      OWN: mine\n    stop_grace_period: 1s\n"
+    );
+    let toml = "[[env_files]]\nsource = \".env\"\ntarget = \".env.local\"\nservices = [\"web\"]\nset = { WHO = \"{{ instance.name }}\" }\n";
+    let dir = sandbox.project_files(
+        "envy",
+        &[
+            ("compose.yml", &compose),
+            ("berth.toml", toml),
+            (
+                ".env",
+                "SELF_URL=http://localhost:14990/x\nOWN=from-env-file\n",
+            ),
+        ],
+    );
+    sandbox.berth(&dir, &["--name", "envy", "up"]).success();
+    let second = sandbox.berth(&dir, &["--name", "envy-2", "up"]).success();
+    assert!(second.stderr.contains("offset 100"), "{}", second.stderr);
+    let env = sandbox
+        .berth(&dir, &["--name", "envy-2", "exec", "web", "--", "env"])
+        .success();
+    let lines: Vec<&str> = env.stdout.lines().collect();
+    assert!(
+        lines.contains(&"SELF_URL=http://localhost:15090/x"),
+        "{lines:?}"
+    );
+    assert!(lines.contains(&"WHO=envy-2"), "{lines:?}");
+    assert!(
+        lines.contains(&"OWN=mine"),
+        "the Compose file's own value wins: {lines:?}"
+    );
+    for name in ["envy", "envy-2"] {
+        sandbox.berth(&dir, &["--name", name, "down"]).success();
+    }
+}

@@ -31,6 +31,14 @@ pub fn run(context: &Context, args: &RmArgs) -> Result<()> {
                     removed.push(Removal::new(&name, "service", service.clone()));
                 }
             }
+            for env_file in file.env_files.iter().filter(|path| path.is_file()) {
+                fs_err::remove_file(env_file)?;
+                removed.push(Removal::new(
+                    &name,
+                    "env file",
+                    env_file.display().to_string(),
+                ));
+            }
         }
     }
     removed.extend(cleanup::stray_processes(&name, &root, false));

@@ -11,6 +11,7 @@ use crate::compose::{self, InstanceCompose, Resolved};
 use crate::config::{Config, PortBase};
 use crate::context::{Context, Selector};
 use crate::docker::Engine;
+use crate::envfiles;
 use crate::error::{Error, Result};
 use crate::identity::{default_name_candidates, lowest_free_index};
 use crate::ledger::{Lease, LedgerData, LedgerEntry};
@@ -85,6 +86,10 @@ fn start(context: &Context, args: &UpArgs) -> Result<InstanceFile> {
             .is_none_or(|offset| offset == file.port_offset)
             && same_config(context, &config, resolved.as_ref(), file, &identity)?
         {
+            // Env files are regenerated on every `up`, even one that changes nothing else.
+            if let Some(plan) = leased_plan(context, &identity)? {
+                envfiles::write(&envfiles::render(&config, &identity, &plan), &root)?;
+            }
             supervisor::send(
                 &paths.dir,
                 &Request::Start {
@@ -108,11 +113,14 @@ fn start(context: &Context, args: &UpArgs) -> Result<InstanceFile> {
 
     let published = published_ports(engine.as_ref(), &identity.name);
     let plan = plan_and_lease(context, &config, &identity, args, &published)?;
-    let compose = render_compose(&config, resolved.as_ref(), &identity, &plan)?;
+    let env_files = envfiles::render(&config, &identity, &plan);
+    envfiles::write(&env_files, &root)?;
+    let env_values = envfiles::service_values(&config, &identity, &plan, &env_files)?;
+    let compose = render_compose(&config, resolved.as_ref(), &identity, &plan, &env_values)?;
     if let Some(compose) = &compose {
         compose.write()?;
     }
-    let file = model::build(
+    let mut file = model::build(
         &config,
         &ModelInputs {
             identity: &identity,
@@ -120,8 +128,10 @@ fn start(context: &Context, args: &UpArgs) -> Result<InstanceFile> {
             token: model::random_token(),
             active: &active,
             compose: compose.map(|compose| compose.backend),
+            env_values: &env_values,
         },
     );
+    file.env_files = env_files.into_iter().map(|file| file.target).collect();
     fs_err::create_dir_all(paths.logs())?;
     fs_err::create_dir_all(paths.data())?;
     file.write(&paths.instance_json())?;
@@ -135,6 +145,7 @@ fn render_compose(
     resolved: Option<&Resolved>,
     identity: &Identity,
     plan: &ports::PortPlan,
+    env_values: &IndexMap<String, Vec<(String, String)>>,
 ) -> Result<Option<InstanceCompose>> {
     let (Some(compose), Some(resolved)) = (&config.compose, resolved) else {
         return Ok(None);
@@ -152,6 +163,7 @@ fn render_compose(
         &identity.name,
         &config.root,
         &host_ports,
+        env_values,
         &paths.compose_file(),
     )?))
 }
@@ -392,21 +404,8 @@ fn same_config(
     file: &InstanceFile,
     identity: &Identity,
 ) -> Result<bool> {
-    let ledger = context.ledger.read()?;
-    let Some(entry) = ledger.find(&identity.name) else {
+    let Some(plan) = leased_plan(context, identity)? else {
         return Ok(false);
-    };
-    let plan = ports::PortPlan {
-        offset: entry.port_offset,
-        ports: entry
-            .leases
-            .iter()
-            .map(|lease| ports::PlannedPort {
-                service: lease.service.clone(),
-                port_name: lease.port_name.clone(),
-                port: lease.port,
-            })
-            .collect(),
     };
     let all_planned = config.service_names().iter().all(|service| {
         config.ports_of(service).is_some_and(|ports| {
@@ -418,7 +417,9 @@ fn same_config(
     if !all_planned {
         return Ok(false);
     }
-    let compose = render_compose(config, resolved, identity, &plan)?;
+    let env_files = envfiles::render(config, identity, &plan);
+    let env_values = envfiles::service_values(config, identity, &plan, &env_files)?;
+    let compose = render_compose(config, resolved, identity, &plan, &env_values)?;
     let rebuilt = model::build(
         config,
         &ModelInputs {
@@ -427,9 +428,30 @@ fn same_config(
             token: String::new(),
             active: &[],
             compose: compose.map(|compose| compose.backend),
+            env_values: &env_values,
         },
     );
     Ok(rebuilt.spec_digest == file.spec_digest)
+}
+
+/// The port plan the instance's leases record.
+fn leased_plan(context: &Context, identity: &Identity) -> Result<Option<ports::PortPlan>> {
+    let ledger = context.ledger.read()?;
+    let Some(entry) = ledger.find(&identity.name) else {
+        return Ok(None);
+    };
+    Ok(Some(ports::PortPlan {
+        offset: entry.port_offset,
+        ports: entry
+            .leases
+            .iter()
+            .map(|lease| ports::PlannedPort {
+                service: lease.service.clone(),
+                port_name: lease.port_name.clone(),
+                port: lease.port,
+            })
+            .collect(),
+    }))
 }
 
 fn create_state_dir(paths: &InstancePaths, root: &Path) -> Result<()> {

@@ -54,6 +54,7 @@ impl Resolved {
         instance: &str,
         root: &Path,
         host_ports: &IndexMap<String, IndexMap<String, u16>>,
+        environment: &IndexMap<String, Vec<(String, String)>>,
         path: &Path,
     ) -> Result<InstanceCompose, ComposeError> {
         let rewritten = rewrite(
@@ -65,6 +66,7 @@ impl Resolved {
                 bind: settings.bind,
                 shared: &settings.shared,
                 host_ports,
+                environment,
             },
         )?;
         let sources: Vec<String> = settings

@@ -29,6 +29,9 @@ pub struct RewriteInputs<'a> {
     pub shared: &'a [String],
     /// The planned host port of each service's named port.
     pub host_ports: &'a IndexMap<String, IndexMap<String, u16>>,
+    /// Variables from the instance's env files, by service; a variable the service sets
+    /// itself in the Compose file wins.
+    pub environment: &'a IndexMap<String, Vec<(String, String)>>,
 }
 
 /// The rewritten document, and the shared volumes and networks that must exist before it
@@ -67,6 +70,15 @@ pub fn rewrite(
                     "container_name".into(),
                     Value::String(format!("{}-{name}", inputs.instance)),
                 );
+            }
+            if let Some(values) = inputs.environment.get(name) {
+                let mut environment = as_map(service.get("environment"));
+                for (key, value) in values {
+                    if !environment.contains_key(key) {
+                        environment.insert(key.clone(), Value::String(value.clone()));
+                    }
+                }
+                service.insert("environment".into(), Value::Object(environment));
             }
             let mut labels = as_map(service.get("labels"));
             labels.insert(LABEL_INSTANCE.into(), Value::String(inputs.instance.into()));
@@ -326,6 +338,10 @@ mod tests {
                 bind: "127.0.0.1".parse().unwrap(),
                 shared: &["common".to_string()],
                 host_ports: &host_ports,
+                environment: &IndexMap::from([(
+                    "web".to_string(),
+                    vec![("API".to_string(), "1".to_string())],
+                )]),
             },
         )
         .unwrap();
@@ -344,6 +360,7 @@ mod tests {
         );
         assert_eq!(web["container_name"], "shop-feat-web");
         assert_eq!(web["labels"]["team"], "a");
+        assert_eq!(web["environment"]["API"], "1");
         assert_eq!(web["labels"][LABEL_INSTANCE], "shop-feat");
         assert_eq!(web["labels"][LABEL_ROOT], "/src/shop-feat");
         assert_eq!(doc["volumes"]["data"]["name"], "shop-feat_data");

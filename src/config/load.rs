@@ -10,8 +10,8 @@ use toml::Spanned;
 
 use super::ConfigError;
 use super::model::{
-    ComposeCatalog, ComposeConfig, ComposeSettings, Config, DEFAULT_PORT_NAME, PortBase,
-    ReadyConfig, ServiceConfig,
+    ComposeCatalog, ComposeConfig, ComposeSettings, Config, DEFAULT_PORT_NAME, EnvFileConfig,
+    PortBase, ReadyConfig, ServiceConfig,
 };
 use super::raw::{RawCommand, RawConfig, RawPort, RawReady, RawService};
 use super::template::{CommandTemplate, Placeholder, Template, TemplateError, Var};
@@ -177,6 +177,7 @@ impl Loader<'_> {
             None => None,
         };
         let services = self.services(&raw, compose.as_ref())?;
+        let env_files = self.env_files(&raw, root)?;
         let config = Config {
             path: self.path.to_path_buf(),
             root: root.to_path_buf(),
@@ -185,11 +186,88 @@ impl Loader<'_> {
             auto_range,
             services,
             compose,
+            env_files,
         };
         self.check_names(&raw, &config)?;
+        self.check_env_file_names(&raw, &config)?;
         self.check_dependencies(&raw, &config)?;
         self.check_duplicate_ports(&raw, &config)?;
         Ok(config)
+    }
+
+    /// `[[env_files]]`: each source must exist and read as dotenv, each `set` key must be
+    /// a valid variable name.
+    fn env_files(&self, raw: &RawConfig, root: &Path) -> Result<Vec<EnvFileConfig>, ConfigError> {
+        let mut files = Vec::new();
+        for entry in &raw.env_files {
+            let entry = entry.get_ref();
+            let source = root.join(entry.source.get_ref());
+            let text = std::fs::read_to_string(&source).map_err(|error| {
+                self.error(
+                    entry.source.span(),
+                    format!("cannot read env file `{}`: {error}", source.display()),
+                )
+            })?;
+            let document = crate::dotenv::parse(&text).map_err(|error| {
+                self.error(
+                    entry.source.span(),
+                    format!("`{}` is not a valid dotenv file: {error}", source.display()),
+                )
+            })?;
+            let mut set = IndexMap::new();
+            for (key, value) in &entry.set {
+                if !crate::dotenv::is_valid_key(key.get_ref()) {
+                    return Err(self.error(
+                        key.span(),
+                        format!("`{}` is not a valid variable name", key.get_ref()),
+                    ));
+                }
+                set.insert(key.get_ref().clone(), self.template(value)?);
+            }
+            files.push(EnvFileConfig {
+                source,
+                document,
+                target: self.template(&entry.target)?,
+                set,
+                services: entry.services.iter().map(|s| s.get_ref().clone()).collect(),
+            });
+        }
+        Ok(files)
+    }
+
+    /// Templates and service names in `[[env_files]]` must name what exists.
+    fn check_env_file_names(&self, raw: &RawConfig, config: &Config) -> Result<(), ConfigError> {
+        for (entry, file) in raw.env_files.iter().zip(&config.env_files) {
+            let entry = entry.get_ref();
+            let mut located: Vec<(Range<usize>, Vec<&Placeholder>)> =
+                vec![(entry.target.span(), file.target.placeholders().collect())];
+            for (key, value) in &entry.set {
+                located.push((
+                    value.span(),
+                    file.set[key.get_ref()].placeholders().collect(),
+                ));
+            }
+            for (span, placeholders) in located {
+                for placeholder in placeholders {
+                    if let Some(message) = unknown_reference(&placeholder.var, config) {
+                        let error = TemplateError {
+                            offset: placeholder.offset,
+                            message,
+                        };
+                        return Err(self.template_error(&span, &error));
+                    }
+                }
+            }
+            for service in &entry.services {
+                if !config.has_service(service.get_ref()) {
+                    return Err(self.error(
+                        service.span(),
+                        format!("`{}` is not a service", service.get_ref()),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// `[compose]`, or the Compose file found in the root; `None` for a project
@@ -284,6 +362,7 @@ impl Loader<'_> {
             }
             let extra = raw_service.cwd.is_some()
                 || !raw_service.env.is_empty()
+                || raw_service.env_file.is_some()
                 || raw_service.port.is_some()
                 || raw_service.ports.is_some()
                 || raw_service.ready.is_some()
@@ -414,6 +493,11 @@ impl Loader<'_> {
         }
         let ports = self.ports(raw)?;
         let ready = self.ready(raw, &ports)?;
+        let env_file = raw
+            .env_file
+            .as_ref()
+            .map(|file| self.template(file))
+            .transpose()?;
         let restart = match &raw.restart {
             None => RestartPolicy::OnFailure,
             Some(policy) => match policy.get_ref().as_str() {
@@ -449,6 +533,7 @@ impl Loader<'_> {
             command,
             cwd,
             env,
+            env_file,
             ports,
             depends_on: raw
                 .depends_on

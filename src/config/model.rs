@@ -23,6 +23,20 @@ pub struct Config {
     pub services: IndexMap<String, ServiceConfig>,
     /// The Compose side of the project, when it has a Compose file.
     pub compose: Option<ComposeConfig>,
+    /// `[[env_files]]`: per-instance copies of dotenv files.
+    pub env_files: Vec<EnvFileConfig>,
+}
+
+/// One `[[env_files]]` entry, its source already read and parsed.
+#[derive(Debug, Clone)]
+pub struct EnvFileConfig {
+    pub source: PathBuf,
+    pub document: crate::dotenv::Document,
+    /// Relative to the root; may use templates (`.env.{{ instance.name }}`).
+    pub target: Template,
+    pub set: IndexMap<String, Template>,
+    /// Services (process or compose) that get the file's variables.
+    pub services: Vec<String>,
 }
 
 impl Config {
@@ -95,6 +109,8 @@ pub struct ServiceConfig {
     pub command: CommandTemplate,
     pub cwd: Option<Template>,
     pub env: IndexMap<String, Template>,
+    /// A dotenv file (relative to the root) loaded into the process's environment.
+    pub env_file: Option<Template>,
     /// Declared ports by name, in declaration order. A single `port` is named `default`.
     pub ports: IndexMap<String, PortBase>,
     pub depends_on: Vec<String>,

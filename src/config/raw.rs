@@ -14,7 +14,20 @@ pub struct RawConfig {
     #[serde(default)]
     pub compose: Option<Spanned<RawCompose>>,
     #[serde(default)]
+    pub env_files: Vec<Spanned<RawEnvFile>>,
+    #[serde(default)]
     pub services: IndexMap<Spanned<String>, Spanned<RawService>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEnvFile {
+    pub source: Spanned<String>,
+    pub target: Spanned<String>,
+    #[serde(default)]
+    pub set: IndexMap<Spanned<String>, Spanned<String>>,
+    #[serde(default)]
+    pub services: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -49,6 +62,8 @@ pub struct RawService {
     pub cwd: Option<Spanned<String>>,
     #[serde(default)]
     pub env: IndexMap<Spanned<String>, Spanned<String>>,
+    /// A dotenv file (relative to the root) whose variables the process gets.
+    pub env_file: Option<Spanned<String>>,
     pub port: Option<Spanned<RawPort>>,
     pub ports: Option<Spanned<IndexMap<Spanned<String>, Spanned<RawPort>>>>,
     #[serde(default)]

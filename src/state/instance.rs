@@ -36,6 +36,9 @@ pub struct InstanceFile {
     /// The branch and commit the root was on when the instance started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub git: Option<crate::git::GitHead>,
+    /// The env files `up` wrote for this instance (`rm` deletes them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_files: Vec<PathBuf>,
     /// How to run the Compose tool for this instance, when it has compose services.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compose: Option<ComposeBackend>,
