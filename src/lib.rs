@@ -12,7 +12,10 @@
 //!   writes their state back (compose services through the Compose tool, watched with
 //!   [`docker`] engine queries); `up` waits for readiness and [`output`] renders the result.
 //!
-//! Every other command in [`commands`] starts from `instance.json` plus the ledger.
+//! - [`envfiles`] writes the per-instance dotenv copies (edited by [`dotenv`]).
+//!
+//! Every other command in [`commands`] starts from `instance.json` plus the ledger;
+//! `rm` and `gc` remove what instances leave with [`cleanup`].
 
 pub mod cleanup;
 pub mod cli;
