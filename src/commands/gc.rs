@@ -15,6 +15,23 @@ use crate::lifecycle;
 use crate::output;
 use crate::state::{FileLock, InstanceFile, InstancePaths};
 
+/// Everything a forgotten instance left: its processes, its containers and networks
+/// (never its volumes), and its ledger entry (removed by the caller).
+fn forget(
+    engine: Option<&Engine>,
+    name: &str,
+    root: &std::path::Path,
+    reason: &str,
+    dry_run: bool,
+) -> Result<Vec<Removal>> {
+    let mut removed = cleanup::stray_processes(name, root, dry_run);
+    if let Some(engine) = engine {
+        removed.extend(cleanup::engine_objects(engine, name, root, false, dry_run)?);
+    }
+    removed.push(Removal::new(name, "ledger", reason));
+    Ok(removed)
+}
+
 pub fn run(context: &Context, args: &GcArgs) -> Result<()> {
     let dry_run = args.dry_run;
     let engine = Engine::from_env()
@@ -28,38 +45,30 @@ pub fn run(context: &Context, args: &GcArgs) -> Result<()> {
         let paths = InstancePaths::new(&entry.root, name);
         if !entry.root.is_dir() {
             // The worktree was deleted: nothing of the instance is worth keeping.
-            removed.extend(cleanup::stray_processes(name, &entry.root, dry_run));
-            if let Some(engine) = &engine {
-                removed.extend(cleanup::engine_objects(
-                    engine,
-                    name,
-                    &entry.root,
-                    false,
-                    dry_run,
-                )?);
-            }
-            removed.push(Removal::new(
+            let reason = format!("root `{}` is gone", entry.root.display());
+            removed.extend(forget(
+                engine.as_ref(),
                 name,
-                "ledger",
-                format!("root `{}` is gone", entry.root.display()),
-            ));
+                &entry.root,
+                &reason,
+                dry_run,
+            )?);
             dropped.push(name.clone());
             continue;
         }
-        let Some(file) = InstanceFile::read(&paths.instance_json()).ok().flatten() else {
-            if !FileLock::is_held(&paths.supervisor_lock()) {
+        let file = match InstanceFile::read(&paths.instance_json()) {
+            Ok(file) => file,
+            Err(error) => {
+                // A damaged state file is reported, never taken for a dead instance.
+                output::note(&format!("warning: skipped `{name}`: {error}"));
+                continue;
+            }
+        };
+        let Some(file) = file else {
+            if !paths.dir.exists() && !FileLock::is_held(&paths.supervisor_lock()) {
                 // Its state directory was deleted by hand.
-                removed.extend(cleanup::stray_processes(name, &entry.root, dry_run));
-                if let Some(engine) = &engine {
-                    removed.extend(cleanup::engine_objects(
-                        engine,
-                        name,
-                        &entry.root,
-                        false,
-                        dry_run,
-                    )?);
-                }
-                removed.push(Removal::new(name, "ledger", "its state directory is gone"));
+                let reason = "its state directory is gone";
+                removed.extend(forget(engine.as_ref(), name, &entry.root, reason, dry_run)?);
                 dropped.push(name.clone());
             }
             continue;

@@ -235,6 +235,27 @@ impl Loader<'_> {
         Ok(files)
     }
 
+    /// Every placeholder, located by the span of the string holding it, must name a
+    /// service and port that exist.
+    fn check_references(
+        &self,
+        located: Vec<(Range<usize>, Vec<&Placeholder>)>,
+        config: &Config,
+    ) -> Result<(), ConfigError> {
+        for (span, placeholders) in located {
+            for placeholder in placeholders {
+                if let Some(message) = unknown_reference(&placeholder.var, config) {
+                    let error = TemplateError {
+                        offset: placeholder.offset,
+                        message,
+                    };
+                    return Err(self.template_error(&span, &error));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Templates and service names in `[[env_files]]` must name what exists.
     fn check_env_file_names(&self, raw: &RawConfig, config: &Config) -> Result<(), ConfigError> {
         for (entry, file) in raw.env_files.iter().zip(&config.env_files) {
@@ -247,17 +268,7 @@ impl Loader<'_> {
                     file.set[key.get_ref()].placeholders().collect(),
                 ));
             }
-            for (span, placeholders) in located {
-                for placeholder in placeholders {
-                    if let Some(message) = unknown_reference(&placeholder.var, config) {
-                        let error = TemplateError {
-                            offset: placeholder.offset,
-                            message,
-                        };
-                        return Err(self.template_error(&span, &error));
-                    }
-                }
-            }
+            self.check_references(located, config)?;
             for service in &entry.services {
                 if !config.has_service(service.get_ref()) {
                     return Err(self.error(
@@ -711,17 +722,7 @@ impl Loader<'_> {
             {
                 located.push((ready.span(), command.placeholders()));
             }
-            for (span, placeholders) in located {
-                for placeholder in placeholders {
-                    if let Some(message) = unknown_reference(&placeholder.var, config) {
-                        let error = TemplateError {
-                            offset: placeholder.offset,
-                            message,
-                        };
-                        return Err(self.template_error(&span, &error));
-                    }
-                }
-            }
+            self.check_references(located, config)?;
         }
         Ok(())
     }
