@@ -394,3 +394,189 @@ fn concurrent_ups_of_one_instance_start_exactly_one_supervisor() {
     );
     assert_eq!(pids_matching("serve --port 13900").len(), 1);
 }
+
+/// The state files of every instance in the sandbox parse (nothing half-written).
+fn assert_state_intact(sandbox: &Sandbox, root: &std::path::Path) {
+    // Killed before its first write, `up` leaves no ledger at all, which is fine.
+    if sandbox.home().join("ledger.json").exists() {
+        let ledger = sandbox.ledger();
+        assert_eq!(ledger["version"], 1, "{ledger}");
+    }
+    let berth = root.join(".berth");
+    for entry in std::fs::read_dir(&berth).into_iter().flatten().flatten() {
+        let file = entry.path().join("instance.json");
+        if file.exists() {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let parsed: serde_json::Value = serde_json::from_str(&text)
+                .unwrap_or_else(|error| panic!("{} is damaged ({error}):\n{text}", file.display()));
+            assert_eq!(parsed["version"], 1);
+        }
+    }
+}
+
+/// No temp file of a killed writer is left in `dir` (a live writer's, such as the
+/// supervisor's mid-write, may exist for an instant).
+fn assert_no_temp_files(dir: &std::path::Path) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let writer = name
+            .strip_suffix(".tmp")
+            .and_then(|rest| rest.rsplit('.').next())
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if let Some(pid) = writer {
+            assert!(
+                pid_alive(pid),
+                "a dead writer's temp file was left: {}/{name}",
+                dir.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn killing_up_at_any_moment_leaves_no_damage_and_no_port_leased_forever() {
+    let sandbox = Sandbox::new();
+    let root = sandbox.project(
+        "killed",
+        &format!(
+            "{}\n{}",
+            serve("web", 16000),
+            "[services.worker]\ncommand = \"".to_string()
+                + &helper()
+                + " grandchild --pid-file {{ instance.data }}/gc.pid\"\n"
+        ),
+    );
+    for delay_ms in [0u64, 2, 5, 10, 20, 40, 80] {
+        let mut child = sandbox.command(&root, &["up"]).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_state_intact(&sandbox, &root);
+        // Whatever moment it died at, gc leaves no port leased to an instance that
+        // cannot run, and the next `up` works on the same ports.
+        sandbox.berth(&root, &["gc"]).success();
+        let ledger = if sandbox.home().join("ledger.json").exists() {
+            sandbox.ledger()
+        } else {
+            serde_json::json!({ "instances": [] })
+        };
+        for entry in ledger["instances"].as_array().unwrap() {
+            let instance = root.join(".berth").join(entry["name"].as_str().unwrap());
+            assert!(
+                instance.join("instance.json").exists()
+                    || entry["leases"].as_array().unwrap().is_empty(),
+                "after {delay_ms} ms: leases of an instance that never started: {ledger}"
+            );
+        }
+        let up = sandbox.berth(&root, &["up", "--json"]).success().json();
+        assert_eq!(port_of(&up, "web"), 16000, "after {delay_ms} ms: {up}");
+        // The next writes sweep what a killed writer left half-way.
+        assert_no_temp_files(&root.join(".berth/killed"));
+        assert_no_temp_files(&sandbox.home());
+        sandbox.berth(&root, &["down"]).success();
+        let token_left = pids_matching("--pid-file").into_iter().filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .map(|env| {
+                    String::from_utf8_lossy(&env)
+                        .contains(&format!("BERTH_ROOT={}", root.display()))
+                })
+                .unwrap_or(false)
+        });
+        assert_eq!(
+            token_left.count(),
+            0,
+            "after {delay_ms} ms: a process survived down"
+        );
+    }
+}
+
+#[test]
+fn damaged_or_future_instance_files_are_named_and_left_alone() {
+    let sandbox = Sandbox::new();
+    let root = sandbox.project("damaged", &serve("web", 16100));
+    sandbox.berth(&root, &["up"]).success();
+    sandbox.berth(&root, &["down"]).success();
+    let file = root.join(".berth/damaged/instance.json");
+    let good = std::fs::read_to_string(&file).unwrap();
+    let future = good.replacen("\"version\": 1", "\"version\": 99", 1);
+    assert_ne!(future, good);
+    for (what, text) in [
+        ("truncated", &good[..good.len() / 2]),
+        ("garbage", "\u{0}\u{1}not json"),
+        ("future", future.as_str()),
+    ] {
+        std::fs::write(&file, text).unwrap();
+        for command in [&["status"][..], &["up"][..], &["down"][..]] {
+            let run = sandbox.berth(&root, command).code(1);
+            assert!(
+                run.stderr.contains(&file.display().to_string()),
+                "{what} {command:?}: the error names the file\n{}",
+                run.stderr
+            );
+        }
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            text,
+            "{what}: a damaged file is never reset"
+        );
+    }
+    std::fs::write(&file, &good).unwrap();
+    sandbox.berth(&root, &["up"]).success();
+}
+
+#[test]
+fn state_and_env_files_are_private_and_planted_symlinks_are_not_followed() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = Sandbox::new();
+    let root = sandbox.project(
+        "private",
+        &format!(
+            "{}\n[[env_files]]\nsource = \".env\"\ntarget = \".env.local\"\n",
+            serve("web", 16200)
+        ),
+    );
+    std::fs::write(
+        root.join(".env"),
+        "TOKEN=secret\nURL=http://localhost:16200\n",
+    )
+    .unwrap();
+    // Symlinks planted where berth writes, pointing at files berth must not touch.
+    let victim = sandbox.dir.path().join("victim");
+    std::fs::write(&victim, "untouched\n").unwrap();
+    std::os::unix::fs::symlink(&victim, root.join(".env.local")).unwrap();
+    std::fs::create_dir_all(root.join(".berth/private")).unwrap();
+    let state = root.join(".berth/private/instance.json");
+    std::os::unix::fs::symlink(&victim, &state).unwrap();
+
+    // A state file berth reads before writing: refused, named, the target untouched.
+    let refused = sandbox.berth(&root, &["up"]).code(1);
+    assert!(
+        refused.stderr.contains(&state.display().to_string()),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched\n");
+    std::fs::remove_file(&state).unwrap();
+
+    // A file berth only writes: the link itself is replaced, never followed.
+    sandbox.berth(&root, &["up"]).success();
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched\n");
+    let meta = std::fs::symlink_metadata(root.join(".env.local")).unwrap();
+    assert!(
+        meta.file_type().is_file(),
+        ".env.local was replaced, not followed"
+    );
+    for path in [
+        root.join(".env.local"),
+        root.join(".berth/private/instance.json"),
+        root.join(".berth/private/logs/web.log"),
+        sandbox.home().join("ledger.json"),
+    ] {
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode & 0o077, 0, "{} is mode {mode:o}", path.display());
+    }
+    for dir in [root.join(".berth/private"), sandbox.home()] {
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode & 0o077, 0, "{} is mode {mode:o}", dir.display());
+    }
+}

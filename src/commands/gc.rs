@@ -65,9 +65,13 @@ pub fn run(context: &Context, args: &GcArgs) -> Result<()> {
             }
         };
         let Some(file) = file else {
-            if !paths.dir.exists() && !FileLock::is_held(&paths.supervisor_lock()) {
-                // Its state directory was deleted by hand.
-                let reason = "its state directory is gone";
+            // No instance.json and nobody working on it: the state directory was deleted
+            // by hand, or the `up` that reserved it was killed before writing it; either
+            // way its ports must not stay leased forever.
+            let busy = FileLock::is_held(&paths.supervisor_lock())
+                || FileLock::is_held(&paths.operation_lock());
+            if !busy {
+                let reason = "it never started (no instance.json)";
                 removed.extend(forget(engine.as_ref(), name, &entry.root, reason, dry_run)?);
                 dropped.push(name.clone());
             }

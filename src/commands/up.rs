@@ -464,6 +464,24 @@ fn create_state_dir(paths: &InstancePaths, root: &Path) -> Result<()> {
             path: paths.dir.clone(),
             source,
         })?;
+    // An existing directory (made by hand, or by an older tool) is made private too: it
+    // holds logs and env values. A symlink there is refused, never followed.
+    if fs_err::symlink_metadata(&paths.dir)?
+        .file_type()
+        .is_symlink()
+    {
+        return Err(crate::state::StateError::Symlink {
+            path: paths.dir.clone(),
+        }
+        .into());
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&paths.dir, std::fs::Permissions::from_mode(0o700)).map_err(
+        |source| crate::state::StateError::Write {
+            path: paths.dir.clone(),
+            source,
+        },
+    )?;
     crate::git::exclude(root, ".berth/").map_err(|error| {
         Error::failed(
             format!("cannot add `.berth/` to the git exclude file: {error}"),

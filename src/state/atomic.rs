@@ -22,6 +22,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
         .file_name()
         .map(|name| name.to_string_lossy())
         .unwrap_or_default();
+    remove_dead_temps(dir, &file_name);
     let temp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -44,6 +45,30 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
         let _ = std::fs::remove_file(&temp);
     }
     result.map_err(write_error)
+}
+
+/// Removes temp files of `file_name` left by writers that died mid-write (`kill -9`):
+/// their PID, part of the name, is no longer a live process. A temp file of a live
+/// writer, or of a PID reused since, is left alone.
+fn remove_dead_temps(dir: &Path, file_name: &str) {
+    let prefix = format!(".{file_name}.");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|name| name.strip_prefix(&prefix))
+            .and_then(|rest| rest.strip_suffix(".tmp"))
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Serialises `value` as pretty JSON and writes it atomically.
@@ -97,6 +122,23 @@ pub fn read_versioned<T: DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn temp_files_of_dead_writers_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        // No process has PID 0; this test's own process is alive.
+        let dead = dir.path().join(".state.json.0.tmp");
+        let live = dir
+            .path()
+            .join(format!(".state.json.{}.tmp.keep", std::process::id()));
+        std::fs::write(&dead, "half").unwrap();
+        std::fs::write(&live, "other").unwrap();
+        write_atomic(&path, b"whole").unwrap();
+        assert!(!dead.exists());
+        assert!(live.exists(), "only this file's temp names are touched");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "whole");
+    }
 
     #[test]
     fn write_replaces_a_planted_symlink_instead_of_following_it() {
