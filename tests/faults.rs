@@ -301,61 +301,92 @@ fn corrupt_ledger_is_reported_not_reset_and_lock_timeouts_fail_cleanly() {
 
 #[test]
 fn concurrent_ups_in_many_directories_never_share_a_port() {
-    const COUNT: usize = 24;
+    // 50 worktrees of one project, twice over. A stride of 2 keeps their ports in
+    // 13000-13099, away from every other test's.
+    const COUNT: usize = 50;
     let sandbox = Sandbox::new();
-    let roots: Vec<_> = (0..COUNT)
-        .map(|index| {
-            sandbox.project(
-                &format!("w{index:02}/app"),
-                &(serve("api", 13000) + &serve("db", 13001)),
-            )
-        })
-        .collect();
-    let children: Vec<_> = roots
-        .iter()
-        .map(|root| {
-            sandbox
-                .command(root, &["up", "--json"])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let mut ports = Vec::new();
-    for child in children {
-        let output = child.wait_with_output().unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let status: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-        for service in ["api", "db"] {
-            let port = port_of(&status, service);
-            assert_eq!(
-                http_get(port, "/env/BERTH_INSTANCE").unwrap().1,
-                status["name"].as_str().unwrap()
-            );
-            ports.push(port);
-        }
-    }
-    let mut unique = ports.clone();
-    unique.sort();
-    unique.dedup();
-    assert_eq!(unique.len(), ports.len(), "shared ports: {ports:?}");
-    let ledger = sandbox.ledger();
-    let names: std::collections::HashSet<&str> = ledger["instances"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|entry| entry["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        names.len(),
-        COUNT,
-        "every instance recorded once under a distinct name"
+    let config = format!(
+        "[ports]\nstride = 2\n{}{}",
+        serve("api", 13000),
+        serve("db", 13001)
     );
+    let roots: Vec<_> = (0..COUNT)
+        .map(|index| sandbox.project(&format!("w{index:02}/app"), &config))
+        .collect();
+    for round in 0..2 {
+        let children: Vec<_> = roots
+            .iter()
+            .map(|root| {
+                sandbox
+                    .command(root, &["up", "--json"])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let mut ports = Vec::new();
+        for child in children {
+            let output = child.wait_with_output().unwrap();
+            assert!(
+                output.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let status: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+            for service in ["api", "db"] {
+                let port = port_of(&status, service);
+                assert!((13000..13100).contains(&port), "{port}");
+                assert_eq!(
+                    http_get(port, "/env/BERTH_INSTANCE").unwrap().1,
+                    status["name"].as_str().unwrap()
+                );
+                ports.push(port);
+            }
+        }
+        let mut unique = ports.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(
+            unique.len(),
+            ports.len(),
+            "round {round}: shared ports: {ports:?}"
+        );
+        let ledger = sandbox.ledger();
+        let names: std::collections::HashSet<&str> = ledger["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| entry["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names.len(),
+            COUNT,
+            "round {round}: every instance recorded once"
+        );
+        // Down with --release in parallel too; the next round plans from scratch.
+        let downs: Vec<_> = roots
+            .iter()
+            .map(|root| {
+                sandbox
+                    .command(root, &["down", "--release"])
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for mut down in downs {
+            assert!(down.wait().unwrap().success());
+        }
+        let ledger = sandbox.ledger();
+        let leases: usize = ledger["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| entry["leases"].as_array().unwrap().len())
+            .sum();
+        assert_eq!(leases, 0, "round {round}: every lease released");
+        assert!(unique.iter().all(|port| is_free(*port)));
+    }
 }
 
 #[test]
@@ -579,4 +610,101 @@ fn state_and_env_files_are_private_and_planted_symlinks_are_not_followed() {
         let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode & 0o077, 0, "{} is mode {mode:o}", dir.display());
     }
+}
+
+#[test]
+fn a_port_grabbed_between_planning_and_binding_is_never_reported_ready() {
+    let sandbox = Sandbox::new();
+    let root = sandbox.project(
+        "race",
+        &format!(
+            "[services.web]\ncommand = \"{} serve --port {{{{ port.web }}}} --delay-ms 1500\"\nport = 16300\nrestart = \"never\"\n",
+            helper()
+        ),
+    );
+    let up = sandbox
+        .command(&root, &["up", "--timeout", "20"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let state = root.join(".berth/race/instance.json");
+    wait_for("the service to be spawned", Duration::from_secs(10), || {
+        std::fs::read_to_string(&state).is_ok_and(|text| text.contains("\"pid\": {"))
+    });
+    // Another program takes the port before the service binds it, and answers on it.
+    let thief = std::net::TcpListener::bind("127.0.0.1:16300").unwrap();
+    let output = up.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("service `web`"), "{stderr}");
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert!(
+        file["services"]["web"]["ready_at"].is_null(),
+        "never ready: {file}"
+    );
+    assert_eq!(file["services"]["web"]["state"], "failed");
+    drop(thief);
+    sandbox.berth(&root, &["down"]).success();
+}
+
+#[test]
+fn a_supervisor_killed_mid_up_fails_up_and_leaves_nothing_after_down() {
+    let sandbox = Sandbox::new();
+    let pid_file = sandbox.dir.path().join("midway.pid");
+    let root = sandbox.project(
+        "midway",
+        &format!(
+            "[services.slow]\ncommand = \"{h} serve --port {{{{ port.slow }}}} --delay-ms 5000\"\nport = 16400\n\
+             [services.forker]\ncommand = \"{h} grandchild --pid-file {pid}\"\n",
+            h = helper(),
+            pid = pid_file.display()
+        ),
+    );
+    let up = sandbox
+        .command(&root, &["up"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the grandchild", Duration::from_secs(10), || {
+        pid_file.exists()
+    });
+    let grandchild: u32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let file: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join(".berth/midway/instance.json")).unwrap(),
+    )
+    .unwrap();
+    let supervisor = file["supervisor"]["pid"].as_u64().unwrap() as i32;
+    let services: Vec<u32> = ["slow", "forker"]
+        .iter()
+        .filter_map(|name| file["services"][name]["pid"]["pid"].as_u64())
+        .map(|pid| pid as u32)
+        .collect();
+    assert!(!services.is_empty(), "{file}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(supervisor),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let output = up.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("supervisor"), "{stderr}");
+
+    sandbox.berth(&root, &["down"]).success();
+    assert!(
+        !pid_alive(grandchild),
+        "the setsid grandchild survived down"
+    );
+    for pid in services {
+        assert!(!pid_alive(pid), "service {pid} survived down");
+    }
+    sandbox.berth(&root, &["gc"]).success();
+    sandbox.berth(&root, &["up", "--timeout", "30"]).success();
 }
