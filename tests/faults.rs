@@ -708,3 +708,116 @@ fn a_supervisor_killed_mid_up_fails_up_and_leaves_nothing_after_down() {
     sandbox.berth(&root, &["gc"]).success();
     sandbox.berth(&root, &["up", "--timeout", "30"]).success();
 }
+
+/// A mount made for one test, unmounted on drop. Mounting needs root with
+/// CAP_SYS_ADMIN: without it the test is skipped loudly, unless BERTH_REQUIRE_MOUNTS=1
+/// (set by `.ci/run`) makes that a failure.
+struct Mount(std::path::PathBuf);
+
+impl Mount {
+    fn new(test: &str, args: &[&str], target: &std::path::Path) -> Option<Mount> {
+        std::fs::create_dir_all(target).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(args)
+            .arg(target)
+            .status();
+        if status.is_ok_and(|status| status.success()) {
+            return Some(Mount(target.to_path_buf()));
+        }
+        if std::env::var("BERTH_REQUIRE_MOUNTS").as_deref() == Ok("1") {
+            panic!("{test}: cannot mount, and BERTH_REQUIRE_MOUNTS=1 requires it");
+        }
+        eprintln!("\n*** SKIPPED {test}: mount is not permitted here ***\n");
+        None
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_read_only_or_full_state_directory_is_a_clear_error_that_damages_nothing() {
+    let sandbox = Sandbox::new();
+    let root = sandbox.project("cramped", &serve("web", 16500));
+    sandbox.berth(&root, &["up"]).success();
+    sandbox.berth(&root, &["down"]).success();
+    let ledger_before = std::fs::read_to_string(sandbox.home().join("ledger.json")).unwrap();
+
+    // The ledger's directory turns read-only.
+    let home = sandbox.home();
+    let Some(read_only) = Mount::new(
+        "a_read_only_or_full_state_directory_is_a_clear_error_that_damages_nothing",
+        &["--bind", home.to_str().unwrap()],
+        &home,
+    ) else {
+        return;
+    };
+    let remount = std::process::Command::new("mount")
+        .args(["-o", "remount,ro,bind"])
+        .arg(&home)
+        .status()
+        .unwrap();
+    assert!(remount.success());
+    let run = sandbox.berth(&root, &["--name", "other", "up"]).code(1);
+    assert!(
+        run.stderr.contains(&home.display().to_string()),
+        "{}",
+        run.stderr
+    );
+    drop(read_only);
+    assert_eq!(
+        std::fs::read_to_string(home.join("ledger.json")).unwrap(),
+        ledger_before,
+        "the ledger is unchanged"
+    );
+    assert!(is_free(16500), "nothing was started");
+
+    // The project's disk is full: a 1 MiB tmpfs filled to the last byte.
+    let small = sandbox.dir.path().join("small");
+    let Some(_full) = Mount::new(
+        "full state directory",
+        &["-t", "tmpfs", "-o", "size=1m", "tmpfs"],
+        &small,
+    ) else {
+        return;
+    };
+    let project = small.join("app");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(project.join("berth.toml"), serve("web", 16510)).unwrap();
+    let filler = std::fs::File::create(small.join("filler")).unwrap();
+    let mut filler = std::io::BufWriter::new(filler);
+    let block = vec![0u8; 4096];
+    while std::io::Write::write_all(&mut filler, &block).is_ok() {}
+    drop(filler);
+    let run = sandbox.berth(&project, &["up"]).code(1);
+    assert!(
+        run.stderr
+            .contains(&project.join(".berth").display().to_string()),
+        "the error names the file it could not write: {}",
+        run.stderr
+    );
+    assert!(is_free(16510), "nothing was started");
+    assert_eq!(
+        std::fs::read_to_string(project.join("berth.toml")).unwrap(),
+        serve("web", 16510),
+        "the user's file is untouched"
+    );
+    // Nothing half-written, and gc takes back the ports the failed `up` had leased.
+    assert_state_intact(&sandbox, &project);
+    sandbox.berth(&project, &["gc"]).success();
+    let ledger = sandbox.ledger();
+    assert!(
+        ledger["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|entry| entry["name"] != "app"),
+        "{ledger}"
+    );
+}
