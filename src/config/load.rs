@@ -89,12 +89,14 @@ struct Loader<'a> {
 
 impl Loader<'_> {
     fn error(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
-        let start = span.start.min(self.text.len());
+        let start = self.char_boundary(span.start);
         let before = &self.text[..start];
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map_or(0, |index| index + 1);
         let column = self.text[line_start..start].chars().count() + 1;
-        let end = span.end.clamp(start, self.text.len());
+        let end = self
+            .char_boundary(span.end.clamp(start, self.text.len()))
+            .max(start);
         let mut snippet: String = self.text[start..end]
             .lines()
             .next()
@@ -119,10 +121,76 @@ impl Loader<'_> {
         }
     }
 
-    /// An error inside a string value: `offset` counts from the string's first character,
-    /// which follows the opening quote of the span.
-    fn template_error(&self, span: &Range<usize>, error: &TemplateError) -> ConfigError {
-        let start = (span.start + 1 + error.offset).min(span.end);
+    /// The nearest char boundary at or before `index`, within the text.
+    fn char_boundary(&self, index: usize) -> usize {
+        let mut index = index.min(self.text.len());
+        while !self.text.is_char_boundary(index) {
+            index -= 1;
+        }
+        index
+    }
+
+    /// An error inside a string value. `offset` counts bytes of the decoded string, which
+    /// only matches the source when nothing before it was written as an escape or after
+    /// a `"""` line break; so the error points at the first source occurrence of
+    /// `needle` (the offending placeholder) when given, else at that offset, clamped.
+    fn template_error_at(
+        &self,
+        span: &Range<usize>,
+        error: &TemplateError,
+        needle: Option<&str>,
+    ) -> ConfigError {
+        let source = &self.text[self.char_boundary(span.start)..self.char_boundary(span.end)];
+        // The needle is a placeholder's inside: point at the `{{` that opens it.
+        let found = needle
+            .and_then(|needle| source.find(needle))
+            .and_then(|inside| source[..inside].rfind("{{"));
+        let start = match found {
+            Some(found) => span.start + found,
+            None => (span.start + 1 + error.offset).min(span.end),
+        };
+        self.error(start..span.end, error.message.clone())
+    }
+
+    /// A syntax error inside the string `decoded` (the value TOML read): located after
+    /// the source text of what precedes it, when the source holds that text verbatim,
+    /// else at the string's start (escapes make byte offsets differ).
+    fn template_error(
+        &self,
+        span: &Range<usize>,
+        error: &TemplateError,
+        decoded: &str,
+    ) -> ConfigError {
+        let mut offset = error.offset.min(decoded.len());
+        while !decoded.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let prefix = &decoded[..offset];
+        let source = &self.text[self.char_boundary(span.start)..self.char_boundary(span.end)];
+        // Where the value starts: after the quote, and after the line break that TOML
+        // drops right after a `"""` or `'''`.
+        let opening = [
+            "\"\"\"\r\n",
+            "\"\"\"\n",
+            "'''\r\n",
+            "'''\n",
+            "\"\"\"",
+            "'''",
+            "\"",
+            "'",
+        ]
+        .iter()
+        .find(|opening| source.starts_with(**opening));
+        // In a basic (double-quoted) string a backslash starts an escape, so the source
+        // is verbatim only without one.
+        let verbatim = |opening: &str| {
+            source[opening.len()..].starts_with(prefix)
+                && (opening.starts_with('\'') || !prefix.contains('\\'))
+        };
+        let start = match opening {
+            Some(opening) if verbatim(opening) => span.start + opening.len() + prefix.len(),
+            _ => span.start,
+        };
         self.error(start..span.end, error.message.clone())
     }
 
@@ -249,7 +317,7 @@ impl Loader<'_> {
                         offset: placeholder.offset,
                         message,
                     };
-                    return Err(self.template_error(&span, &error));
+                    return Err(self.template_error_at(&span, &error, Some(&placeholder.text)));
                 }
             }
         }
@@ -528,7 +596,7 @@ impl Loader<'_> {
             .as_ref()
             .map(|setup| {
                 CommandTemplate::parse(setup.get_ref(), raw.shell)
-                    .map_err(|error| self.template_error(&setup.span(), &error))
+                    .map_err(|error| self.template_error(&setup.span(), &error, setup.get_ref()))
             })
             .transpose()?;
         let stop_grace = match &raw.stop_grace {
@@ -566,7 +634,7 @@ impl Loader<'_> {
         let span = command.span();
         match command.get_ref() {
             RawCommand::Line(line) => CommandTemplate::parse(line, shell)
-                .map_err(|error| self.template_error(&span, &error)),
+                .map_err(|error| self.template_error(&span, &error, line)),
             RawCommand::Argv(_) if shell => Err(self.error(
                 span,
                 "`shell = true` needs `command` as one string, not an array",
@@ -578,7 +646,8 @@ impl Loader<'_> {
     }
 
     fn template(&self, value: &Spanned<String>) -> Result<Template, ConfigError> {
-        Template::parse(value.get_ref()).map_err(|error| self.template_error(&value.span(), &error))
+        Template::parse(value.get_ref())
+            .map_err(|error| self.template_error(&value.span(), &error, value.get_ref()))
     }
 
     fn ports(&self, raw: &RawService) -> Result<IndexMap<String, PortBase>, ConfigError> {
@@ -713,6 +782,12 @@ impl Loader<'_> {
                     value.span(),
                     service.env[key.get_ref()].placeholders().collect(),
                 ));
+            }
+            if let (Some(span), Some(env_file)) = (
+                raw_service.get_ref().env_file.as_ref().map(Spanned::span),
+                &service.env_file,
+            ) {
+                located.push((span, env_file.placeholders().collect()));
             }
             if let (Some(setup), Some(template)) = (&raw_service.get_ref().setup, &service.setup) {
                 located.push((setup.span(), template.placeholders()));

@@ -155,11 +155,29 @@ pub enum CommandTemplate {
     Shell(Template),
 }
 
-// Placeholders are swapped for these private-use markers while the line is split into
-// words, so that `{{ port.api }}` (which contains spaces) stays one unit and a value
-// containing spaces (a root path) can never split a word when rendered.
-const MARK_OPEN: char = '\u{E000}';
-const MARK_CLOSE: char = '\u{E001}';
+// Placeholders are swapped for a pair of private-use markers while the line is split
+// into words, so that `{{ port.api }}` (which contains spaces) stays one unit and a
+// value containing spaces (a root path) can never split a word when rendered. The pair
+// is one the line itself does not contain.
+#[derive(Clone, Copy)]
+struct Marks {
+    open: char,
+    close: char,
+}
+
+impl Marks {
+    fn unused_in(line: &str) -> Option<Marks> {
+        ('\u{E000}'..='\u{F8FE}')
+            .step_by(2)
+            .filter_map(|open| {
+                Some(Marks {
+                    open,
+                    close: char::from_u32(u32::from(open) + 1)?,
+                })
+            })
+            .find(|marks| !line.contains(marks.open) && !line.contains(marks.close))
+    }
+}
 
 impl CommandTemplate {
     /// Parses a command line. Without `shell`, it is split into words like a POSIX shell
@@ -169,13 +187,19 @@ impl CommandTemplate {
         if shell {
             return Ok(CommandTemplate::Shell(whole));
         }
+        let marks = Marks::unused_in(line).ok_or_else(|| TemplateError {
+            offset: 0,
+            message: "the command uses every private-use character".to_string(),
+        })?;
         let mut marked = String::new();
         let mut placeholders = Vec::new();
         for part in &whole.parts {
             match part {
                 Part::Text(text) => marked.push_str(text),
                 Part::Var(placeholder) => {
-                    marked.push_str(&format!("{MARK_OPEN}{}{MARK_CLOSE}", placeholders.len()));
+                    marked.push(marks.open);
+                    marked.push_str(&placeholders.len().to_string());
+                    marked.push(marks.close);
                     placeholders.push(placeholder.clone());
                 }
             }
@@ -193,7 +217,7 @@ impl CommandTemplate {
         Ok(CommandTemplate::Argv(
             words
                 .iter()
-                .map(|word| unmark(word, &placeholders))
+                .map(|word| unmark(word, &placeholders, marks))
                 .collect(),
         ))
     }
@@ -228,9 +252,11 @@ impl CommandTemplate {
             CommandTemplate::Shell(line) => {
                 let quoted = |var: &Var| {
                     let text = value(var);
+                    // Only a NUL byte cannot be quoted; no path or port holds one.
+                    let text = text.replace('\0', "");
                     shlex::try_quote(&text)
                         .map(|quoted| quoted.into_owned())
-                        .unwrap_or(text)
+                        .unwrap_or_default()
                 };
                 vec!["sh".to_string(), "-c".to_string(), line.render(&quoted)]
             }
@@ -238,26 +264,26 @@ impl CommandTemplate {
     }
 }
 
-fn unmark(word: &str, placeholders: &[Placeholder]) -> Template {
+fn unmark(word: &str, placeholders: &[Placeholder], marks: Marks) -> Template {
     let mut parts = Vec::new();
     let mut rest = word;
-    while let Some(open) = rest.find(MARK_OPEN) {
-        let Some(close) = rest[open..].find(MARK_CLOSE).map(|close| open + close) else {
+    while let Some(open) = rest.find(marks.open) {
+        let Some(close) = rest[open..].find(marks.close).map(|close| open + close) else {
             break;
         };
         if open > 0 {
             parts.push(Part::Text(rest[..open].to_string()));
         }
-        let number: usize = rest[open + MARK_OPEN.len_utf8()..close]
+        let number: usize = rest[open + marks.open.len_utf8()..close]
             .parse()
             .unwrap_or(usize::MAX);
         match placeholders.get(number) {
             Some(placeholder) => parts.push(Part::Var(placeholder.clone())),
             None => parts.push(Part::Text(
-                rest[open..close + MARK_CLOSE.len_utf8()].to_string(),
+                rest[open..close + marks.close.len_utf8()].to_string(),
             )),
         }
-        rest = &rest[close + MARK_CLOSE.len_utf8()..];
+        rest = &rest[close + marks.close.len_utf8()..];
     }
     if !rest.is_empty() {
         parts.push(Part::Text(rest.to_string()));
