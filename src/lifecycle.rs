@@ -85,11 +85,8 @@ pub fn remove_containers(file: &InstanceFile, volumes: bool) -> Result<()> {
         .down(false)?;
     }
     if volumes {
-        for volume in engine.volumes(&labels).map_err(ComposeError::from)? {
-            engine
-                .remove_volume(&volume.name)
-                .map_err(ComposeError::from)?;
-        }
+        // Its labelled volumes, and anything `down` left behind.
+        crate::cleanup::engine_objects(&engine, &file.name, &file.root, true, false)?;
     }
     Ok(())
 }

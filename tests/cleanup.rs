@@ -123,14 +123,7 @@ fn gc_cleans_up_dead_instances_and_leaves_live_ones_alone() {
     // The supervisor of `crashed` is killed; the worktree of `deleted` is deleted while
     // its supervisor and services run.
     let supervisor = crashed_status["supervisor_pid"].as_u64().unwrap() as i32;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(supervisor),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    wait_for("the supervisor to die", Duration::from_secs(5), || {
-        !pid_alive(supervisor as u32)
-    });
+    kill_and_wait(supervisor as u32);
     std::fs::remove_dir_all(&deleted).unwrap();
     let deleted_supervisor = deleted_status["supervisor_pid"].as_u64().unwrap() as u32;
     assert!(pid_alive(deleted_supervisor));

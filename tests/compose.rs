@@ -444,14 +444,7 @@ fn a_killed_supervisor_leaves_nothing_after_down() {
         !followers().is_empty(),
         "the supervisor copies the container's logs"
     );
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(supervisor),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    wait_for("the supervisor to die", Duration::from_secs(5), || {
-        !support::pid_alive(supervisor as u32)
-    });
+    support::kill_and_wait(supervisor as u32);
     assert_eq!(
         docker::containers_of("orphan").len(),
         1,

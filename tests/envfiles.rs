@@ -49,12 +49,7 @@ set = {{ INSTANCE = "{{{{ instance.name }}}}", API_URL = "{{{{ url.api }}}}", SE
 #[test]
 fn env_files_are_per_instance_copies_with_the_instance_ports() {
     let sandbox = Sandbox::new();
-    let git = std::process::Command::new("git")
-        .args(["init", "-q"])
-        .current_dir(sandbox.dir.path())
-        .status()
-        .unwrap();
-    assert!(git.success());
+    git(sandbox.dir.path(), &["init", "-q"]);
     let first = project(&sandbox, "first");
     let second = project(&sandbox, "second");
     sandbox.berth(&first, &["up"]).success();

@@ -191,14 +191,7 @@ fn a_killed_supervisor_is_reaped_by_the_next_command_grandchildren_included() {
         .parse()
         .unwrap();
     let supervisor = status["supervisor_pid"].as_u64().unwrap() as i32;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(supervisor),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    wait_for("the supervisor to die", Duration::from_secs(5), || {
-        !pid_alive(supervisor as u32)
-    });
+    kill_and_wait(supervisor as u32);
 
     let after = sandbox.berth(&root, &["status", "--json"]).success();
     assert!(
@@ -687,6 +680,7 @@ fn a_supervisor_killed_mid_up_fails_up_and_leaves_nothing_after_down() {
         .map(|pid| pid as u32)
         .collect();
     assert!(!services.is_empty(), "{file}");
+    // Not waited for: it stays a zombie until the `up` that started it exits.
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(supervisor),
         nix::sys::signal::Signal::SIGKILL,

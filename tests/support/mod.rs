@@ -158,6 +158,33 @@ impl Drop for Sandbox {
     }
 }
 
+/// SIGKILLs `pid` (a supervisor, say) and waits until it is gone.
+pub fn kill_and_wait(pid: u32) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill");
+    wait_for("the process to die", Duration::from_secs(5), || {
+        !pid_alive(pid)
+    });
+}
+
+/// Runs `git` in `dir` with a fixed identity; its trimmed stdout.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+        .output()
+        .expect("run git");
+    assert!(output.status.success(), "git {args:?}: {output:?}");
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
 /// Waits for `condition` until `timeout`, polling; panics with `what` on timeout.
 #[track_caller]
 pub fn wait_for(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
