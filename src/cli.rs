@@ -66,6 +66,12 @@ pub enum CommandKind {
     /// Clean up after instances that died or whose root is gone: ledger entries, left
     /// processes, and berth-labelled containers and networks no instance owns.
     Gc(GcArgs),
+    /// Save, restore, list and remove snapshots of the instance's data (process data
+    /// directories and its own Compose volumes).
+    Snapshot(SnapshotArgs),
+    /// Dump, restore or open a shell on a service's database (`database = "postgres"`)
+    /// with the database's own tools, against the instance's port.
+    Db(DbArgs),
     /// Check Docker, the Compose tool, the ledger and its directory, and who holds each
     /// port the current project plans.
     Doctor,
@@ -97,6 +103,10 @@ pub struct UpArgs {
     /// Stay in the foreground following logs; Ctrl-C brings the instance down.
     #[arg(long)]
     pub attach: bool,
+    /// Start a new instance with a copy of the data of another instance of the project
+    /// or of a snapshot (`instance:NAME` or `snapshot:NAME` when both exist).
+    #[arg(long, value_name = "INSTANCE|SNAPSHOT")]
+    pub from: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -184,4 +194,65 @@ pub struct GcArgs {
 pub struct CompletionsArgs {
     /// The shell to write completions for.
     pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    #[command(subcommand)]
+    pub command: SnapshotCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Copy the instance's data into a snapshot; a running instance is stopped for the
+    /// copy and started again.
+    Save {
+        #[arg(value_name = "NAME")]
+        snapshot: String,
+        /// Only these services' data (repeatable); all of it by default.
+        #[arg(long = "service", value_name = "SERVICE")]
+        services: Vec<String>,
+        /// Replace an existing snapshot of that name.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Replace the instance's data with a snapshot's.
+    Restore {
+        #[arg(value_name = "NAME")]
+        snapshot: String,
+        /// Restore into a running instance: stop it, restore, start it again.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List the project's snapshots with their size and date.
+    Ls,
+    /// Delete a snapshot.
+    Rm {
+        #[arg(value_name = "NAME")]
+        snapshot: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DbArgs {
+    /// The service whose database to use (default: the only one with `database`).
+    #[arg(long, global = true, value_name = "SERVICE")]
+    pub service: Option<String>,
+    #[command(subcommand)]
+    pub command: DbCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Write the database to FILE (pg_dump's custom format; plain SQL when FILE ends in
+    /// `.sql`), or as plain SQL to stdout. The file appears only once complete.
+    Dump { file: Option<PathBuf> },
+    /// Load a dump made by `db dump` (either format) into the database, replacing the
+    /// objects it holds, in one transaction.
+    Restore { file: PathBuf },
+    /// Open psql on the database; arguments after `--` go to psql.
+    Shell {
+        #[arg(last = true, value_name = "ARGS")]
+        args: Vec<String>,
+    },
 }

@@ -38,6 +38,7 @@ pub mod output;
 pub mod ports;
 pub mod probe;
 pub mod process;
+pub mod snapshot;
 pub mod state;
 pub mod supervisor;
 

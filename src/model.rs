@@ -7,11 +7,11 @@ use indexmap::IndexMap;
 use sha2::{Digest, Sha256};
 
 use crate::config::template::{CommandTemplate, Template, Var};
-use crate::config::{Config, ReadyConfig};
+use crate::config::{Config, DatabaseConfig, ReadyConfig};
 use crate::env_vars;
 use crate::ports::PortPlan;
 use crate::state::{
-    ComposeBackend, ComposeReady, ComposeSpec, INSTANCE_FORMAT_VERSION, InstanceFile,
+    ComposeBackend, ComposeReady, ComposeSpec, DatabaseSpec, INSTANCE_FORMAT_VERSION, InstanceFile,
     InstancePaths, InstanceState, ProcessSpec, ReadyCheck, ServiceRecord, ServiceSpec,
     ServiceState,
 };
@@ -184,7 +184,13 @@ pub fn build(config: &Config, inputs: &ModelInputs) -> InstanceFile {
             pending_record("process", is_active(name), service_ports, url, spec),
         )
     });
-    let services = compose_services.chain(process_services).collect();
+    let mut services: IndexMap<String, ServiceRecord> =
+        compose_services.chain(process_services).collect();
+    for (name, database) in &config.databases {
+        if let Some(record) = services.get_mut(name) {
+            record.database = Some(database_spec(config, name, database, &record.ports, &value));
+        }
+    }
 
     InstanceFile {
         version: INSTANCE_FORMAT_VERSION,
@@ -269,7 +275,52 @@ fn pending_record(
         ready_at: None,
         message: None,
         container: None,
+        database: None,
         spec,
+    }
+}
+
+/// Where and as whom `berth db` connects: the service's port on 127.0.0.1 (for a compose
+/// service, the one publishing container port 5432 if any), with the name, user and
+/// password from berth.toml, else from the Compose file's `POSTGRES_USER`, `POSTGRES_DB`
+/// and `POSTGRES_PASSWORD` (the official image's variables), else `postgres`.
+fn database_spec(
+    config: &Config,
+    service: &str,
+    database: &DatabaseConfig,
+    ports: &IndexMap<String, u16>,
+    value: &dyn Fn(&Var) -> String,
+) -> DatabaseSpec {
+    let environment = config
+        .compose
+        .as_ref()
+        .and_then(|compose| compose.services.get(service))
+        .map(|service| &service.environment);
+    let from_env = |key: &str| {
+        environment
+            .and_then(|environment| environment.get(key))
+            .filter(|text| !text.is_empty())
+            .cloned()
+    };
+    let render = |template: &Option<Template>| template.as_ref().map(|t| t.render(value));
+    let user = render(&database.user)
+        .or_else(|| from_env("POSTGRES_USER"))
+        .unwrap_or_else(|| "postgres".to_string());
+    let name = render(&database.name)
+        .or_else(|| from_env("POSTGRES_DB"))
+        .unwrap_or_else(|| user.clone());
+    let port = ports
+        .get("5432")
+        .or_else(|| ports.values().next())
+        .copied()
+        .unwrap_or(0);
+    DatabaseSpec {
+        kind: database.kind,
+        host: "127.0.0.1".to_string(),
+        port,
+        name,
+        user,
+        password: render(&database.password).or_else(|| from_env("POSTGRES_PASSWORD")),
     }
 }
 
@@ -284,7 +335,7 @@ impl InstanceFile {
         let specs: Vec<_> = self
             .services
             .iter()
-            .map(|(name, record)| (name, &record.spec, &record.ports))
+            .map(|(name, record)| (name, &record.spec, &record.ports, &record.database))
             .collect();
         let bytes =
             serde_json::to_vec(&(&specs, self.port_offset, &self.compose)).unwrap_or_default();

@@ -1,6 +1,7 @@
 //! One module per subcommand: arguments → resolved settings → domain calls → render.
 
 mod completions;
+mod db;
 mod doctor;
 mod down;
 mod env;
@@ -12,6 +13,7 @@ mod ls;
 mod port;
 mod restart;
 mod rm;
+mod snapshot;
 mod status;
 mod up;
 
@@ -39,6 +41,8 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         CommandKind::Logs(args) => logs::run(&context, &args),
         CommandKind::Exec(args) => exec::run_exec(&context, &args),
         CommandKind::Rm(args) => rm::run(&context, &args),
+        CommandKind::Snapshot(args) => snapshot::run(&context, &args),
+        CommandKind::Db(args) => db::run(&context, &args),
         CommandKind::Doctor => doctor::run(&context),
         CommandKind::Init => init::run(&context),
         CommandKind::Gc(args) => gc::run(&context, &args),

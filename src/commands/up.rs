@@ -63,6 +63,12 @@ fn start(context: &Context, args: &UpArgs) -> Result<InstanceFile> {
             Some(format!("services: {}", config.service_names().join(", "))),
         ));
     }
+    // `--from` is resolved before the instance is reserved: a typo reserves nothing.
+    let source = args
+        .from
+        .as_deref()
+        .map(|text| super::snapshot::resolve_source(context, &config.project, text))
+        .transpose()?;
     let identity = reserve_identity(context, &config)?;
     let paths = InstancePaths::new(&root, &identity.name);
     create_state_dir(&paths, &root)?;
@@ -76,6 +82,10 @@ fn start(context: &Context, args: &UpArgs) -> Result<InstanceFile> {
     let mut running = InstanceFile::read(&paths.instance_json())?;
     if let Some(file) = &mut running {
         context.reap_if_orphaned(&paths, file)?;
+    }
+    if let Some(source) = &source {
+        let alive = running.as_ref().is_some_and(InstanceFile::supervisor_alive);
+        check_seedable(source, &identity, &paths, &root, alive)?;
     }
     let active = model::with_dependencies(&config, &args.services);
     let timeout = Duration::from_secs(args.timeout);
@@ -135,8 +145,63 @@ fn start(context: &Context, args: &UpArgs) -> Result<InstanceFile> {
     fs_err::create_dir_all(paths.logs())?;
     fs_err::create_dir_all(paths.data())?;
     file.write(&paths.instance_json())?;
+    if let Some(source) = &source
+        && let Err(error) = super::snapshot::seed(context, source, &file)
+    {
+        file.mark_stopped(crate::state::InstanceState::Stopped);
+        file.write(&paths.instance_json())?;
+        return Err(error);
+    }
     lifecycle::start_supervisor(&paths)?;
     lifecycle::wait_ready(&paths, &args.services, timeout)
+}
+
+/// `--from` copies data only into an instance that has none yet.
+fn check_seedable(
+    source: &super::snapshot::Source,
+    identity: &Identity,
+    paths: &InstancePaths,
+    root: &Path,
+    alive: bool,
+) -> Result<()> {
+    if let super::snapshot::Source::Instance(entry) = source
+        && entry.name == identity.name
+    {
+        return Err(Error::usage(
+            format!("`{}` cannot start from its own data", identity.name),
+            Some("name another instance, or a snapshot".to_string()),
+        ));
+    }
+    if alive || super::snapshot::has_data(paths, &identity.name, root)? {
+        return Err(Error::usage(
+            format!(
+                "`{}` already has data; --from only seeds a new instance",
+                identity.name
+            ),
+            Some(
+                "`berth snapshot restore NAME --force` replaces its data; or `berth rm` it first"
+                    .to_string(),
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Brings an instance up again after a copy stopped it, as `berth up` in its root would,
+/// with `services` (all when empty) active.
+pub(super) fn start_again(
+    context: &Context,
+    entry: &LedgerEntry,
+    services: Vec<String>,
+) -> Result<()> {
+    let again = Context {
+        cwd: entry.root.clone(),
+        ledger: context.ledger.clone(),
+        json: context.json,
+        selector: Selector::Name(entry.name.clone()),
+        lock_timeout: context.lock_timeout,
+    };
+    start(&again, &super::snapshot::restart_args(services)).map(|_| ())
 }
 
 /// The per-instance Compose file for this plan, when the project has compose services.

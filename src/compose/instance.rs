@@ -41,6 +41,7 @@ impl Resolved {
                     ports,
                     depends_on: service.depends_on.clone(),
                     healthcheck: service.healthcheck.clone(),
+                    environment: environment(&self.project.document, name),
                 };
                 (name.clone(), config)
             })
@@ -94,6 +95,35 @@ impl Resolved {
             shared_networks: rewritten.shared_networks,
             backend,
         })
+    }
+}
+
+/// A service's `environment` from the resolved document, as a map (Compose prints a map;
+/// a list of `KEY=VALUE` is read too).
+fn environment(document: &serde_json::Value, service: &str) -> IndexMap<String, String> {
+    let value = document
+        .get("services")
+        .and_then(|services| services.get(service))
+        .and_then(|service| service.get("environment"));
+    match value {
+        Some(serde_json::Value::Object(map)) => map
+            .iter()
+            .map(|(key, value)| {
+                let text = match value {
+                    serde_json::Value::String(text) => text.clone(),
+                    serde_json::Value::Null => String::new(),
+                    other => other.to_string(),
+                };
+                (key.clone(), text)
+            })
+            .collect(),
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .filter_map(serde_json::Value::as_str)
+            .filter_map(|item| item.split_once('='))
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect(),
+        _ => IndexMap::new(),
     }
 }
 

@@ -12,7 +12,7 @@ mod tool;
 
 pub use error::ComposeError;
 pub use instance::{InstanceCompose, Resolved, engine, load_project};
-pub use resolve::{ComposeProject, ComposeService, resolve};
+pub use resolve::{ComposeProject, ComposeService, as_map, resolve};
 pub use rewrite::{
     LABEL_INSTANCE, LABEL_ROOT, LABEL_SHARED, RewriteInputs, Rewritten, rewrite, to_yaml,
 };

@@ -10,10 +10,10 @@ use toml::Spanned;
 
 use super::ConfigError;
 use super::model::{
-    ComposeCatalog, ComposeConfig, ComposeSettings, Config, DEFAULT_PORT_NAME, EnvFileConfig,
-    PortBase, ReadyConfig, ServiceConfig,
+    ComposeCatalog, ComposeConfig, ComposeSettings, Config, DEFAULT_PORT_NAME, DatabaseConfig,
+    DatabaseKind, EnvFileConfig, PerInstanceConfig, PortBase, ReadyConfig, ServiceConfig,
 };
-use super::raw::{RawCommand, RawConfig, RawPort, RawReady, RawService};
+use super::raw::{RawCommand, RawConfig, RawDatabase, RawPort, RawReady, RawService};
 use super::template::{CommandTemplate, Placeholder, Template, TemplateError, Var};
 use crate::identity::sanitize;
 use crate::state::RestartPolicy;
@@ -246,6 +246,12 @@ impl Loader<'_> {
         };
         let services = self.services(&raw, compose.as_ref())?;
         let env_files = self.env_files(&raw, root)?;
+        let mut databases = IndexMap::new();
+        for (name, service) in &raw.services {
+            if let Some(database) = &service.get_ref().database {
+                databases.insert(name.get_ref().clone(), self.database(database)?);
+            }
+        }
         let config = Config {
             path: self.path.to_path_buf(),
             root: root.to_path_buf(),
@@ -255,8 +261,10 @@ impl Loader<'_> {
             services,
             compose,
             env_files,
+            databases,
         };
         self.check_names(&raw, &config)?;
+        self.check_shared(&raw, &config)?;
         self.check_env_file_names(&raw, &config)?;
         self.check_dependencies(&raw, &config)?;
         self.check_duplicate_ports(&raw, &config)?;
@@ -449,11 +457,29 @@ impl Loader<'_> {
                 || raw_service.setup.is_some()
                 || raw_service.stop_grace.is_some()
                 || raw_service.shell;
+            if let Some(shared) = &raw_service.shared {
+                return Err(self.error(
+                    shared.span(),
+                    format!(
+                        "`{}` is a compose service; `shared` works only for process services so far",
+                        name.get_ref()
+                    ),
+                ));
+            }
+            if let Some(per_instance) = &raw_service.per_instance {
+                return Err(self.error(
+                    per_instance.span(),
+                    format!(
+                        "`{}` is a compose service; `per_instance` goes with `shared`, which works only for process services so far",
+                        name.get_ref()
+                    ),
+                ));
+            }
             if extra {
                 return Err(self.error(
                     service.span(),
                     format!(
-                        "`{}` is a compose service: berth.toml may only add `depends_on` to it (its ports, health and the rest come from the Compose file)",
+                        "`{}` is a compose service: berth.toml may only add `depends_on` and `database` to it (its ports, health and the rest come from the Compose file)",
                         name.get_ref()
                     ),
                 ));
@@ -608,7 +634,36 @@ impl Loader<'_> {
                 )
             })?,
         };
+        let shared = raw.shared.as_ref().is_some_and(|shared| *shared.get_ref());
+        let per_instance = match &raw.per_instance {
+            None => None,
+            Some(per_instance) if !shared => {
+                return Err(self.error(
+                    per_instance.span(),
+                    "`per_instance` needs `shared = true`: it runs for each instance that uses a shared service",
+                ));
+            }
+            Some(per_instance) => {
+                let parse = |value: &Option<Spanned<String>>| {
+                    value
+                        .as_ref()
+                        .map(|text| {
+                            CommandTemplate::parse(text.get_ref(), raw.shell).map_err(|error| {
+                                self.template_error(&text.span(), &error, text.get_ref())
+                            })
+                        })
+                        .transpose()
+                };
+                let per_instance = per_instance.get_ref();
+                Some(PerInstanceConfig {
+                    create: parse(&per_instance.create)?,
+                    drop: parse(&per_instance.drop)?,
+                })
+            }
+        };
         Ok(ServiceConfig {
+            shared,
+            per_instance,
             command,
             cwd,
             env,
@@ -798,6 +853,114 @@ impl Loader<'_> {
                 located.push((ready.span(), command.placeholders()));
             }
             self.check_references(located, config)?;
+        }
+        Ok(())
+    }
+
+    /// `database = …`: a known kind, and templates for its name, user and password.
+    fn database(&self, database: &Spanned<RawDatabase>) -> Result<DatabaseConfig, ConfigError> {
+        let span = database.span();
+        let kind = |text: &str| match text {
+            "postgres" => Ok(DatabaseKind::Postgres),
+            other => Err(self.error(
+                span.clone(),
+                format!("unknown database kind `{other}`; berth knows \"postgres\""),
+            )),
+        };
+        let template = |text: &Option<String>| {
+            text.as_ref()
+                .map(|text| {
+                    Template::parse(text).map_err(|error| self.template_error(&span, &error, text))
+                })
+                .transpose()
+        };
+        Ok(match database.get_ref() {
+            RawDatabase::Kind(text) => DatabaseConfig {
+                kind: kind(text)?,
+                name: None,
+                user: None,
+                password: None,
+            },
+            RawDatabase::Table(table) => DatabaseConfig {
+                kind: kind(&table.kind)?,
+                name: template(&table.name)?,
+                user: template(&table.user)?,
+                password: template(&table.password)?,
+            },
+        })
+    }
+
+    /// A shared service depends only on shared services (it runs apart from every
+    /// instance), and its `per_instance` templates name what exists.
+    fn check_shared(&self, raw: &RawConfig, config: &Config) -> Result<(), ConfigError> {
+        for (name, raw_service) in &raw.services {
+            let Some(service) = config.services.get(name.get_ref()) else {
+                continue;
+            };
+            let mut located: Vec<(Range<usize>, Vec<&Placeholder>)> = Vec::new();
+            if let (Some(raw_per_instance), Some(per_instance)) =
+                (&raw_service.get_ref().per_instance, &service.per_instance)
+            {
+                let raw_per_instance = raw_per_instance.get_ref();
+                for (text, template) in [
+                    (&raw_per_instance.create, &per_instance.create),
+                    (&raw_per_instance.drop, &per_instance.drop),
+                ] {
+                    if let (Some(text), Some(template)) = (text, template) {
+                        located.push((text.span(), template.placeholders()));
+                    }
+                }
+            }
+            if let (Some(raw_database), Some(database)) = (
+                &raw_service.get_ref().database,
+                config.databases.get(name.get_ref()),
+            ) {
+                let templates = [&database.name, &database.user, &database.password];
+                let placeholders = templates
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|template| template.placeholders())
+                    .collect();
+                located.push((raw_database.span(), placeholders));
+            }
+            self.check_references(located, config)?;
+            if !service.shared {
+                continue;
+            }
+            for dependency in &raw_service.get_ref().depends_on {
+                let shared = config
+                    .services
+                    .get(dependency.get_ref())
+                    .is_some_and(|other| other.shared);
+                if !shared {
+                    return Err(self.error(
+                        dependency.span(),
+                        format!(
+                            "shared service `{}` depends on `{}`, which is not shared; a shared service runs apart from every instance",
+                            name.get_ref(),
+                            dependency.get_ref()
+                        ),
+                    ));
+                }
+            }
+        }
+        // The databases of compose services are checked here too.
+        for (name, raw_service) in &raw.services {
+            if config.services.contains_key(name.get_ref()) {
+                continue;
+            }
+            if let (Some(raw_database), Some(database)) = (
+                &raw_service.get_ref().database,
+                config.databases.get(name.get_ref()),
+            ) {
+                let templates = [&database.name, &database.user, &database.password];
+                let placeholders = templates
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|template| template.placeholders())
+                    .collect();
+                self.check_references(vec![(raw_database.span(), placeholders)], config)?;
+            }
         }
         Ok(())
     }

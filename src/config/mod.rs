@@ -10,5 +10,6 @@ pub use error::ConfigError;
 pub use load::{COMPOSE_FILE_NAMES, CONFIG_FILE_NAME, ComposeResolver, find_project_root, load};
 pub use model::{
     ComposeCatalog, ComposeConfig, ComposeServiceConfig, ComposeSettings, Config,
-    DEFAULT_PORT_NAME, EnvFileConfig, PortBase, ReadyConfig, ServiceConfig,
+    DEFAULT_PORT_NAME, DatabaseConfig, DatabaseKind, EnvFileConfig, PerInstanceConfig, PortBase,
+    ReadyConfig, ServiceConfig,
 };

@@ -25,6 +25,31 @@ pub struct Config {
     pub compose: Option<ComposeConfig>,
     /// `[[env_files]]`: per-instance copies of dotenv files.
     pub env_files: Vec<EnvFileConfig>,
+    /// `database = …` of any service (process or compose), by service name.
+    pub databases: IndexMap<String, DatabaseConfig>,
+}
+
+/// A service's database, for `berth db`: how to connect to it on its port.
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    pub kind: DatabaseKind,
+    /// Templates; unset ones default per kind and service (see `model`).
+    pub name: Option<Template>,
+    pub user: Option<Template>,
+    pub password: Option<Template>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DatabaseKind {
+    Postgres,
+}
+
+/// `[services.X.per_instance]` of a shared service: commands run for each instance.
+#[derive(Debug, Clone)]
+pub struct PerInstanceConfig {
+    pub create: Option<CommandTemplate>,
+    pub drop: Option<CommandTemplate>,
 }
 
 /// One `[[env_files]]` entry, its source already read and parsed.
@@ -56,6 +81,15 @@ impl Config {
             Some(service) => Some(&service.ports),
             None => Some(&self.compose.as_ref()?.services.get(name)?.ports),
         }
+    }
+
+    /// Names of the shared services (`shared = true`).
+    pub fn shared_services(&self) -> Vec<String> {
+        self.services
+            .iter()
+            .filter(|(_, service)| service.shared)
+            .map(|(name, _)| name.clone())
+            .collect()
     }
 
     /// What a service waits for before it starts, of either kind.
@@ -99,6 +133,9 @@ pub struct ComposeServiceConfig {
     pub depends_on: Vec<String>,
     /// The Docker healthcheck's test as a command for the container, when it has one.
     pub healthcheck: Option<Vec<String>>,
+    /// The container's environment as the Compose file sets it (for database defaults
+    /// such as `POSTGRES_USER`).
+    pub environment: IndexMap<String, String>,
 }
 
 /// What the Compose tool resolved, as the loader needs it: services, ports, health.
@@ -118,6 +155,9 @@ pub struct ServiceConfig {
     pub restart: RestartPolicy,
     pub setup: Option<CommandTemplate>,
     pub stop_grace: Duration,
+    /// Runs once per project per machine (`shared = true`), used by every instance.
+    pub shared: bool,
+    pub per_instance: Option<PerInstanceConfig>,
 }
 
 /// The name given to the port declared by `port = …`.

@@ -74,6 +74,35 @@ pub struct RawService {
     pub shell: bool,
     pub setup: Option<Spanned<String>>,
     pub stop_grace: Option<Spanned<String>>,
+    /// `"postgres"` or `{ kind = "postgres", name = …, user = …, password = … }`.
+    pub database: Option<Spanned<RawDatabase>>,
+    /// Run once per project per machine, used by every instance.
+    #[serde(default)]
+    pub shared: Option<Spanned<bool>>,
+    pub per_instance: Option<Spanned<RawPerInstance>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawDatabase {
+    Kind(String),
+    Table(RawDatabaseTable),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDatabaseTable {
+    pub kind: String,
+    pub name: Option<String>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPerInstance {
+    pub create: Option<Spanned<String>>,
+    pub drop: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -99,7 +99,22 @@ pub struct ServiceRecord {
     /// The container of a compose service, once it exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
+    /// How `berth db` reaches the service's database, when it declares one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseSpec>,
     pub spec: ServiceSpec,
+}
+
+/// A database on the instance's port, as its own tools connect to it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DatabaseSpec {
+    pub kind: crate::config::DatabaseKind,
+    pub host: String,
+    pub port: u16,
+    pub name: String,
+    pub user: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
 }
 
 /// How a service is run: a process berth supervises, or a service of the Compose file.

@@ -8,7 +8,7 @@ mod lock;
 pub use atomic::{read_versioned, write_atomic, write_json_atomic};
 pub use error::StateError;
 pub use instance::{
-    ComposeBackend, ComposeReady, ComposeSpec, INSTANCE_FORMAT_VERSION, InstanceFile,
+    ComposeBackend, ComposeReady, ComposeSpec, DatabaseSpec, INSTANCE_FORMAT_VERSION, InstanceFile,
     InstancePaths, InstanceState, ProcessSpec, ReadyCheck, RestartPolicy, ServiceRecord,
     ServiceSpec, ServiceState,
 };

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod docker;
+pub mod postgres;
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,204 @@
+//! `berth db dump|restore|shell`: the database's own client tools (pg_dump, pg_restore,
+//! psql from the machine) against the instance's port, for a process or compose service
+//! that declares `database = "postgres"`.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::cli::{DbArgs, DbCommand};
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::state::{DatabaseSpec, InstanceFile};
+
+/// The first bytes of a pg_dump custom-format archive.
+const CUSTOM_FORMAT_MAGIC: &[u8] = b"PGDMP";
+
+pub fn run(context: &Context, args: &DbArgs) -> Result<()> {
+    let selected = context.select()?;
+    let file = selected.started()?;
+    let (service, database) = pick(file, args.service.as_deref())?;
+    let record = &file.services[&service];
+    if !file.supervisor_alive() || !record.state.is_up() {
+        return Err(Error::failed(
+            format!(
+                "the database of `{service}` in `{}` is not running (state {})",
+                file.name,
+                record.state.as_str()
+            ),
+            Some("start it with `berth up`".to_string()),
+        ));
+    }
+    match &args.command {
+        DbCommand::Dump { file: None } => {
+            let mut command = client(database, "pg_dump");
+            command.args(["--clean", "--if-exists", "--no-owner", "--no-privileges"]);
+            run_to_exit(command, "pg_dump")
+        }
+        DbCommand::Dump { file: Some(path) } => dump_to_file(database, path),
+        DbCommand::Restore { file: path } => restore(database, path),
+        DbCommand::Shell { args } => {
+            let mut command = client(database, "psql");
+            command.args(args);
+            run_to_exit(command, "psql")
+        }
+    }
+}
+
+/// The service named by `--service`, or the only one with a database.
+fn pick<'a>(file: &'a InstanceFile, wanted: Option<&str>) -> Result<(String, &'a DatabaseSpec)> {
+    let with_database: Vec<(&String, &DatabaseSpec)> = file
+        .services
+        .iter()
+        .filter_map(|(name, record)| Some((name, record.database.as_ref()?)))
+        .collect();
+    let names = || {
+        with_database
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match wanted {
+        Some(wanted) => with_database
+            .iter()
+            .find(|(name, _)| *name == wanted)
+            .map(|(name, database)| ((*name).clone(), *database))
+            .ok_or_else(|| {
+                Error::usage(
+                    format!("service `{wanted}` of `{}` declares no database", file.name),
+                    Some(if with_database.is_empty() {
+                        "add `database = \"postgres\"` to the service in berth.toml".to_string()
+                    } else {
+                        format!("services with a database: {}", names())
+                    }),
+                )
+            }),
+        None => match with_database.as_slice() {
+            [(name, database)] => Ok(((*name).clone(), *database)),
+            [] => Err(Error::usage(
+                format!("no service of `{}` declares a database", file.name),
+                Some(
+                    "add `database = \"postgres\"` to the database's service in berth.toml"
+                        .to_string(),
+                ),
+            )),
+            _ => Err(Error::usage(
+                format!("`{}` has several databases: {}", file.name, names()),
+                Some("pick one with --service SERVICE".to_string()),
+            )),
+        },
+    }
+}
+
+/// `program` (pg_dump, pg_restore, psql) with the connection options and password.
+fn client(database: &DatabaseSpec, program: &str) -> Command {
+    let mut command = Command::new(program);
+    command
+        .arg("-h")
+        .arg(&database.host)
+        .arg("-p")
+        .arg(database.port.to_string())
+        .arg("-U")
+        .arg(&database.user)
+        .arg("-d")
+        .arg(&database.name)
+        .env("PGCONNECT_TIMEOUT", "10");
+    match &database.password {
+        Some(password) => command.env("PGPASSWORD", password),
+        None => command.env_remove("PGPASSWORD"),
+    };
+    command
+}
+
+/// Dumps into a temporary file next to `path` and renames it into place once pg_dump
+/// succeeded, so a failed dump never leaves a truncated file under the asked name.
+fn dump_to_file(database: &DatabaseSpec, path: &Path) -> Result<()> {
+    let plain = path.extension().is_some_and(|extension| extension == "sql");
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| Error::usage(format!("`{}` is not a file name", path.display()), None))?;
+    let partial: PathBuf = path.with_file_name(format!(
+        ".{}.berth-partial-{}",
+        file_name.to_string_lossy(),
+        std::process::id()
+    ));
+    let mut command = client(database, "pg_dump");
+    command.args(["--clean", "--if-exists", "--no-owner", "--no-privileges"]);
+    if !plain {
+        command.arg("--format=custom");
+    }
+    command.arg("--file").arg(&partial);
+    let result = run_checked(command, "pg_dump");
+    if let Err(error) = result {
+        let _ = std::fs::remove_file(&partial);
+        return Err(error);
+    }
+    fs_err::File::open(&partial)?.sync_all()?;
+    fs_err::rename(&partial, path)?;
+    Ok(())
+}
+
+/// Loads a dump: custom format through pg_restore, plain SQL through psql; either way in
+/// one transaction that stops at the first error.
+fn restore(database: &DatabaseSpec, path: &Path) -> Result<()> {
+    let mut head = [0u8; 5];
+    let read = fs_err::File::open(path)?.read(&mut head)?;
+    let (mut command, program) = if head[..read] == *CUSTOM_FORMAT_MAGIC {
+        let mut command = client(database, "pg_restore");
+        command.args([
+            "--clean",
+            "--if-exists",
+            "--no-owner",
+            "--no-privileges",
+            "--single-transaction",
+            "--exit-on-error",
+        ]);
+        command.arg(path);
+        (command, "pg_restore")
+    } else {
+        let mut command = client(database, "psql");
+        command.args(["--quiet", "--no-psqlrc", "--single-transaction"]);
+        command.args(["-v", "ON_ERROR_STOP=1", "--file"]).arg(path);
+        (command, "psql")
+    };
+    command.stdout(std::process::Stdio::null());
+    run_checked(command, program)
+}
+
+/// Runs a client tool; its stderr passes through, a failure is exit 1.
+fn run_checked(mut command: Command, program: &str) -> Result<()> {
+    let status = command
+        .status()
+        .map_err(|error| missing_tool(program, error))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(Error::failed(
+            format!("`{program}` failed ({status})"),
+            Some("its message is above".to_string()),
+        ))
+    }
+}
+
+/// Runs a client tool with this terminal and exits with its status.
+fn run_to_exit(mut command: Command, program: &str) -> Result<()> {
+    let status = command
+        .status()
+        .map_err(|error| missing_tool(program, error))?;
+    match status.code().unwrap_or(1) {
+        0 => Ok(()),
+        code => std::process::exit(code),
+    }
+}
+
+fn missing_tool(program: &str, error: std::io::Error) -> Error {
+    let hint = if error.kind() == std::io::ErrorKind::NotFound {
+        Some(format!(
+            "`{program}` is PostgreSQL's own client; install it (Debian: `apt-get install postgresql-client`)"
+        ))
+    } else {
+        None
+    };
+    Error::failed(format!("cannot run `{program}`: {error}"), hint)
+}

@@ -1,0 +1,209 @@
+//! Instance data, end to end with a real PostgreSQL: snapshots (save, mutate, restore,
+//! compare), clones with `up --from` that leave their source alone, `berth db`, and
+//! snapshots of compose named volumes.
+
+mod support;
+
+use std::path::Path;
+
+use support::postgres::{self, server_bin};
+use support::{Run, Sandbox};
+
+/// Runs one SQL statement through `berth db shell` and returns psql's unaligned output.
+fn sql(sandbox: &Sandbox, dir: &Path, name: &str, query: &str) -> String {
+    sandbox
+        .berth(dir, &["--name", name, "db", "shell", "--", "-Atc", query])
+        .success()
+        .stdout
+        .trim()
+        .to_string()
+}
+
+fn status(sandbox: &Sandbox, dir: &Path, name: &str) -> serde_json::Value {
+    sandbox
+        .berth(dir, &["--name", name, "status", "--json"])
+        .success()
+        .json()
+}
+
+fn state_of(status: &serde_json::Value, service: &str) -> String {
+    status["services"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|entry| entry["name"] == service)
+        .and_then(|entry| entry["state"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn config(bin: &Path, port: u16) -> String {
+    format!(
+        "[project]\nname = \"pgshop\"\n\n{}database = {{ kind = \"postgres\", user = \"app\", name = \"postgres\" }}\n",
+        postgres::process_service(bin, "db", port)
+    )
+}
+
+#[test]
+fn process_postgres_snapshot_restore_clone_and_dump() {
+    let Some(bin) = server_bin("process_postgres_snapshot_restore_clone_and_dump") else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let main = sandbox.project("main", &config(&bin, 17100));
+    sandbox.berth(&main, &["up"]).success();
+    let name = "main";
+    sql(&sandbox, &main, name, "create table orders(id int)");
+    sql(&sandbox, &main, name, "insert into orders values (1)");
+
+    // Save while running: the instance is stopped for the copy and comes back.
+    let saved = sandbox
+        .berth(&main, &["snapshot", "save", "one-order", "--json"])
+        .success()
+        .json();
+    assert_eq!(saved["name"], "one-order");
+    assert_eq!(saved["data"]["paths"], serde_json::json!([""]));
+    assert!(saved["bytes"].as_u64().unwrap() > 1_000_000, "{saved}");
+    assert_eq!(state_of(&status(&sandbox, &main, name), "db"), "ready");
+    let again = sandbox.berth(&main, &["snapshot", "save", "one-order"]);
+    again.code(2);
+
+    sql(&sandbox, &main, name, "insert into orders values (2)");
+    assert_eq!(
+        sql(&sandbox, &main, name, "select count(*) from orders"),
+        "2"
+    );
+
+    // A restore into a running instance needs --force.
+    let refused = sandbox.berth(&main, &["snapshot", "restore", "one-order"]);
+    let refused = refused.code(2);
+    assert!(refused.stderr.contains("--force"), "{}", refused.stderr);
+    assert_eq!(
+        sql(&sandbox, &main, name, "select count(*) from orders"),
+        "2"
+    );
+    sandbox
+        .berth(&main, &["snapshot", "restore", "one-order", "--force"])
+        .success();
+    assert_eq!(
+        sql(&sandbox, &main, name, "select count(*) from orders"),
+        "1"
+    );
+
+    // db dump and restore with PostgreSQL's own tools, both formats.
+    let dumps = sandbox.dir.path().join("dumps");
+    std::fs::create_dir_all(&dumps).unwrap();
+    let custom = dumps.join("one.dump");
+    let plain = dumps.join("one.sql");
+    for file in [&custom, &plain] {
+        sandbox
+            .berth(&main, &["db", "dump", file.to_str().unwrap()])
+            .success();
+    }
+    assert!(std::fs::read(&custom).unwrap().starts_with(b"PGDMP"));
+    assert!(
+        std::fs::read_to_string(&plain)
+            .unwrap()
+            .contains("CREATE TABLE public.orders")
+    );
+    let listed: Vec<String> = std::fs::read_dir(&dumps)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(listed.len(), 2, "no partial files left: {listed:?}");
+    for file in [&custom, &plain] {
+        sql(&sandbox, &main, name, "insert into orders values (3), (4)");
+        sandbox
+            .berth(&main, &["db", "restore", file.to_str().unwrap()])
+            .success();
+        assert_eq!(
+            sql(&sandbox, &main, name, "select count(*) from orders"),
+            "1"
+        );
+    }
+    let stdout_dump = sandbox.berth(&main, &["db", "dump"]).success().stdout;
+    assert!(stdout_dump.contains("COPY public.orders"), "{stdout_dump}");
+    let bad = dumps.join("bad.sql");
+    std::fs::write(&bad, "insert into orders values (9);\nthis is not sql;\n").unwrap();
+    sandbox
+        .berth(&main, &["db", "restore", bad.to_str().unwrap()])
+        .code(1);
+    assert_eq!(
+        sql(&sandbox, &main, name, "select count(*) from orders"),
+        "1",
+        "a failed restore changes nothing (one transaction)"
+    );
+
+    // A clone in another worktree of the project starts from main's data...
+    let clone = sandbox.project("feature", &config(&bin, 17100));
+    let cloned = sandbox.berth(&clone, &["up", "--from", "main"]).success();
+    assert!(
+        cloned.stderr.contains("starts from instance `main`"),
+        "{}",
+        cloned.stderr
+    );
+    assert_eq!(
+        sql(&sandbox, &clone, "feature", "select count(*) from orders"),
+        "1"
+    );
+    // ...and changing the clone leaves main alone.
+    sql(
+        &sandbox,
+        &clone,
+        "feature",
+        "insert into orders values (10), (11)",
+    );
+    assert_eq!(
+        sql(&sandbox, &clone, "feature", "select count(*) from orders"),
+        "3"
+    );
+    assert_eq!(
+        sql(&sandbox, &main, name, "select count(*) from orders"),
+        "1"
+    );
+    assert_eq!(state_of(&status(&sandbox, &main, name), "db"), "ready");
+    // --from seeds only a new instance.
+    sandbox.berth(&clone, &["up", "--from", "main"]).code(2);
+
+    // Snapshots outlive their instance: rm main, then restore its snapshot elsewhere.
+    sandbox.berth(&main, &["rm", "--yes"]).success();
+    let listed = sandbox
+        .berth(&clone, &["snapshot", "ls", "--json"])
+        .success()
+        .json();
+    assert_eq!(listed[0]["name"], "one-order");
+    assert_eq!(listed[0]["instance"], "main");
+    let table = sandbox.berth(&clone, &["snapshot", "ls"]).success().stdout;
+    assert!(
+        table.contains("one-order") && table.contains("MiB"),
+        "{table}"
+    );
+    sandbox.berth(&clone, &["down"]).success();
+    sandbox
+        .berth(&clone, &["snapshot", "restore", "one-order"])
+        .success();
+    sandbox.berth(&clone, &["up"]).success();
+    assert_eq!(
+        sql(&sandbox, &clone, "feature", "select count(*) from orders"),
+        "1"
+    );
+    let third = sandbox.project("third", &config(&bin, 17100));
+    sandbox
+        .berth(&third, &["up", "--from", "snapshot:one-order"])
+        .success();
+    assert_eq!(
+        sql(&sandbox, &third, "third", "select count(*) from orders"),
+        "1"
+    );
+
+    sandbox
+        .berth(&clone, &["snapshot", "rm", "one-order"])
+        .success();
+    let empty: Run = sandbox
+        .berth(&clone, &["snapshot", "ls", "--json"])
+        .success();
+    assert_eq!(empty.json(), serde_json::json!([]));
+    sandbox
+        .berth(&clone, &["snapshot", "rm", "one-order"])
+        .code(2);
+}
