@@ -207,3 +207,156 @@ fn process_postgres_snapshot_restore_clone_and_dump() {
         .berth(&clone, &["snapshot", "rm", "one-order"])
         .code(2);
 }
+
+fn compose_postgres(port: u16) -> String {
+    format!(
+        r#"services:
+  db:
+    image: {image}
+    environment:
+      POSTGRES_USER: app
+      POSTGRES_PASSWORD: secret
+      POSTGRES_DB: shop
+    ports:
+      - "{port}:5432"
+    volumes:
+      - pgdata:/var/lib/postgresql/data
+    healthcheck:
+      test: ["CMD", "pg_isready", "-q", "-h", "127.0.0.1", "-U", "app", "-d", "shop"]
+      interval: 1s
+      retries: 60
+      start_period: 60s
+volumes:
+  pgdata: {{}}
+"#,
+        image = postgres::IMAGE
+    )
+}
+
+/// A compose PostgreSQL with a named volume: `db` commands find user, password and
+/// database in the Compose file; snapshots save, restore and clone the volume.
+fn compose_postgres_volume(tool: &str, project: &str, port: u16) {
+    let mut sandbox = Sandbox::new();
+    sandbox.compose = Some(tool.to_string());
+    let berth_toml =
+        format!("[project]\nname = \"{project}\"\n\n[services.db]\ndatabase = \"postgres\"\n");
+    let compose = compose_postgres(port);
+    let files = [
+        ("berth.toml", berth_toml.as_str()),
+        ("compose.yaml", compose.as_str()),
+    ];
+    let main = sandbox.project_files(&format!("{project}-main"), &files);
+    let name = format!("{project}-main");
+    sandbox.berth(&main, &["up"]).success();
+    sql(&sandbox, &main, &name, "create table items(id int)");
+    sql(&sandbox, &main, &name, "insert into items values (1)");
+
+    let saved = sandbox
+        .berth(
+            &main,
+            &["snapshot", "save", "first", "--service", "db", "--json"],
+        )
+        .success()
+        .json();
+    assert_eq!(saved["volumes"][0]["key"], "pgdata", "{saved}");
+    assert_eq!(saved["volumes"][0]["services"], serde_json::json!(["db"]));
+    assert_eq!(state_of(&status(&sandbox, &main, &name), "db"), "ready");
+    assert_eq!(
+        support::docker::containers_of(&name).len(),
+        1,
+        "only the service's container: the copy's temporary one is gone"
+    );
+
+    sql(&sandbox, &main, &name, "drop table items");
+    sandbox
+        .berth(&main, &["snapshot", "restore", "first", "--force"])
+        .success();
+    assert_eq!(
+        sql(&sandbox, &main, &name, "select count(*) from items"),
+        "1"
+    );
+    let volume = format!("{name}_pgdata");
+    let labels =
+        support::docker::lines(&["volume", "inspect", &volume, "--format", "{{json .Labels}}"]);
+    assert!(
+        labels[0].contains("\"com.docker.compose.project\":\"") && labels[0].contains(&name),
+        "the recreated volume is Compose's own and the instance's: {labels:?}"
+    );
+
+    // A clone gets its own volume with the same content; the source is unchanged.
+    let clone_dir = sandbox.project_files(&format!("{project}-feature"), &files);
+    let clone = format!("{project}-feature");
+    sandbox
+        .berth(&clone_dir, &["up", "--from", &name])
+        .success();
+    assert!(support::docker::volume_exists(&format!("{clone}_pgdata")));
+    assert_eq!(
+        sql(&sandbox, &clone_dir, &clone, "select count(*) from items"),
+        "1"
+    );
+    sql(
+        &sandbox,
+        &clone_dir,
+        &clone,
+        "insert into items values (2), (3)",
+    );
+    assert_eq!(
+        sql(&sandbox, &clone_dir, &clone, "select count(*) from items"),
+        "3"
+    );
+    assert_eq!(
+        sql(&sandbox, &main, &name, "select count(*) from items"),
+        "1"
+    );
+
+    let dump = sandbox.dir.path().join("items.dump");
+    sandbox
+        .berth(&clone_dir, &["db", "dump", dump.to_str().unwrap()])
+        .success();
+    sandbox
+        .berth(&main, &["db", "restore", dump.to_str().unwrap()])
+        .success();
+    assert_eq!(
+        sql(&sandbox, &main, &name, "select count(*) from items"),
+        "3"
+    );
+
+    for (dir, instance) in [(&main, &name), (&clone_dir, &clone)] {
+        sandbox.berth(dir, &["rm", "--yes"]).success();
+        assert!(support::docker::containers_of(instance).is_empty());
+        assert!(!support::docker::volume_exists(&format!(
+            "{instance}_pgdata"
+        )));
+    }
+    let listed = sandbox
+        .berth(&main, &["snapshot", "ls", "--json"])
+        .success()
+        .json();
+    assert_eq!(listed[0]["name"], "first", "snapshots outlive the instance");
+}
+
+#[test]
+fn compose_postgres_volume_with_compose_v2() {
+    if !support::docker::available("compose_postgres_volume_with_compose_v2")
+        || server_bin("compose_postgres_volume_with_compose_v2").is_none()
+    {
+        return;
+    }
+    postgres::ensure_image();
+    if support::docker::compose_tools().contains(&"docker compose") {
+        compose_postgres_volume("docker compose", "cpg2", 17200);
+    }
+}
+
+#[test]
+fn compose_postgres_volume_with_compose_v1() {
+    if !support::docker::available("compose_postgres_volume_with_compose_v1")
+        || server_bin("compose_postgres_volume_with_compose_v1").is_none()
+    {
+        return;
+    }
+    postgres::ensure_image();
+    if support::docker::compose_tools().contains(&"docker-compose") {
+        compose_postgres_volume("docker-compose", "cpg1", 17210);
+    }
+}
