@@ -82,7 +82,7 @@ pub fn lowest_free_index(ledger: &LedgerData, project: &str) -> u32 {
             !ledger
                 .instances
                 .iter()
-                .any(|entry| entry.project == project && entry.index == *index)
+                .any(|entry| entry.project == project && entry.index == *index && !entry.shared)
         })
         .unwrap_or(0)
 }

@@ -54,6 +54,12 @@ pub struct LedgerEntry {
     /// The branch and commit the root was on at the last `up`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub git: Option<crate::git::GitHead>,
+    /// The project's shared instance (`shared = true` services), not a copy of the stack.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
+    /// For a shared instance: the instances that use it. It stops when the last goes down.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<String>,
 }
 
 /// A host port leased to one port of one service of an instance.
@@ -73,10 +79,12 @@ impl LedgerData {
         self.instances.iter_mut().find(|entry| entry.name == name)
     }
 
+    /// The instances running from `root` (the project's shared instance, which runs from
+    /// the root that first needed it, is not one of them).
     pub fn at_root<'a>(&'a self, root: &'a Path) -> impl Iterator<Item = &'a LedgerEntry> + 'a {
         self.instances
             .iter()
-            .filter(move |entry| entry.root == root)
+            .filter(move |entry| entry.root == root && !entry.shared)
     }
 
     /// The instance and service leasing `port`, other than the instance `except`.

@@ -13,7 +13,7 @@ use crate::ports::PortPlan;
 use crate::state::{
     ComposeBackend, ComposeReady, ComposeSpec, DatabaseSpec, INSTANCE_FORMAT_VERSION, InstanceFile,
     InstancePaths, InstanceState, ProcessSpec, ReadyCheck, ServiceRecord, ServiceSpec,
-    ServiceState,
+    ServiceState, SharedUse,
 };
 
 /// Who the instance is, as decided under the ledger lock.
@@ -209,14 +209,36 @@ pub fn build(config: &Config, inputs: &ModelInputs) -> InstanceFile {
         git: crate::git::head(&config.root),
         env_files: Vec::new(),
         compose: inputs.compose.clone(),
+        shared: config
+            .uses_shared
+            .iter()
+            .map(|(service, per_instance)| SharedUse {
+                service: service.clone(),
+                instance: String::new(),
+                root: std::path::PathBuf::new(),
+                create: per_instance
+                    .as_ref()
+                    .and_then(|commands| commands.create.as_ref())
+                    .map(|create| render_command(create, &value, &config.root)),
+                drop: per_instance
+                    .as_ref()
+                    .and_then(|commands| commands.drop.as_ref())
+                    .map(|drop| render_command(drop, &value, &config.root)),
+                database: config.databases.get(service).map(|database| {
+                    let service_ports = ports.get(service).cloned().unwrap_or_default();
+                    database_spec(config, service, database, &service_ports, &value)
+                }),
+            })
+            .collect(),
         services,
     }
     .with_digest()
 }
 
-/// Every service's planned host ports by port name.
+/// Every service's planned host ports by port name, and those of the services that run
+/// elsewhere (shared).
 fn planned_ports(config: &Config, plan: &PortPlan) -> IndexMap<String, IndexMap<String, u16>> {
-    config
+    let mut ports: IndexMap<String, IndexMap<String, u16>> = config
         .service_names()
         .into_iter()
         .map(|service| {
@@ -228,7 +250,11 @@ fn planned_ports(config: &Config, plan: &PortPlan) -> IndexMap<String, IndexMap<
                 .collect();
             (service, ports)
         })
-        .collect()
+        .collect();
+    for (service, external) in &config.external_ports {
+        ports.insert(service.clone(), external.clone());
+    }
+    ports
 }
 
 /// Renders a template outside the service model (env files) with the same values.

@@ -360,3 +360,170 @@ fn compose_postgres_volume_with_compose_v1() {
         compose_postgres_volume("docker-compose", "cpg1", 17210);
     }
 }
+
+/// psql as `user` straight on `port` (not through berth); (success, output).
+fn psql_as(port: u16, user: &str, database: &str, query: &str) -> (bool, String) {
+    let output = std::process::Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            user,
+            "-d",
+            database,
+        ])
+        .args(["-Atc", query])
+        .env_remove("PGPASSWORD")
+        .output()
+        .expect("run psql");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text.trim().to_string())
+}
+
+/// PostgreSQL servers whose data is in this sandbox: here only the shared instance's
+/// (other tests run servers of their own meanwhile).
+fn postmasters(sandbox: &Sandbox) -> usize {
+    let data = sandbox.dir.path().canonicalize().unwrap();
+    support::pids_matching(&format!("postgres -D {}", data.display())).len()
+}
+
+#[test]
+fn shared_postgres_gives_each_instance_its_own_database() {
+    let Some(bin) = server_bin("shared_postgres_gives_each_instance_its_own_database") else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let psql = "psql -h 127.0.0.1 -p {{ port.db }} -U app -d postgres -v ON_ERROR_STOP=1";
+    let config = format!(
+        r#"[project]
+name = "tenants"
+
+{db}shared = true
+database = {{ kind = "postgres", user = "app_{{{{ instance.index }}}}", name = "app_{{{{ instance.index }}}}" }}
+
+[services.db.per_instance]
+create = "{psql} -c 'CREATE ROLE app_{{{{ instance.index }}}} LOGIN' -c 'CREATE DATABASE app_{{{{ instance.index }}}} OWNER app_{{{{ instance.index }}}}' -c 'REVOKE CONNECT ON DATABASE app_{{{{ instance.index }}}} FROM PUBLIC'"
+drop = "{psql} -c 'DROP DATABASE IF EXISTS app_{{{{ instance.index }}}}' -c 'DROP ROLE IF EXISTS app_{{{{ instance.index }}}}'"
+
+[services.api]
+command = "{helper} print-env DATABASE_URL"
+env = {{ DATABASE_URL = "postgres://app_{{{{ instance.index }}}}@127.0.0.1:{{{{ port.db }}}}/app_{{{{ instance.index }}}}" }}
+port = 17310
+depends_on = ["db"]
+ready = {{ log = "DATABASE_URL=" }}
+"#,
+        db = postgres::process_service(&bin, "db", 17300),
+        helper = support::helper(),
+    );
+    let dirs: Vec<_> = ["t1", "t2", "t3"]
+        .iter()
+        .map(|name| sandbox.project(name, &config))
+        .collect();
+    for dir in &dirs {
+        sandbox.berth(dir, &["up"]).success();
+    }
+    assert_eq!(
+        postmasters(&sandbox),
+        1,
+        "one PostgreSQL for every instance"
+    );
+    let ledger = sandbox.ledger();
+    let shared = ledger["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|entry| entry["name"] == "tenants-shared")
+        .expect("the shared instance is in the ledger")
+        .clone();
+    assert_eq!(shared["users"], serde_json::json!(["t1", "t2", "t3"]));
+    let port = shared["leases"][0]["port"].as_u64().unwrap() as u16;
+
+    for (position, dir) in dirs.iter().enumerate() {
+        let name = format!("t{}", position + 1);
+        let env = sandbox.berth(dir, &["env"]).success().stdout;
+        assert!(env.contains(&format!("BERTH_PORT_DB={port}")), "{env}");
+        let index = sandbox.berth(dir, &["status", "--json"]).success().json()["index"]
+            .as_u64()
+            .unwrap();
+        let log = std::fs::read_to_string(dir.join(format!(".berth/{name}/logs/api.log"))).unwrap();
+        assert!(
+            log.contains(&format!(
+                "DATABASE_URL=postgres://app_{index}@127.0.0.1:{port}/app_{index}"
+            )),
+            "{log}"
+        );
+        assert_eq!(
+            sql(
+                &sandbox,
+                dir,
+                &name,
+                "select current_user || ' ' || current_database()"
+            ),
+            format!("app_{index} app_{index}")
+        );
+        sql(
+            &sandbox,
+            dir,
+            &name,
+            &format!("create table own_{index}(x int)"),
+        );
+    }
+    // Each sees only its own tables, and may not even connect to another's database.
+    for (position, dir) in dirs.iter().enumerate() {
+        let name = format!("t{}", position + 1);
+        let tables = sql(
+            &sandbox,
+            dir,
+            &name,
+            "select string_agg(tablename, ',') from pg_tables where tablename like 'own_%'",
+        );
+        assert_eq!(tables.split(',').count(), 1, "{name} sees {tables}");
+    }
+    let (allowed, message) = psql_as(port, "app_0", "app_1", "select 1");
+    assert!(
+        !allowed && message.contains("permission denied"),
+        "{message}"
+    );
+
+    // Down of one: the others keep the shared server. rm of one drops its database.
+    sandbox.berth(&dirs[0], &["down"]).success();
+    assert_eq!(postmasters(&sandbox), 1);
+    sandbox.berth(&dirs[1], &["rm", "--yes"]).success();
+    let (_, databases) = psql_as(
+        port,
+        "app",
+        "postgres",
+        "select string_agg(datname, ',' order by datname) from pg_database where datname like 'app_%'",
+    );
+    assert_eq!(databases, "app_0,app_2", "t2's database (app_1) is dropped");
+    let t3 = sql(&sandbox, &dirs[2], "t3", "select count(*) from own_2");
+    assert_eq!(t3, "0");
+    // The shared instance refuses rm while an instance uses it.
+    let refused = sandbox.berth(&dirs[2], &["--name", "tenants-shared", "rm", "--yes"]);
+    assert!(refused.code(2).stderr.contains("used by t3"));
+
+    // The last one down stops it; the next up starts it again with the data kept.
+    let last = sandbox.berth(&dirs[2], &["down"]).success();
+    assert!(
+        last.stderr.contains("stopped the shared instance"),
+        "{}",
+        last.stderr
+    );
+    support::wait_for(
+        "the shared server to stop",
+        std::time::Duration::from_secs(20),
+        || postmasters(&sandbox) == 0,
+    );
+    sandbox.berth(&dirs[0], &["up"]).success();
+    assert_eq!(postmasters(&sandbox), 1);
+    assert_eq!(
+        sql(&sandbox, &dirs[0], "t1", "select count(*) from own_0"),
+        "0"
+    );
+}

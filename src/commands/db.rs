@@ -18,13 +18,14 @@ pub fn run(context: &Context, args: &DbArgs) -> Result<()> {
     let selected = context.select()?;
     let file = selected.started()?;
     let (service, database) = pick(file, args.service.as_deref())?;
-    let record = &file.services[&service];
-    if !file.supervisor_alive() || !record.state.is_up() {
+    // A shared service's state is its shared instance's; the client reports if it is down.
+    let state = file.services.get(&service).map(|record| record.state);
+    if !file.supervisor_alive() || state.is_some_and(|state| !state.is_up()) {
         return Err(Error::failed(
             format!(
                 "the database of `{service}` in `{}` is not running (state {})",
                 file.name,
-                record.state.as_str()
+                state.map_or("stopped", |state| state.as_str())
             ),
             Some("start it with `berth up`".to_string()),
         ));
@@ -45,13 +46,18 @@ pub fn run(context: &Context, args: &DbArgs) -> Result<()> {
     }
 }
 
-/// The service named by `--service`, or the only one with a database.
+/// The service named by `--service`, or the only one with a database (its own, or its
+/// database on a shared service).
 fn pick<'a>(file: &'a InstanceFile, wanted: Option<&str>) -> Result<(String, &'a DatabaseSpec)> {
-    let with_database: Vec<(&String, &DatabaseSpec)> = file
+    let own = file
         .services
         .iter()
-        .filter_map(|(name, record)| Some((name, record.database.as_ref()?)))
-        .collect();
+        .filter_map(|(name, record)| Some((name, record.database.as_ref()?)));
+    let shared = file
+        .shared
+        .iter()
+        .filter_map(|usage| Some((&usage.service, usage.database.as_ref()?)));
+    let with_database: Vec<(&String, &DatabaseSpec)> = own.chain(shared).collect();
     let names = || {
         with_database
             .iter()

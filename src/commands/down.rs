@@ -11,13 +11,18 @@ use crate::state::FileLock;
 pub fn run(context: &Context, args: &DownArgs) -> Result<()> {
     let selected = context.select()?;
     let name = selected.entry.name.clone();
-    {
+    let stopped = {
         let _operation = FileLock::acquire(&selected.paths.operation_lock(), context.lock_timeout)?;
-        if let Some(file) = lifecycle::stop(&selected.paths)?
+        let stopped = lifecycle::stop(&selected.paths)?;
+        if let Some(file) = &stopped
             && args.volumes
         {
-            lifecycle::remove_containers(&file, true)?;
+            lifecycle::remove_containers(file, true)?;
         }
+        stopped
+    };
+    if let Some(file) = &stopped {
+        super::shared::release(context, file)?;
     }
     let mut ledger = context.ledger.lock()?;
     if let Some(entry) = ledger.data.find_mut(&name) {

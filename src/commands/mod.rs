@@ -13,6 +13,7 @@ mod ls;
 mod port;
 mod restart;
 mod rm;
+mod shared;
 mod snapshot;
 mod status;
 mod up;

@@ -22,10 +22,27 @@ pub fn run(context: &Context, args: &RmArgs) -> Result<()> {
             Some("pass --yes to remove without asking".to_string()),
         ));
     }
+    if selected.entry.shared {
+        let users = super::shared::users(context, &selected.entry)?;
+        if !users.is_empty() {
+            return Err(Error::usage(
+                format!(
+                    "the shared instance `{name}` is used by {}",
+                    users.join(", ")
+                ),
+                Some("`berth rm` or `berth down` those instances first".to_string()),
+            ));
+        }
+    }
     let mut removed: Vec<Removal> = Vec::new();
     if root.is_dir() {
         let _operation = FileLock::acquire(&selected.paths.operation_lock(), context.lock_timeout)?;
-        if let Some(file) = lifecycle::stop(&selected.paths)? {
+        let stopped = lifecycle::stop(&selected.paths)?;
+        if let Some(file) = &stopped {
+            super::shared::drop_resources(context, file)?;
+            super::shared::release(context, file)?;
+        }
+        if let Some(file) = stopped {
             for (service, record) in &file.services {
                 if record.active {
                     removed.push(Removal::new(&name, "service", service.clone()));

@@ -474,7 +474,7 @@ pub fn human_bytes(bytes: u64) -> String {
 /// Where `up --from` copies from.
 #[derive(Debug, Clone)]
 pub(super) enum Source {
-    Instance(LedgerEntry),
+    Instance(Box<LedgerEntry>),
     Snapshot(String),
 }
 
@@ -485,7 +485,9 @@ pub(super) fn resolve_source(context: &Context, project: &str, text: &str) -> Re
     let ledger = context.ledger.read()?;
     let instance = |name: &str| -> Result<Option<Source>> {
         match ledger.find(name) {
-            Some(entry) if entry.project == project => Ok(Some(Source::Instance(entry.clone()))),
+            Some(entry) if entry.project == project => {
+                Ok(Some(Source::Instance(Box::new(entry.clone()))))
+            }
             Some(entry) => Err(Error::usage(
                 format!(
                     "instance `{name}` belongs to project `{}`, not `{project}`",

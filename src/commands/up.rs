@@ -43,17 +43,23 @@ pub fn run(context: &Context, args: &UpArgs) -> Result<()> {
     }
 }
 
+/// Which part of the project an `up` brings up: an instance (every service but the
+/// shared ones), or the project's shared instance (only those).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Part {
+    Instance,
+    Shared,
+}
+
 /// Brings the instance up and returns it once ready; the operation lock is released on
 /// return, so `--attach` can take it again to stop the instance.
 fn start(context: &Context, args: &UpArgs) -> Result<InstanceFile> {
+    start_part(context, args, Part::Instance)
+}
+
+pub(super) fn start_part(context: &Context, args: &UpArgs, part: Part) -> Result<InstanceFile> {
     let root = context.project_root()?;
-    let (config, resolved) = compose::load_project(&root)?;
-    // A project with compose services needs the engine; any other uses it (when there is
-    // one) only to see which ports containers publish.
-    let engine = match config.compose {
-        Some(_) => Some(compose::engine()?),
-        None => Engine::from_env().ok(),
-    };
+    let (mut config, resolved) = compose::load_project(&root)?;
     if let Some(unknown) = args.services.iter().find(|name| !config.has_service(name)) {
         return Err(Error::usage(
             format!(
@@ -63,13 +69,49 @@ fn start(context: &Context, args: &UpArgs) -> Result<InstanceFile> {
             Some(format!("services: {}", config.service_names().join(", "))),
         ));
     }
+    // The shared services the asked-for ones need run in the shared instance.
+    let everything = model::with_dependencies(&config, &args.services);
+    let shared_needed: Vec<String> = match part {
+        Part::Instance => config
+            .shared_services()
+            .into_iter()
+            .filter(|name| args.services.is_empty() || everything.contains(name))
+            .collect(),
+        Part::Shared => Vec::new(),
+    };
+    config.partition(part == Part::Shared);
+    config
+        .uses_shared
+        .retain(|name, _| shared_needed.contains(name));
+    // A project with compose services needs the engine; any other uses it (when there is
+    // one) only to see which ports containers publish.
+    let engine = match config.compose {
+        Some(_) => Some(compose::engine()?),
+        None => Engine::from_env().ok(),
+    };
     // `--from` is resolved before the instance is reserved: a typo reserves nothing.
     let source = args
         .from
         .as_deref()
         .map(|text| super::snapshot::resolve_source(context, &config.project, text))
         .transpose()?;
-    let identity = reserve_identity(context, &config)?;
+    let identity = match part {
+        Part::Instance => reserve_identity(context, &config)?,
+        Part::Shared => super::shared::reserve(context, &config)?,
+    };
+    let shared_instance = if shared_needed.is_empty() {
+        None
+    } else {
+        let shared = super::shared::ensure(
+            context,
+            &config.project,
+            &root,
+            &identity.name,
+            args.timeout,
+        )?;
+        config.external_ports = shared.ports.clone();
+        Some(shared)
+    };
     let paths = InstancePaths::new(&root, &identity.name);
     create_state_dir(&paths, &root)?;
 
@@ -142,6 +184,12 @@ fn start(context: &Context, args: &UpArgs) -> Result<InstanceFile> {
         },
     );
     file.env_files = env_files.into_iter().map(|file| file.target).collect();
+    if let Some(shared) = &shared_instance {
+        for usage in &mut file.shared {
+            usage.instance = shared.name.clone();
+            usage.root = shared.root.clone();
+        }
+    }
     fs_err::create_dir_all(paths.logs())?;
     fs_err::create_dir_all(paths.data())?;
     file.write(&paths.instance_json())?;
@@ -152,6 +200,7 @@ fn start(context: &Context, args: &UpArgs) -> Result<InstanceFile> {
         file.write(&paths.instance_json())?;
         return Err(error);
     }
+    super::shared::create_resources(&file)?;
     lifecycle::start_supervisor(&paths)?;
     lifecycle::wait_ready(&paths, &args.services, timeout)
 }
@@ -318,6 +367,8 @@ fn reserve_identity(context: &Context, config: &Config) -> Result<Identity> {
         created_at: now(),
         started_at: None,
         git: None,
+        shared: false,
+        users: Vec::new(),
     });
     ledger.save()?;
     Ok(Identity { name, index })
@@ -556,6 +607,6 @@ fn create_state_dir(paths: &InstancePaths, root: &Path) -> Result<()> {
     Ok(())
 }
 
-fn now() -> String {
+pub(super) fn now() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }

@@ -262,6 +262,8 @@ impl Loader<'_> {
             compose,
             env_files,
             databases,
+            external_ports: IndexMap::new(),
+            uses_shared: IndexMap::new(),
         };
         self.check_names(&raw, &config)?;
         self.check_shared(&raw, &config)?;

@@ -27,6 +27,12 @@ pub struct Config {
     pub env_files: Vec<EnvFileConfig>,
     /// `database = …` of any service (process or compose), by service name.
     pub databases: IndexMap<String, DatabaseConfig>,
+    /// Host ports of services that run elsewhere (the shared instance's), which
+    /// templates and `BERTH_PORT_*` of this instance still name. Set by `up`.
+    pub external_ports: IndexMap<String, IndexMap<String, u16>>,
+    /// After [`Config::partition`] of an instance: the shared services it uses, with their
+    /// `per_instance` commands.
+    pub uses_shared: IndexMap<String, Option<PerInstanceConfig>>,
 }
 
 /// A service's database, for `berth db`: how to connect to it on its port.
@@ -81,6 +87,42 @@ impl Config {
             Some(service) => Some(&service.ports),
             None => Some(&self.compose.as_ref()?.services.get(name)?.ports),
         }
+    }
+
+    /// Keeps the shared services (`shared`) or the others. What is dropped runs apart
+    /// (ensured up first), so dependencies on it are dropped too; the shared part writes
+    /// no env files (those are the instances').
+    pub fn partition(&mut self, shared: bool) {
+        let shared_names = self.shared_services();
+        let keep = |name: &String| shared_names.contains(name) == shared;
+        if !shared {
+            self.uses_shared = self
+                .services
+                .iter()
+                .filter(|(_, service)| service.shared)
+                .map(|(name, service)| (name.clone(), service.per_instance.clone()))
+                .collect();
+        }
+        self.services.retain(|name, _| keep(name));
+        for service in self.services.values_mut() {
+            service.depends_on.retain(|dependency| keep(dependency));
+        }
+        if shared {
+            self.compose = None;
+            self.env_files.clear();
+        } else if let Some(compose) = &mut self.compose {
+            for service in compose.services.values_mut() {
+                service.depends_on.retain(|dependency| keep(dependency));
+            }
+        }
+        for file in &mut self.env_files {
+            file.services.retain(|service| keep(service));
+        }
+        // An instance keeps the databases of the shared services it uses: `berth db`
+        // reaches its own database on them.
+        let kept: Vec<String> = self.service_names();
+        self.databases
+            .retain(|name, _| kept.contains(name) || (!shared && shared_names.contains(name)));
     }
 
     /// Names of the shared services (`shared = true`).

@@ -42,7 +42,38 @@ pub struct InstanceFile {
     /// How to run the Compose tool for this instance, when it has compose services.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compose: Option<ComposeBackend>,
+    /// The shared services this instance uses (they run in the project's shared instance).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shared: Vec<SharedUse>,
     pub services: IndexMap<String, ServiceRecord>,
+}
+
+/// One shared service an instance uses, and its `per_instance` commands rendered for it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SharedUse {
+    pub service: String,
+    /// The shared instance that runs it, and that instance's root.
+    pub instance: String,
+    pub root: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drop: Option<Vec<String>>,
+    /// The instance's own database on the shared service, when it declares `database`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseSpec>,
+}
+
+impl SharedUse {
+    /// Marks that `create` ran for `instance`; kept in the shared instance's state, so it
+    /// goes when the shared data does.
+    pub fn created_marker(&self, instance: &str) -> PathBuf {
+        InstancePaths::new(&self.root, &self.instance)
+            .dir
+            .join("tenants")
+            .join(&self.service)
+            .join(format!("{instance}.created"))
+    }
 }
 
 /// The Compose tool and the per-instance file it runs on.
