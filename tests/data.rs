@@ -527,3 +527,128 @@ ready = {{ log = "DATABASE_URL=" }}
         "0"
     );
 }
+
+#[test]
+fn snapshot_and_from_mistakes_are_clear_and_change_nothing() {
+    let sandbox = Sandbox::new();
+    let config = format!(
+        r#"[project]
+name = "files"
+
+[services.writer]
+command = "{helper} write-file --path {{{{ instance.data }}}}/notes/a.txt --text hello"
+setup = "mkdir -p {{{{ instance.data }}}}/notes"
+
+[services.other]
+command = "{helper} sleep"
+"#,
+        helper = support::helper()
+    );
+    let dir = sandbox.project("files", &config);
+    sandbox.berth(&dir, &["up"]).success();
+    let data = dir.join(".berth/files/data");
+    support::wait_for(
+        "the writer's file",
+        std::time::Duration::from_secs(10),
+        || data.join("notes/a.txt").is_file(),
+    );
+    std::fs::write(data.join("notes/b.txt"), "kept").unwrap();
+    std::fs::write(data.join("top.txt"), "top").unwrap();
+
+    for bad in ["bad name", ".hidden", "a/b"] {
+        let run = sandbox.berth(&dir, &["snapshot", "save", bad]);
+        assert!(run.code(2).stderr.contains("not a valid snapshot name"));
+    }
+    let no_files = sandbox.berth(&dir, &["snapshot", "save", "x", "--service", "other"]);
+    assert!(no_files.code(2).stderr.contains("keeps no files"));
+    let unknown = sandbox.berth(&dir, &["snapshot", "save", "x", "--service", "nope"]);
+    assert!(unknown.code(2).stderr.contains("not a service"));
+    let saved = sandbox
+        .berth(
+            &dir,
+            &["snapshot", "save", "notes", "--service", "writer", "--json"],
+        )
+        .success()
+        .json();
+    assert_eq!(saved["data"]["paths"], serde_json::json!(["notes"]));
+    sandbox.berth(&dir, &["snapshot", "save", "all"]).success();
+    let missing = sandbox.berth(&dir, &["snapshot", "restore", "nope"]);
+    assert!(missing.code(2).stderr.contains("no snapshot named `nope`"));
+
+    // A part restores only itself: notes come back, top.txt stays as it is now.
+    sandbox.berth(&dir, &["down"]).success();
+    std::fs::write(data.join("notes/b.txt"), "changed").unwrap();
+    std::fs::write(data.join("notes/c.txt"), "new").unwrap();
+    std::fs::write(data.join("top.txt"), "top changed").unwrap();
+    sandbox
+        .berth(&dir, &["snapshot", "restore", "notes"])
+        .success();
+    assert_eq!(
+        std::fs::read_to_string(data.join("notes/b.txt")).unwrap(),
+        "kept"
+    );
+    assert!(!data.join("notes/c.txt").exists());
+    assert_eq!(
+        std::fs::read_to_string(data.join("top.txt")).unwrap(),
+        "top changed"
+    );
+
+    // A damaged snapshot is refused before anything changes.
+    let snapshots = sandbox.home().join("snapshots/files");
+    let tar = snapshots.join("all/data.tar");
+    let bytes = std::fs::read(&tar).unwrap();
+    std::fs::write(&tar, &bytes[..bytes.len() / 2]).unwrap();
+    let damaged = sandbox.berth(&dir, &["snapshot", "restore", "all"]).code(1);
+    assert!(damaged.stderr.contains("is damaged"), "{}", damaged.stderr);
+    assert_eq!(
+        std::fs::read_to_string(data.join("top.txt")).unwrap(),
+        "top changed"
+    );
+
+    // A partial snapshot left by a killed save is never listed, and the next save sweeps it.
+    std::fs::create_dir_all(snapshots.join(".partial-ghost-999999999")).unwrap();
+    let listed = sandbox
+        .berth(&dir, &["snapshot", "ls", "--json"])
+        .success()
+        .json();
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    sandbox
+        .berth(&dir, &["snapshot", "save", "third"])
+        .success();
+    assert!(!snapshots.join(".partial-ghost-999999999").exists());
+
+    // --from: an unknown source reserves nothing; an instance cannot start from itself.
+    let other = sandbox.project("other", &config);
+    let ledger_before = sandbox.ledger();
+    let unknown = sandbox.berth(&other, &["up", "--from", "nosuch"]);
+    assert!(
+        unknown
+            .code(2)
+            .stderr
+            .contains("no instance or snapshot named `nosuch`")
+    );
+    assert_eq!(sandbox.ledger(), ledger_before);
+    let itself = sandbox
+        .berth(&dir, &["up", "--from", "instance:files"])
+        .code(2);
+    assert!(itself.stderr.contains("its own data"), "{}", itself.stderr);
+    // From a stopped instance: its data, and setup counts as done in the copy.
+    sandbox.berth(&other, &["up", "--from", "files"]).success();
+    let copied = other.join(".berth/other/data");
+    assert_eq!(
+        std::fs::read_to_string(copied.join("notes/b.txt")).unwrap(),
+        "kept"
+    );
+    assert!(other.join(".berth/other/setup/writer.done").is_file());
+    let status = sandbox.berth(&dir, &["status", "--json"]).success().json();
+    assert_eq!(
+        status["state"], "stopped",
+        "the stopped source stays stopped"
+    );
+}

@@ -16,7 +16,7 @@ use crate::ledger::LedgerEntry;
 use crate::lifecycle;
 use crate::output::{self, Table};
 use crate::snapshot::archive;
-use crate::snapshot::store::{self, file_size, validate_name};
+use crate::snapshot::store::{self, measure, validate_name, verify};
 use crate::snapshot::volumes::{self, Owner};
 use crate::snapshot::{DataItem, Manifest, SNAPSHOT_FORMAT_VERSION, Store, VolumeItem};
 use crate::state::{FileLock, InstanceFile, InstancePaths, ServiceSpec};
@@ -254,11 +254,13 @@ pub(super) fn capture(
     } else {
         let tar = dir.join("data.tar");
         archive::pack(&data_dir, &data_paths, &tar)?;
+        let (bytes, sha256) = measure(&tar)?;
         Some(DataItem {
             paths: data_paths,
             services: process_services,
             file: "data.tar".to_string(),
-            bytes: file_size(&tar),
+            bytes,
+            sha256,
         })
     };
 
@@ -269,6 +271,7 @@ pub(super) fn capture(
             root: &file.root,
         };
         let own = volumes::instance_volumes(&backend.file, &file.name)?;
+        volumes::remove_leftovers(&owner)?;
         for compose_service in services.iter().filter(|service| {
             file.services
                 .get(*service)
@@ -302,11 +305,13 @@ pub(super) fn capture(
             let relative = format!("volumes/{}.tar", volume.key);
             let tar = dir.join(&relative);
             volumes::export(volume, &owner, &tar)?;
+            let (bytes, sha256) = measure(&tar)?;
             volume_items.push(VolumeItem {
                 key: volume.key.clone(),
                 services: volume.services.clone(),
                 file: relative,
-                bytes: file_size(&tar),
+                bytes,
+                sha256,
             });
         }
     }
@@ -329,6 +334,7 @@ pub(super) fn capture(
 /// Replaces the (stopped) instance's data with what the snapshot in `dir` holds; returns
 /// what it restored. Services whose data came back count their one-time setup as done.
 pub(super) fn apply(dir: &Path, manifest: &Manifest, file: &InstanceFile) -> Result<Vec<String>> {
+    verify(dir, manifest)?;
     let paths = file.paths();
     let mut restored = Vec::new();
     if let Some(data) = &manifest.data {
@@ -366,6 +372,7 @@ pub(super) fn apply(dir: &Path, manifest: &Manifest, file: &InstanceFile) -> Res
             instance: &file.name,
             root: &file.root,
         };
+        volumes::remove_leftovers(&owner)?;
         for item in &manifest.volumes {
             match own.iter().find(|volume| volume.key == item.key) {
                 Some(volume) => {
@@ -393,7 +400,14 @@ fn data_paths_of(file: &InstanceFile, service: &str, data_dir: &Path) -> Vec<Str
     let data = data_dir.display().to_string();
     let mut texts: Vec<&str> = spec.argv.iter().map(String::as_str).collect();
     texts.extend(spec.setup.iter().flatten().map(String::as_str));
-    texts.extend(spec.env.values().map(String::as_str));
+    // berth's own variables (BERTH_DATA names the data directory for every process)
+    // say nothing about what a service keeps there.
+    texts.extend(
+        spec.env
+            .iter()
+            .filter(|(key, _)| !file.env.contains_key(*key))
+            .map(|(_, value)| value.as_str()),
+    );
     let cwd = spec.cwd.display().to_string();
     texts.push(&cwd);
     if let crate::state::ReadyCheck::Exec { argv } = &spec.ready {

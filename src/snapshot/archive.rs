@@ -62,28 +62,46 @@ fn add_tree<W: Write>(builder: &mut tar::Builder<W>, base: &Path, path: &Path) -
 }
 
 /// Replaces `paths` (relative to `data`; `""` is everything in it) with the content of
-/// the tar file `archive`.
+/// the tar file `archive`. The archive is unpacked beside `data` first and swapped in by
+/// renames only once it is whole, so a damaged archive leaves the data as it was.
 pub fn unpack(archive: &Path, data: &Path, paths: &[String]) -> Result<()> {
-    fs_err::create_dir_all(data)?;
-    for path in paths {
-        if path.is_empty() {
-            for entry in fs_err::read_dir(data)? {
-                remove_any(&entry?.path())?;
-            }
-        } else {
-            remove_any(&data.join(path))?;
-        }
-    }
+    let parent = data.parent().unwrap_or(data);
+    let pid = std::process::id();
+    let staging = parent.join(format!("data.restoring-{pid}"));
+    let replaced = parent.join(format!("data.replaced-{pid}"));
+    remove_any(&staging)?;
+    remove_any(&replaced)?;
+    fs_err::create_dir_all(&staging)?;
     let file = fs_err::File::open(archive)?;
     let mut reader = tar::Archive::new(std::io::BufReader::new(file));
     reader.set_preserve_permissions(true);
     reader.set_preserve_ownerships(true);
     reader.set_preserve_mtime(true);
     reader.set_overwrite(true);
-    // `unpack` refuses entries that would land outside `data` (`..`, absolute paths).
-    reader
-        .unpack(data)
-        .map_err(|error| io_error(archive, error))?;
+    // `unpack` refuses entries that would land outside the directory (`..`, absolute).
+    if let Err(error) = reader.unpack(&staging) {
+        let _ = remove_any(&staging);
+        return Err(io_error(archive, error));
+    }
+    fs_err::create_dir_all(data)?;
+    if paths.iter().any(String::is_empty) {
+        fs_err::rename(data, &replaced)?;
+        fs_err::rename(&staging, data)?;
+    } else {
+        fs_err::create_dir_all(&replaced)?;
+        for path in paths {
+            let target = data.join(path);
+            if std::fs::symlink_metadata(&target).is_ok() {
+                fs_err::rename(&target, replaced.join(path))?;
+            }
+            let restored = staging.join(path);
+            if std::fs::symlink_metadata(&restored).is_ok() {
+                fs_err::rename(&restored, &target)?;
+            }
+        }
+        remove_any(&staging)?;
+    }
+    remove_any(&replaced)?;
     Ok(())
 }
 
@@ -141,6 +159,26 @@ mod tests {
             std::fs::read_link(data.join("link")).unwrap(),
             Path::new("pg/base/1")
         );
+    }
+
+    #[test]
+    fn a_damaged_archive_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        fs_err::create_dir_all(data.join("pg")).unwrap();
+        std::fs::write(data.join("pg/table"), vec![7u8; 100_000]).unwrap();
+        let archive = dir.path().join("data.tar");
+        pack(&data, &[String::new()], &archive).unwrap();
+        let bytes = std::fs::read(&archive).unwrap();
+        std::fs::write(&archive, &bytes[..bytes.len() / 2]).unwrap();
+        std::fs::write(data.join("pg/table"), b"current").unwrap();
+        assert!(unpack(&archive, &data, &[String::new()]).is_err());
+        assert_eq!(std::fs::read(data.join("pg/table")).unwrap(), b"current");
+        let left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left.len(), 2, "no staging directory left: {left:?}");
     }
 
     #[test]

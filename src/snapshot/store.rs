@@ -47,6 +47,8 @@ pub struct DataItem {
     pub services: Vec<String>,
     pub file: String,
     pub bytes: u64,
+    /// SHA-256 of the file, checked before a restore touches anything.
+    pub sha256: String,
 }
 
 /// One named volume as a tar file of its content (the volume root included).
@@ -58,6 +60,7 @@ pub struct VolumeItem {
     pub services: Vec<String>,
     pub file: String,
     pub bytes: u64,
+    pub sha256: String,
 }
 
 /// The snapshots of one project.
@@ -271,9 +274,56 @@ pub fn exists(name: &str) -> Error {
     )
 }
 
-/// The size of a file, 0 if it cannot be read.
-pub fn file_size(path: &Path) -> u64 {
-    std::fs::metadata(path).map(|meta| meta.len()).unwrap_or(0)
+/// The size and SHA-256 (hex) of a file.
+pub fn measure(path: &Path) -> Result<(u64, String)> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut file = fs_err::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 256 * 1024];
+    let mut bytes = 0u64;
+    loop {
+        let read = file.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+        bytes += read as u64;
+    }
+    let digest = hasher
+        .finalize()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    Ok((bytes, digest))
+}
+
+/// Checks every file of the snapshot in `dir` against its manifest, so a damaged
+/// snapshot is refused before a restore changes anything.
+pub fn verify(dir: &Path, manifest: &Manifest) -> Result<()> {
+    let data = manifest.data.iter().map(|item| (&item.file, &item.sha256));
+    let volumes = manifest
+        .volumes
+        .iter()
+        .map(|item| (&item.file, &item.sha256));
+    for (file, expected) in data.chain(volumes) {
+        let path = dir.join(file);
+        let actual = measure(&path).map(|(_, digest)| digest).ok();
+        if actual.as_ref() != Some(expected) {
+            return Err(Error::failed(
+                format!(
+                    "snapshot `{}` is damaged: `{}` is missing or does not match its checksum",
+                    manifest.name,
+                    path.display()
+                ),
+                Some(format!(
+                    "nothing was changed; `berth snapshot rm {}` removes it",
+                    manifest.name
+                )),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -19,6 +19,8 @@ use crate::error::{Error, Result};
 
 /// Where the temporary container mounts the volume.
 const MOUNT: &str = "/berth-volume";
+/// Marks the temporary containers (besides the instance's own labels).
+const LABEL_COPY: &str = "dev.berth.copy";
 
 /// One of the instance's own volumes (not external, not shared).
 #[derive(Debug, Clone, PartialEq)]
@@ -137,6 +139,26 @@ pub struct Owner<'a> {
     pub root: &'a Path,
 }
 
+/// Removes temporary containers a killed berth left for this instance: they would hold
+/// its volumes.
+pub fn remove_leftovers(owner: &Owner) -> Result<()> {
+    let instance = format!("label={LABEL_INSTANCE}={}", owner.instance);
+    let root = format!("label={LABEL_ROOT}={}", owner.root.display());
+    let copy = format!("label={LABEL_COPY}=1");
+    let output = docker(&[
+        "ps", "-aq", "--filter", &instance, "--filter", &root, "--filter", &copy,
+    ])
+    .output()
+    .map_err(spawn_error)?;
+    for id in String::from_utf8_lossy(&output.stdout).split_whitespace() {
+        run(
+            docker(&["rm", "-f", "-v", id]).stdout(Stdio::null()),
+            &format!("docker rm -f -v {id}"),
+        )?;
+    }
+    Ok(())
+}
+
 /// Whether the engine has a volume of that name.
 pub fn exists(name: &str) -> Result<bool> {
     let output = docker(&["volume", "inspect", name])
@@ -230,12 +252,15 @@ impl TemporaryContainer {
         let mount = format!("{}:{MOUNT}", volume.name);
         let instance_label = format!("{LABEL_INSTANCE}={}", owner.instance);
         let root_label = format!("{LABEL_ROOT}={}", owner.root.display());
+        let copy_label = format!("{LABEL_COPY}=1");
         let output = docker(&[
             "create",
             "--label",
             &instance_label,
             "--label",
             &root_label,
+            "--label",
+            &copy_label,
             // Never started: the entrypoint only has to be present for `create`.
             "--entrypoint",
             "/berth-snapshot",
