@@ -216,6 +216,7 @@ pub fn build(config: &Config, inputs: &ModelInputs) -> InstanceFile {
                 service: service.clone(),
                 instance: String::new(),
                 root: std::path::PathBuf::new(),
+                ports: ports.get(service).cloned().unwrap_or_default(),
                 create: per_instance
                     .as_ref()
                     .and_then(|commands| commands.create.as_ref())

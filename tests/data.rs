@@ -101,6 +101,9 @@ fn process_postgres_snapshot_restore_clone_and_dump() {
             .success();
     }
     assert!(std::fs::read(&custom).unwrap().starts_with(b"PGDMP"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&custom).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "a dump holds the data: private");
     assert!(
         std::fs::read_to_string(&plain)
             .unwrap()
@@ -443,6 +446,12 @@ ready = {{ log = "DATABASE_URL=" }}
         .clone();
     assert_eq!(shared["users"], serde_json::json!(["t1", "t2", "t3"]));
     let port = shared["leases"][0]["port"].as_u64().unwrap() as u16;
+    let ls = sandbox.berth(&dirs[0], &["ls"]).success().stdout;
+    assert!(
+        ls.lines()
+            .any(|line| line.starts_with("tenants-shared") && line.contains(" shared ")),
+        "{ls}"
+    );
 
     for (position, dir) in dirs.iter().enumerate() {
         let name = format!("t{}", position + 1);

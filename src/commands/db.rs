@@ -140,6 +140,9 @@ fn dump_to_file(database: &DatabaseSpec, path: &Path) -> Result<()> {
         let _ = std::fs::remove_file(&partial);
         return Err(error);
     }
+    // A dump holds the data: private, like the rest of berth's files.
+    use std::os::unix::fs::PermissionsExt;
+    fs_err::set_permissions(&partial, std::fs::Permissions::from_mode(0o600))?;
     fs_err::File::open(&partial)?.sync_all()?;
     fs_err::rename(&partial, path)?;
     Ok(())

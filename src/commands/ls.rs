@@ -36,6 +36,8 @@ pub fn run(context: &Context) -> Result<()> {
                 git: root_exists
                     .then(|| GitView::of(entry.git.as_ref(), &entry.root))
                     .flatten(),
+                shared: entry.shared,
+                users: entry.users.clone(),
             }
         })
         .collect();

@@ -21,6 +21,8 @@ use crate::snapshot::volumes::{self, Owner};
 use crate::snapshot::{DataItem, Manifest, SNAPSHOT_FORMAT_VERSION, Store, VolumeItem};
 use crate::state::{FileLock, InstanceFile, InstancePaths, ServiceSpec};
 
+const COPYING: &str = "for a consistent copy";
+
 pub fn run(context: &Context, args: &SnapshotArgs) -> Result<()> {
     match &args.command {
         SnapshotCommand::Save {
@@ -44,7 +46,7 @@ fn save(context: &Context, name: &str, services: &[String], force: bool) -> Resu
         return Err(store::exists(name));
     }
     let staging = store.begin(name)?;
-    let manifest = with_stopped(context, &selected.entry, |file| {
+    let manifest = with_stopped(context, &selected.entry, COPYING, |file| {
         capture(file, services, name, &staging.dir)
     })?;
     store.commit(staging, &manifest, force)?;
@@ -78,7 +80,7 @@ fn restore(context: &Context, name: &str, force: bool) -> Result<()> {
             ),
         ));
     }
-    let restored = with_stopped(context, &selected.entry, |file| {
+    let restored = with_stopped(context, &selected.entry, "to restore its data", |file| {
         apply(&store.path(name), &manifest, file)
     })?;
     let report = Restored {
@@ -167,6 +169,7 @@ fn no_snapshot(name: &str, store: &Store) -> Error {
 pub(super) fn with_stopped<T>(
     context: &Context,
     entry: &LedgerEntry,
+    purpose: &str,
     work: impl FnOnce(&InstanceFile) -> Result<T>,
 ) -> Result<T> {
     let paths = InstancePaths::new(&entry.root, &entry.name);
@@ -183,7 +186,7 @@ pub(super) fn with_stopped<T>(
     let running = file.supervisor_alive();
     let file = if running {
         output::note(&format!(
-            "note: stopping `{}` for a consistent copy; it starts again afterwards",
+            "note: stopping `{}` {purpose}; it starts again afterwards",
             entry.name
         ));
         lifecycle::stop(&paths)?.unwrap_or(file)
@@ -554,7 +557,7 @@ pub(super) fn seed(context: &Context, source: &Source, file: &InstanceFile) -> R
         }
         Source::Instance(entry) => {
             let staging = store.begin(&format!("clone-of-{}", entry.name))?;
-            let manifest = with_stopped(context, entry, |source| {
+            let manifest = with_stopped(context, entry, COPYING, |source| {
                 capture(source, &[], staging.name(), &staging.dir)
             })?;
             apply(&staging.dir, &manifest, file)?

@@ -10,6 +10,37 @@ use crate::docker::{Container, Health};
 use crate::git::GitHead;
 use crate::state::InstanceFile;
 
+/// A shared service the instance uses, with its state in the shared instance.
+fn shared_view(usage: &crate::state::SharedUse) -> ServiceView {
+    let paths = crate::state::InstancePaths::new(&usage.root, &usage.instance);
+    let shared = InstanceFile::read(&paths.instance_json()).ok().flatten();
+    let record = shared
+        .as_ref()
+        .filter(|shared| shared.supervisor_alive())
+        .and_then(|shared| shared.services.get(&usage.service));
+    ServiceView {
+        name: usage.service.clone(),
+        kind: "shared".to_string(),
+        state: record
+            .map_or("stopped", |record| record.state.as_str())
+            .to_string(),
+        url: usage
+            .ports
+            .values()
+            .next()
+            .map(|port| format!("http://127.0.0.1:{port}")),
+        ports: usage.ports.clone(),
+        pid: record
+            .and_then(|record| record.pid)
+            .map(|identity| identity.pid),
+        container: None,
+        health: None,
+        restarts: record.map_or(0, |record| record.restarts),
+        exit_code: None,
+        message: Some(format!("shared: runs in `{}`", usage.instance)),
+    }
+}
+
 /// One instance, as `status` and `up` show it.
 #[derive(Debug, Serialize)]
 pub struct StatusView {
@@ -117,6 +148,7 @@ impl StatusView {
                     exit_code: record.exit_code,
                     message: record.message.clone(),
                 })
+                .chain(file.shared.iter().map(shared_view))
                 .collect(),
         }
     }
@@ -233,6 +265,9 @@ pub struct LsRow {
     pub ports: Vec<u16>,
     pub started_at: Option<String>,
     pub git: Option<GitView>,
+    /// The project's shared instance, and the instances that use it.
+    pub shared: bool,
+    pub users: Vec<String>,
 }
 
 impl LsRow {
@@ -245,7 +280,11 @@ impl LsRow {
             table.row(vec![
                 row.name.clone(),
                 row.project.clone(),
-                row.index.to_string(),
+                if row.shared {
+                    "shared".to_string()
+                } else {
+                    row.index.to_string()
+                },
                 row.state.clone(),
                 if ports.is_empty() {
                     "-".to_string()

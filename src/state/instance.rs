@@ -55,6 +55,9 @@ pub struct SharedUse {
     /// The shared instance that runs it, and that instance's root.
     pub instance: String,
     pub root: PathBuf,
+    /// Its host ports, as the instance's templates and variables name them.
+    #[serde(default)]
+    pub ports: IndexMap<String, u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub create: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
