@@ -428,9 +428,16 @@ ready = {{ log = "DATABASE_URL=" }}
         .iter()
         .map(|name| sandbox.project(name, &config))
         .collect();
-    for dir in &dirs {
-        sandbox.berth(dir, &["up"]).success();
-    }
+    // All three at once: exactly one shared server, every instance registered.
+    std::thread::scope(|scope| {
+        let ups: Vec<_> = dirs
+            .iter()
+            .map(|dir| scope.spawn(|| sandbox.berth(dir, &["up"])))
+            .collect();
+        for up in ups {
+            up.join().unwrap().success();
+        }
+    });
     assert_eq!(
         postmasters(&sandbox),
         1,
@@ -444,7 +451,14 @@ ready = {{ log = "DATABASE_URL=" }}
         .find(|entry| entry["name"] == "tenants-shared")
         .expect("the shared instance is in the ledger")
         .clone();
-    assert_eq!(shared["users"], serde_json::json!(["t1", "t2", "t3"]));
+    let mut users: Vec<&str> = shared["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|user| user.as_str().unwrap())
+        .collect();
+    users.sort();
+    assert_eq!(users, ["t1", "t2", "t3"]);
     let port = shared["leases"][0]["port"].as_u64().unwrap() as u16;
     let ls = sandbox.berth(&dirs[0], &["ls"]).success().stdout;
     assert!(
@@ -494,7 +508,21 @@ ready = {{ log = "DATABASE_URL=" }}
         );
         assert_eq!(tables.split(',').count(), 1, "{name} sees {tables}");
     }
-    let (allowed, message) = psql_as(port, "app_0", "app_1", "select 1");
+    // Concurrent ups took the indices in any order.
+    let indices: Vec<u64> = dirs
+        .iter()
+        .map(|dir| {
+            sandbox.berth(dir, &["status", "--json"]).success().json()["index"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    let (allowed, message) = psql_as(
+        port,
+        &format!("app_{}", indices[0]),
+        &format!("app_{}", indices[1]),
+        "select 1",
+    );
     assert!(
         !allowed && message.contains("permission denied"),
         "{message}"
@@ -510,8 +538,19 @@ ready = {{ log = "DATABASE_URL=" }}
         "postgres",
         "select string_agg(datname, ',' order by datname) from pg_database where datname like 'app_%'",
     );
-    assert_eq!(databases, "app_0,app_2", "t2's database (app_1) is dropped");
-    let t3 = sql(&sandbox, &dirs[2], "t3", "select count(*) from own_2");
+    let mut kept = [indices[0], indices[2]];
+    kept.sort();
+    assert_eq!(
+        databases,
+        format!("app_{},app_{}", kept[0], kept[1]),
+        "t2's database is dropped"
+    );
+    let t3 = sql(
+        &sandbox,
+        &dirs[2],
+        "t3",
+        &format!("select count(*) from own_{}", indices[2]),
+    );
     assert_eq!(t3, "0");
     // The shared instance refuses rm while an instance uses it.
     let refused = sandbox.berth(&dirs[2], &["--name", "tenants-shared", "rm", "--yes"]);
@@ -531,9 +570,53 @@ ready = {{ log = "DATABASE_URL=" }}
     );
     sandbox.berth(&dirs[0], &["up"]).success();
     assert_eq!(postmasters(&sandbox), 1);
+    let t1 = sandbox
+        .berth(&dirs[0], &["status", "--json"])
+        .success()
+        .json()["index"]
+        .as_u64()
+        .unwrap();
+    let own = format!("select count(*) from own_{t1}");
+    assert_eq!(sql(&sandbox, &dirs[0], "t1", &own), "0");
+
+    // The shared instance has data of its own: a snapshot of it stops and restarts only it.
+    let saved = sandbox
+        .berth(
+            &dirs[0],
+            &["--name", "tenants-shared", "snapshot", "save", "shared-db"],
+        )
+        .success();
+    assert!(
+        saved.stdout.contains("of `tenants-shared`"),
+        "{}",
+        saved.stdout
+    );
+    assert_eq!(postmasters(&sandbox), 1);
+    let shared_status = sandbox
+        .berth(&dirs[0], &["--name", "tenants-shared", "status", "--json"])
+        .success()
+        .json();
+    let names: Vec<&str> = shared_status["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|service| service["name"].as_str().unwrap())
+        .collect();
     assert_eq!(
-        sql(&sandbox, &dirs[0], "t1", "select count(*) from own_0"),
-        "0"
+        names,
+        ["db"],
+        "the shared instance runs only the shared services"
+    );
+    assert_eq!(sql(&sandbox, &dirs[0], "t1", &own), "0");
+
+    // A user whose worktree is deleted: gc forgets it, and stops the now idle server.
+    std::fs::remove_dir_all(&dirs[0]).unwrap();
+    let gc = sandbox.berth(&dirs[2], &["gc"]).success();
+    assert!(gc.stdout.contains("tenants-shared"), "{}", gc.stdout);
+    support::wait_for(
+        "the idle shared server to stop",
+        std::time::Duration::from_secs(20),
+        || postmasters(&sandbox) == 0,
     );
 }
 

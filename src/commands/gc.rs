@@ -149,6 +149,7 @@ pub fn run(context: &Context, args: &GcArgs) -> Result<()> {
             .retain(|entry| !dropped.contains(&entry.name));
         ledger.save()?;
     }
+    removed.extend(idle_shared(context, &entries, &dropped, dry_run)?);
     if context.json {
         output::print_json(&serde_json::json!({ "dry_run": dry_run, "removed": removed }))?;
     } else {
@@ -162,4 +163,44 @@ pub fn run(context: &Context, args: &GcArgs) -> Result<()> {
         output::note(&format!("gc {verb} {}", cleanup::summary(&removed)));
     }
     Ok(())
+}
+
+/// Stops a running shared instance none of whose users is still in the ledger (they were
+/// removed, or dropped by this gc, without a `down` to take them off).
+fn idle_shared(
+    context: &Context,
+    entries: &[crate::ledger::LedgerEntry],
+    dropped: &[String],
+    dry_run: bool,
+) -> Result<Vec<Removal>> {
+    let mut removed = Vec::new();
+    for entry in entries
+        .iter()
+        .filter(|entry| entry.shared && !dropped.contains(&entry.name))
+    {
+        let used = entry
+            .users
+            .iter()
+            .any(|user| !dropped.contains(user) && entries.iter().any(|other| &other.name == user));
+        let paths = InstancePaths::new(&entry.root, &entry.name);
+        if used || !FileLock::is_held(&paths.supervisor_lock()) {
+            continue;
+        }
+        removed.push(Removal::new(
+            &entry.name,
+            "process",
+            "the shared instance's services (no instance uses them)",
+        ));
+        if !dry_run {
+            let _operation = FileLock::acquire(&paths.operation_lock(), context.lock_timeout)?;
+            lifecycle::stop(&paths)?;
+            let mut ledger = context.ledger.lock()?;
+            if let Some(shared) = ledger.data.find_mut(&entry.name) {
+                shared.started_at = None;
+                shared.users.clear();
+            }
+            ledger.save()?;
+        }
+    }
+    Ok(removed)
 }

@@ -54,7 +54,20 @@ pub(super) enum Part {
 /// Brings the instance up and returns it once ready; the operation lock is released on
 /// return, so `--attach` can take it again to stop the instance.
 fn start(context: &Context, args: &UpArgs) -> Result<InstanceFile> {
-    start_part(context, args, Part::Instance)
+    // `--name {project}-shared` (or a copy that stopped it) brings the shared part up.
+    let part = match &context.selector {
+        Selector::Name(name)
+            if context
+                .ledger
+                .read()?
+                .find(name)
+                .is_some_and(|entry| entry.shared) =>
+        {
+            Part::Shared
+        }
+        _ => Part::Instance,
+    };
+    start_part(context, args, part)
 }
 
 pub(super) fn start_part(context: &Context, args: &UpArgs, part: Part) -> Result<InstanceFile> {
