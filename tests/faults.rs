@@ -669,17 +669,29 @@ fn a_supervisor_killed_mid_up_fails_up_and_leaves_nothing_after_down() {
         .trim()
         .parse()
         .unwrap();
-    let file: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root.join(".berth/midway/instance.json")).unwrap(),
-    )
-    .unwrap();
+    // The supervisor records a PID just after the spawn: under load the grandchild's
+    // file can appear first.
+    let read = || -> serde_json::Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(root.join(".berth/midway/instance.json")).unwrap(),
+        )
+        .unwrap()
+    };
+    let pids = |file: &serde_json::Value| -> Vec<u32> {
+        ["slow", "forker"]
+            .iter()
+            .filter_map(|name| file["services"][name]["pid"]["pid"].as_u64())
+            .map(|pid| pid as u32)
+            .collect()
+    };
+    wait_for(
+        "both service PIDs recorded",
+        Duration::from_secs(10),
+        || pids(&read()).len() == 2,
+    );
+    let file = read();
     let supervisor = file["supervisor"]["pid"].as_u64().unwrap() as i32;
-    let services: Vec<u32> = ["slow", "forker"]
-        .iter()
-        .filter_map(|name| file["services"][name]["pid"]["pid"].as_u64())
-        .map(|pid| pid as u32)
-        .collect();
-    assert!(!services.is_empty(), "{file}");
+    let services = pids(&file);
     // Not waited for: it stays a zombie until the `up` that started it exits.
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(supervisor),

@@ -36,8 +36,9 @@ pub fn run(context: &Context, args: &DbArgs) -> Result<()> {
             command.args(["--clean", "--if-exists", "--no-owner", "--no-privileges"]);
             run_to_exit(command, "pg_dump")
         }
-        DbCommand::Dump { file: Some(path) } => dump_to_file(database, path),
-        DbCommand::Restore { file: path } => restore(database, path),
+        // A relative FILE is relative to `-C DIR`, as if berth had started there.
+        DbCommand::Dump { file: Some(path) } => dump_to_file(database, &context.cwd.join(path)),
+        DbCommand::Restore { file: path } => restore(database, &context.cwd.join(path)),
         DbCommand::Shell { args } => {
             let mut command = client(database, "psql");
             command.args(args);

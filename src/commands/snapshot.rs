@@ -257,13 +257,13 @@ pub(super) fn capture(
     } else {
         let tar = dir.join("data.tar");
         archive::pack(&data_dir, &data_paths, &tar)?;
-        let (bytes, sha256) = measure(&tar)?;
+        let (bytes, blake3) = measure(&tar)?;
         Some(DataItem {
             paths: data_paths,
             services: process_services,
             file: "data.tar".to_string(),
             bytes,
-            sha256,
+            blake3,
         })
     };
 
@@ -308,13 +308,13 @@ pub(super) fn capture(
             let relative = format!("volumes/{}.tar", volume.key);
             let tar = dir.join(&relative);
             volumes::export(volume, &owner, &tar)?;
-            let (bytes, sha256) = measure(&tar)?;
+            let (bytes, blake3) = measure(&tar)?;
             volume_items.push(VolumeItem {
                 key: volume.key.clone(),
                 services: volume.services.clone(),
                 file: relative,
                 bytes,
-                sha256,
+                blake3,
             });
         }
     }

@@ -47,8 +47,8 @@ pub struct DataItem {
     pub services: Vec<String>,
     pub file: String,
     pub bytes: u64,
-    /// SHA-256 of the file, checked before a restore touches anything.
-    pub sha256: String,
+    /// BLAKE3 of the file (hex), checked before a restore touches anything.
+    pub blake3: String,
 }
 
 /// One named volume as a tar file of its content (the volume root included).
@@ -60,7 +60,7 @@ pub struct VolumeItem {
     pub services: Vec<String>,
     pub file: String,
     pub bytes: u64,
-    pub sha256: String,
+    pub blake3: String,
 }
 
 /// The snapshots of one project.
@@ -274,38 +274,24 @@ pub fn exists(name: &str) -> Error {
     )
 }
 
-/// The size and SHA-256 (hex) of a file.
+/// The size and BLAKE3 digest (hex) of a file. BLAKE3 rather than SHA-256: it checks
+/// a large database's snapshot several times faster, and this guards against damage,
+/// not forgery.
 pub fn measure(path: &Path) -> Result<(u64, String)> {
-    use sha2::{Digest, Sha256};
-    use std::io::Read;
-    let mut file = fs_err::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 256 * 1024];
-    let mut bytes = 0u64;
-    loop {
-        let read = file.read(&mut buffer)?;
-        if read == 0 {
-            break;
-        }
-        hasher.update(&buffer[..read]);
-        bytes += read as u64;
-    }
-    let digest = hasher
-        .finalize()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
-    Ok((bytes, digest))
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_reader(fs_err::File::open(path)?)?;
+    let bytes = fs_err::metadata(path)?.len();
+    Ok((bytes, hasher.finalize().to_hex().to_string()))
 }
 
 /// Checks every file of the snapshot in `dir` against its manifest, so a damaged
 /// snapshot is refused before a restore changes anything.
 pub fn verify(dir: &Path, manifest: &Manifest) -> Result<()> {
-    let data = manifest.data.iter().map(|item| (&item.file, &item.sha256));
+    let data = manifest.data.iter().map(|item| (&item.file, &item.blake3));
     let volumes = manifest
         .volumes
         .iter()
-        .map(|item| (&item.file, &item.sha256));
+        .map(|item| (&item.file, &item.blake3));
     for (file, expected) in data.chain(volumes) {
         let path = dir.join(file);
         let actual = measure(&path).map(|(_, digest)| digest).ok();
