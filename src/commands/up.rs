@@ -584,15 +584,7 @@ fn leased_plan(context: &Context, identity: &Identity) -> Result<Option<ports::P
 }
 
 fn create_state_dir(paths: &InstancePaths, root: &Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&paths.dir)
-        .map_err(|source| crate::state::StateError::Write {
-            path: paths.dir.clone(),
-            source,
-        })?;
+    crate::state::create_private_dir(&paths.dir)?;
     // An existing directory (made by hand, or by an older tool) is made private too: it
     // holds logs and env values. A symlink there is refused, never followed.
     if fs_err::symlink_metadata(&paths.dir)?

@@ -893,7 +893,8 @@ impl Loader<'_> {
     }
 
     /// A shared service depends only on shared services (it runs apart from every
-    /// instance), and its `per_instance` templates name what exists.
+    /// instance); its `per_instance` templates, and every service's `database`
+    /// templates, name what exists.
     fn check_shared(&self, raw: &RawConfig, config: &Config) -> Result<(), ConfigError> {
         for (name, raw_service) in &raw.services {
             let Some(service) = config.services.get(name.get_ref()) else {
@@ -912,18 +913,6 @@ impl Loader<'_> {
                         located.push((text.span(), template.placeholders()));
                     }
                 }
-            }
-            if let (Some(raw_database), Some(database)) = (
-                &raw_service.get_ref().database,
-                config.databases.get(name.get_ref()),
-            ) {
-                let templates = [&database.name, &database.user, &database.password];
-                let placeholders = templates
-                    .into_iter()
-                    .flatten()
-                    .flat_map(|template| template.placeholders())
-                    .collect();
-                located.push((raw_database.span(), placeholders));
             }
             self.check_references(located, config)?;
             if !service.shared {
@@ -946,11 +935,8 @@ impl Loader<'_> {
                 }
             }
         }
-        // The databases of compose services are checked here too.
+        // `database` templates, of process and compose services alike.
         for (name, raw_service) in &raw.services {
-            if config.services.contains_key(name.get_ref()) {
-                continue;
-            }
             if let (Some(raw_database), Some(database)) = (
                 &raw_service.get_ref().database,
                 config.databases.get(name.get_ref()),
@@ -1080,6 +1066,72 @@ mod tests {
 
     fn error_of(text: &str) -> String {
         load_text(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn databases_and_shared_services_are_checked() {
+        let config = load_text(
+            r#"
+[services.db]
+command = "postgres -p {{ port.db }}"
+port = 5432
+shared = true
+database = { kind = "postgres", user = "app", name = "app_{{ instance.index }}" }
+[services.db.per_instance]
+create = "createdb -p {{ port.db }} app_{{ instance.index }}"
+[services.api]
+command = "api"
+depends_on = ["db"]
+"#,
+        )
+        .unwrap();
+        assert!(config.services["db"].shared);
+        assert!(
+            config.services["db"]
+                .per_instance
+                .as_ref()
+                .unwrap()
+                .create
+                .is_some()
+        );
+        assert_eq!(config.databases["db"].kind, DatabaseKind::Postgres);
+        let mut instance = config.clone();
+        instance.partition(false);
+        assert_eq!(instance.service_names(), ["api"]);
+        assert!(instance.services["api"].depends_on.is_empty());
+        assert!(instance.uses_shared.contains_key("db"));
+        assert!(instance.databases.contains_key("db"));
+        let mut shared = config;
+        shared.partition(true);
+        assert_eq!(shared.service_names(), ["db"]);
+
+        let cases = [
+            (
+                "[services.a]\ncommand = \"x\"\ndatabase = \"mysql\"\n",
+                "unknown database kind `mysql`",
+            ),
+            (
+                "[services.a]\ncommand = \"x\"\n[services.a.per_instance]\ncreate = \"y\"\n",
+                "`per_instance` needs `shared = true`",
+            ),
+            (
+                "[services.a]\ncommand = \"x\"\n[services.b]\ncommand = \"y\"\nshared = true\ndepends_on = [\"a\"]\n",
+                "which is not shared",
+            ),
+            (
+                "[services.a]\ncommand = \"x\"\ndatabase = { kind = \"postgres\", name = \"{{ port.nope }}\" }\n",
+                "unknown service `nope`",
+            ),
+            (
+                "[services.a]\ncommand = \"x\"\nshared = true\n[services.a.per_instance]\ndrop = \"y {{ instance.nope }}\"\n",
+                "instance.nope",
+            ),
+        ];
+        for (text, expected) in cases {
+            let error = error_of(text);
+            assert!(error.contains(expected), "{text}\n→ {error}");
+            assert!(error.contains("berth.toml:"), "located: {error}");
+        }
     }
 
     #[test]

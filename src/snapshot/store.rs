@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::state::{FileLock, read_versioned, write_json_atomic};
+use crate::state::{FileLock, create_private_dir, read_versioned, write_json_atomic};
 
 pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
 const MANIFEST: &str = "snapshot.json";
@@ -126,16 +126,7 @@ impl Store {
     }
 
     fn ensure_dir(&self) -> Result<()> {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
-            .map_err(|source| crate::state::StateError::Write {
-                path: self.dir.clone(),
-                source,
-            })?;
-        Ok(())
+        Ok(create_private_dir(&self.dir)?)
     }
 
     /// Taken while a snapshot of this project is saved, restored or removed.
@@ -186,14 +177,7 @@ impl Store {
             .dir
             .join(format!("{PARTIAL_PREFIX}{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|source| crate::state::StateError::Write {
-                path: dir.clone(),
-                source,
-            })?;
+        create_private_dir(&dir)?;
         Ok(Staging {
             dir,
             name: name.to_string(),

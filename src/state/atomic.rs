@@ -12,6 +12,20 @@ use super::StateError;
 /// Writes `bytes` to `path` so that readers see either the old or the new content, never
 /// a mix, even if the machine crashes. The file is created with mode 0600, and a symlink
 /// planted at `path` is replaced rather than followed.
+/// Creates `path` and any missing parents with mode 0700 (an existing directory is left
+/// as it is).
+pub fn create_private_dir(path: &Path) -> Result<(), StateError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|source| StateError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     let write_error = |source| StateError::Write {
         path: path.to_path_buf(),

@@ -5,7 +5,7 @@ mod error;
 mod instance;
 mod lock;
 
-pub use atomic::{read_versioned, write_atomic, write_json_atomic};
+pub use atomic::{create_private_dir, read_versioned, write_atomic, write_json_atomic};
 pub use error::StateError;
 pub use instance::{
     ComposeBackend, ComposeReady, ComposeSpec, DatabaseSpec, INSTANCE_FORMAT_VERSION, InstanceFile,
