@@ -744,3 +744,132 @@ command = "{helper} sleep"
         "the stopped source stays stopped"
     );
 }
+
+/// A compose PostgreSQL marked `shared = true`: one container and one volume for the
+/// project, each instance with its own database on it; the container goes with the last
+/// instance and the volume stays.
+#[test]
+fn shared_compose_postgres_serves_every_instance() {
+    if !support::docker::available("shared_compose_postgres_serves_every_instance")
+        || server_bin("shared_compose_postgres_serves_every_instance").is_none()
+    {
+        return;
+    }
+    postgres::ensure_image();
+    let mut sandbox = Sandbox::new();
+    sandbox.compose = Some(support::docker::compose_tools()[0].to_string());
+    let psql = "PGPASSWORD=secret psql -h 127.0.0.1 -p {{ port.db.5432 }} -U app -d shop -v ON_ERROR_STOP=1";
+    let berth_toml = r#"[project]
+name = "cshared"
+
+[services.db]
+shared = true
+database = { kind = "postgres", name = "app_{{ instance.index }}" }
+
+[services.db.per_instance]
+create = '''sh -c 'PSQL -c "CREATE DATABASE app_{{ instance.index }}"' '''
+drop = '''sh -c 'PSQL -c "DROP DATABASE IF EXISTS app_{{ instance.index }}"' '''
+
+[services.api]
+command = "HELPER print-env DATABASE_URL"
+env = { DATABASE_URL = "postgres://app@127.0.0.1:{{ port.db.5432 }}/app_{{ instance.index }}" }
+depends_on = ["db"]
+ready = { log = "DATABASE_URL=" }
+"#
+    .replace("PSQL", psql)
+    .replace("HELPER", &support::helper());
+    let compose = compose_postgres(17400);
+    let files = [
+        ("berth.toml", berth_toml.as_str()),
+        ("compose.yaml", compose.as_str()),
+    ];
+    let dirs: Vec<_> = ["cs-a", "cs-b"]
+        .iter()
+        .map(|name| sandbox.project_files(name, &files))
+        .collect();
+    std::thread::scope(|scope| {
+        let ups: Vec<_> = dirs
+            .iter()
+            .map(|dir| scope.spawn(|| sandbox.berth(dir, &["up"])))
+            .collect();
+        for up in ups {
+            up.join().unwrap().success();
+        }
+    });
+    assert_eq!(
+        support::docker::containers_of("cshared-shared").len(),
+        1,
+        "one database container for the project"
+    );
+    for name in ["cs-a", "cs-b"] {
+        assert!(
+            support::docker::containers_of(name).is_empty(),
+            "{name} runs no database container of its own"
+        );
+    }
+    for (dir, name) in dirs.iter().zip(["cs-a", "cs-b"]) {
+        let index = sandbox.berth(dir, &["status", "--json"]).success().json()["index"]
+            .as_u64()
+            .unwrap();
+        // User and password come from the Compose file's POSTGRES_* variables.
+        assert_eq!(
+            sql(
+                &sandbox,
+                dir,
+                name,
+                "select current_user || ' ' || current_database()"
+            ),
+            format!("app app_{index}")
+        );
+        sql(
+            &sandbox,
+            dir,
+            name,
+            &format!(
+                "create table only_{name_}(x int)",
+                name_ = name.replace('-', "_")
+            ),
+        );
+    }
+    let tables = |dir: &Path, name: &str| {
+        sql(
+            &sandbox,
+            dir,
+            name,
+            "select string_agg(tablename, ',') from pg_tables where tablename like 'only_%'",
+        )
+    };
+    assert_eq!(tables(&dirs[0], "cs-a"), "only_cs_a");
+    assert_eq!(tables(&dirs[1], "cs-b"), "only_cs_b");
+
+    sandbox.berth(&dirs[1], &["rm", "--yes"]).success();
+    let databases = sql(
+        &sandbox,
+        &dirs[0],
+        "cs-a",
+        "select string_agg(datname, ',') from pg_database where datname like 'app_%'",
+    );
+    assert_eq!(
+        databases.split(',').count(),
+        1,
+        "cs-b's database is dropped: {databases}"
+    );
+    let down = sandbox.berth(&dirs[0], &["down"]).success();
+    assert!(
+        down.stderr.contains("stopped the shared instance"),
+        "{}",
+        down.stderr
+    );
+    assert!(support::docker::containers_of("cshared-shared").is_empty());
+    assert!(
+        support::docker::volume_exists("cshared-shared_pgdata"),
+        "the shared data stays"
+    );
+    sandbox.berth(&dirs[0], &["up"]).success();
+    assert_eq!(tables(&dirs[0], "cs-a"), "only_cs_a");
+    sandbox.berth(&dirs[0], &["rm", "--yes"]).success();
+    sandbox
+        .berth(&dirs[0], &["--name", "cshared-shared", "rm", "--yes"])
+        .success();
+    assert!(!support::docker::volume_exists("cshared-shared_pgdata"));
+}

@@ -286,7 +286,7 @@ fn render_compose(
     }
     let paths = InstancePaths::new(&config.root, &identity.name);
     Ok(Some(resolved.render(
-        &compose.settings,
+        compose,
         &identity.name,
         &config.root,
         &host_ports,

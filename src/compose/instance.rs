@@ -7,7 +7,7 @@ use indexmap::IndexMap;
 use sha2::{Digest, Sha256};
 
 use super::{ComposeError, ComposeProject, ComposeTool, RewriteInputs, rewrite, to_yaml};
-use crate::config::{ComposeCatalog, ComposeServiceConfig, ComposeSettings, Config, PortBase};
+use crate::config::{ComposeCatalog, ComposeConfig, ComposeServiceConfig, Config, PortBase};
 use crate::docker::Engine;
 use crate::state::ComposeBackend;
 
@@ -42,6 +42,8 @@ impl Resolved {
                     depends_on: service.depends_on.clone(),
                     healthcheck: service.healthcheck.clone(),
                     environment: environment(&self.project.document, name),
+                    shared: false,
+                    per_instance: None,
                 };
                 (name.clone(), config)
             })
@@ -51,13 +53,15 @@ impl Resolved {
     /// Renders the per-instance file for `instance` with its planned host ports.
     pub fn render(
         &self,
-        settings: &ComposeSettings,
+        compose: &ComposeConfig,
         instance: &str,
         root: &Path,
         host_ports: &IndexMap<String, IndexMap<String, u16>>,
         environment: &IndexMap<String, Vec<(String, String)>>,
         path: &Path,
     ) -> Result<InstanceCompose, ComposeError> {
+        let settings = &compose.settings;
+        let services: Vec<String> = compose.services.keys().cloned().collect();
         let rewritten = rewrite(
             &self.project,
             &RewriteInputs {
@@ -68,6 +72,7 @@ impl Resolved {
                 shared: &settings.shared,
                 host_ports,
                 environment,
+                services: &services,
             },
         )?;
         let sources: Vec<String> = settings

@@ -32,6 +32,10 @@ pub struct RewriteInputs<'a> {
     /// Variables from the instance's env files, by service; a variable the service sets
     /// itself in the Compose file wins.
     pub environment: &'a IndexMap<String, Vec<(String, String)>>,
+    /// The services this file runs: the others run elsewhere (the project's shared
+    /// instance, or an instance of it), so they, the dependencies on them and the volumes
+    /// only they mount are left out.
+    pub services: &'a [String],
 }
 
 /// The rewritten document, and the shared volumes and networks that must exist before it
@@ -57,6 +61,7 @@ pub fn rewrite(
     if top.contains_key("name") {
         top.insert("name".into(), Value::String(inputs.instance.to_string()));
     }
+    keep_services(top, inputs.services);
     let root = inputs.root.display().to_string();
     if let Some(services) = top.get_mut("services").and_then(Value::as_object_mut) {
         for (name, service) in services.iter_mut() {
@@ -93,6 +98,57 @@ pub fn rewrite(
         shared_volumes,
         shared_networks,
     })
+}
+
+/// Leaves out the services not in `keep`, the dependencies on them, and the volumes no
+/// kept service mounts.
+fn keep_services(top: &mut Map<String, Value>, keep: &[String]) {
+    let Some(services) = top.get_mut("services").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let before = services.len();
+    services.retain(|name, _| keep.contains(name));
+    if services.len() == before {
+        return;
+    }
+    let mut mounted: Vec<String> = Vec::new();
+    for service in services.values_mut() {
+        let Some(service) = service.as_object_mut() else {
+            continue;
+        };
+        match service.get_mut("depends_on") {
+            Some(Value::Array(list)) => list.retain(|name| {
+                name.as_str()
+                    .is_some_and(|name| keep.iter().any(|k| k == name))
+            }),
+            Some(Value::Object(map)) => map.retain(|name, _| keep.contains(name)),
+            _ => {}
+        }
+        if service.get("depends_on").is_some_and(|value| {
+            value.as_array().is_some_and(Vec::is_empty)
+                || value.as_object().is_some_and(Map::is_empty)
+        }) {
+            service.remove("depends_on");
+        }
+        for entry in service
+            .get("volumes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let source = match entry {
+                Value::String(short) => short.split(':').next(),
+                Value::Object(long) => long.get("source").and_then(Value::as_str),
+                _ => None,
+            };
+            if let Some(source) = source {
+                mounted.push(source.to_string());
+            }
+        }
+    }
+    if let Some(volumes) = top.get_mut("volumes").and_then(Value::as_object_mut) {
+        volumes.retain(|key, _| mounted.contains(key));
+    }
 }
 
 fn rewrite_ports(
@@ -297,6 +353,40 @@ mod tests {
     }
 
     #[test]
+    fn services_that_run_elsewhere_are_left_out_with_what_only_they_use() {
+        let document = json!({
+            "services": {
+                "db": {"image": "pg", "volumes": [{"type": "volume", "source": "pgdata", "target": "/d"}]},
+                "api": {"image": "api", "depends_on": {"db": {"condition": "service_healthy"}},
+                        "volumes": ["cache:/cache:rw"]},
+                "web": {"image": "web", "depends_on": ["api", "db"]},
+            },
+            "volumes": {"pgdata": {}, "cache": {}},
+        });
+        let out = rewrite(
+            &project(document),
+            &RewriteInputs {
+                instance: "shop-feat",
+                root: Path::new("/src/shop-feat"),
+                resolved_as: "shop",
+                bind: "127.0.0.1".parse().unwrap(),
+                shared: &[],
+                host_ports: &IndexMap::new(),
+                services: &["api".to_string(), "web".to_string()],
+                environment: &IndexMap::new(),
+            },
+        )
+        .unwrap();
+        let doc = &out.document;
+        let services: Vec<&String> = doc["services"].as_object().unwrap().keys().collect();
+        assert_eq!(services, ["api", "web"]);
+        assert!(doc["services"]["api"].get("depends_on").is_none());
+        assert_eq!(doc["services"]["web"]["depends_on"], json!(["api"]));
+        let volumes: Vec<&String> = doc["volumes"].as_object().unwrap().keys().collect();
+        assert_eq!(volumes, ["cache"]);
+    }
+
+    #[test]
     fn rewrites_ports_names_volumes_networks_and_labels() {
         let document = json!({
             "name": "shop",
@@ -338,6 +428,7 @@ mod tests {
                 bind: "127.0.0.1".parse().unwrap(),
                 shared: &["common".to_string()],
                 host_ports: &host_ports,
+                services: &["web".to_string(), "db".to_string(), "cache".to_string()],
                 environment: &IndexMap::from([(
                     "web".to_string(),
                     vec![("API".to_string(), "1".to_string())],

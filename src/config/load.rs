@@ -459,29 +459,16 @@ impl Loader<'_> {
                 || raw_service.setup.is_some()
                 || raw_service.stop_grace.is_some()
                 || raw_service.shell;
-            if let Some(shared) = &raw_service.shared {
-                return Err(self.error(
-                    shared.span(),
-                    format!(
-                        "`{}` is a compose service; `shared` works only for process services so far",
-                        name.get_ref()
-                    ),
-                ));
-            }
-            if let Some(per_instance) = &raw_service.per_instance {
-                return Err(self.error(
-                    per_instance.span(),
-                    format!(
-                        "`{}` is a compose service; `per_instance` goes with `shared`, which works only for process services so far",
-                        name.get_ref()
-                    ),
-                ));
-            }
+            compose.shared = raw_service
+                .shared
+                .as_ref()
+                .is_some_and(|shared| *shared.get_ref());
+            compose.per_instance = self.per_instance(raw_service, compose.shared)?;
             if extra {
                 return Err(self.error(
                     service.span(),
                     format!(
-                        "`{}` is a compose service: berth.toml may only add `depends_on` and `database` to it (its ports, health and the rest come from the Compose file)",
+                        "`{}` is a compose service: berth.toml may only add `depends_on`, `database`, `shared` and `per_instance` to it (its ports, health and the rest come from the Compose file)",
                         name.get_ref()
                     ),
                 ));
@@ -637,32 +624,7 @@ impl Loader<'_> {
             })?,
         };
         let shared = raw.shared.as_ref().is_some_and(|shared| *shared.get_ref());
-        let per_instance = match &raw.per_instance {
-            None => None,
-            Some(per_instance) if !shared => {
-                return Err(self.error(
-                    per_instance.span(),
-                    "`per_instance` needs `shared = true`: it runs for each instance that uses a shared service",
-                ));
-            }
-            Some(per_instance) => {
-                let parse = |value: &Option<Spanned<String>>| {
-                    value
-                        .as_ref()
-                        .map(|text| {
-                            CommandTemplate::parse(text.get_ref(), raw.shell).map_err(|error| {
-                                self.template_error(&text.span(), &error, text.get_ref())
-                            })
-                        })
-                        .transpose()
-                };
-                let per_instance = per_instance.get_ref();
-                Some(PerInstanceConfig {
-                    create: parse(&per_instance.create)?,
-                    drop: parse(&per_instance.drop)?,
-                })
-            }
-        };
+        let per_instance = self.per_instance(raw, shared)?;
         Ok(ServiceConfig {
             shared,
             per_instance,
@@ -859,6 +821,37 @@ impl Loader<'_> {
         Ok(())
     }
 
+    /// `[services.X.per_instance]`, which only a shared service may have.
+    fn per_instance(
+        &self,
+        raw: &RawService,
+        shared: bool,
+    ) -> Result<Option<PerInstanceConfig>, ConfigError> {
+        let Some(per_instance) = &raw.per_instance else {
+            return Ok(None);
+        };
+        if !shared {
+            return Err(self.error(
+                per_instance.span(),
+                "`per_instance` needs `shared = true`: it runs for each instance that uses a shared service",
+            ));
+        }
+        let parse = |value: &Option<Spanned<String>>| {
+            value
+                .as_ref()
+                .map(|text| {
+                    CommandTemplate::parse(text.get_ref(), raw.shell)
+                        .map_err(|error| self.template_error(&text.span(), &error, text.get_ref()))
+                })
+                .transpose()
+        };
+        let per_instance = per_instance.get_ref();
+        Ok(Some(PerInstanceConfig {
+            create: parse(&per_instance.create)?,
+            drop: parse(&per_instance.drop)?,
+        }))
+    }
+
     /// `database = …`: a known kind, and templates for its name, user and password.
     fn database(&self, database: &Spanned<RawDatabase>) -> Result<DatabaseConfig, ConfigError> {
         let span = database.span();
@@ -896,13 +889,20 @@ impl Loader<'_> {
     /// instance); its `per_instance` templates, and every service's `database`
     /// templates, name what exists.
     fn check_shared(&self, raw: &RawConfig, config: &Config) -> Result<(), ConfigError> {
+        let shared_names = config.shared_services();
         for (name, raw_service) in &raw.services {
-            let Some(service) = config.services.get(name.get_ref()) else {
-                continue;
+            let compose = config
+                .compose
+                .as_ref()
+                .and_then(|compose| compose.services.get(name.get_ref()));
+            let per_instance = match (config.services.get(name.get_ref()), compose) {
+                (Some(service), _) => service.per_instance.as_ref(),
+                (None, Some(service)) => service.per_instance.as_ref(),
+                (None, None) => continue,
             };
             let mut located: Vec<(Range<usize>, Vec<&Placeholder>)> = Vec::new();
             if let (Some(raw_per_instance), Some(per_instance)) =
-                (&raw_service.get_ref().per_instance, &service.per_instance)
+                (&raw_service.get_ref().per_instance, per_instance)
             {
                 let raw_per_instance = raw_per_instance.get_ref();
                 for (text, template) in [
@@ -915,21 +915,28 @@ impl Loader<'_> {
                 }
             }
             self.check_references(located, config)?;
-            if !service.shared {
+            if !shared_names.contains(name.get_ref()) {
                 continue;
             }
-            for dependency in &raw_service.get_ref().depends_on {
-                let shared = config
-                    .services
-                    .get(dependency.get_ref())
-                    .is_some_and(|other| other.shared);
-                if !shared {
+            // Dependencies from berth.toml and, for a compose service, its Compose file.
+            let span = raw_service
+                .get_ref()
+                .shared
+                .as_ref()
+                .map_or_else(|| name.span(), Spanned::span);
+            for dependency in config.depends_on(name.get_ref()) {
+                if !shared_names.contains(dependency) {
+                    let span = raw_service
+                        .get_ref()
+                        .depends_on
+                        .iter()
+                        .find(|raw| raw.get_ref() == dependency)
+                        .map_or_else(|| span.clone(), Spanned::span);
                     return Err(self.error(
-                        dependency.span(),
+                        span,
                         format!(
-                            "shared service `{}` depends on `{}`, which is not shared; a shared service runs apart from every instance",
+                            "shared service `{}` depends on `{dependency}`, which is not shared; a shared service runs apart from every instance",
                             name.get_ref(),
-                            dependency.get_ref()
                         ),
                     ));
                 }

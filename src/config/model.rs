@@ -52,7 +52,7 @@ pub enum DatabaseKind {
 }
 
 /// `[services.X.per_instance]` of a shared service: commands run for each instance.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PerInstanceConfig {
     pub create: Option<CommandTemplate>,
     pub drop: Option<CommandTemplate>,
@@ -96,24 +96,27 @@ impl Config {
         let shared_names = self.shared_services();
         let keep = |name: &String| shared_names.contains(name) == shared;
         if !shared {
-            self.uses_shared = self
-                .services
-                .iter()
-                .filter(|(_, service)| service.shared)
-                .map(|(name, service)| (name.clone(), service.per_instance.clone()))
-                .collect();
+            self.note_shared_uses();
         }
         self.services.retain(|name, _| keep(name));
         for service in self.services.values_mut() {
             service.depends_on.retain(|dependency| keep(dependency));
         }
-        if shared {
-            self.compose = None;
-            self.env_files.clear();
-        } else if let Some(compose) = &mut self.compose {
+        if let Some(compose) = &mut self.compose {
+            compose.services.retain(|name, _| keep(name));
             for service in compose.services.values_mut() {
                 service.depends_on.retain(|dependency| keep(dependency));
             }
+        }
+        if self
+            .compose
+            .as_ref()
+            .is_some_and(|compose| compose.services.is_empty())
+        {
+            self.compose = None;
+        }
+        if shared {
+            self.env_files.clear();
         }
         for file in &mut self.env_files {
             file.services.retain(|service| keep(service));
@@ -125,13 +128,60 @@ impl Config {
             .retain(|name, _| kept.contains(name) || (!shared && shared_names.contains(name)));
     }
 
-    /// Names of the shared services (`shared = true`).
-    pub fn shared_services(&self) -> Vec<String> {
-        self.services
+    /// Records the shared services an instance uses, with their `per_instance` commands.
+    /// A compose one's database defaults come from its Compose environment, which the
+    /// instance no longer has once the service is partitioned away: they are kept here.
+    fn note_shared_uses(&mut self) {
+        let process = self
+            .services
             .iter()
             .filter(|(_, service)| service.shared)
-            .map(|(name, _)| name.clone())
-            .collect()
+            .map(|(name, service)| (name.clone(), service.per_instance.clone(), None));
+        let compose = self
+            .compose
+            .iter()
+            .flat_map(|compose| compose.services.iter())
+            .filter(|(_, service)| service.shared)
+            .map(|(name, service)| {
+                let environment = Some(service.environment.clone());
+                (name.clone(), service.per_instance.clone(), environment)
+            });
+        let uses: Vec<_> = compose.chain(process).collect();
+        for (name, per_instance, environment) in uses {
+            if let (Some(database), Some(environment)) =
+                (self.databases.get_mut(&name), environment)
+            {
+                let default = |key: &str| {
+                    environment
+                        .get(key)
+                        .filter(|value| !value.is_empty())
+                        .and_then(|value| Template::parse(value).ok())
+                };
+                database.user = database.user.take().or_else(|| default("POSTGRES_USER"));
+                database.name = database.name.take().or_else(|| default("POSTGRES_DB"));
+                database.password = database
+                    .password
+                    .take()
+                    .or_else(|| default("POSTGRES_PASSWORD"));
+            }
+            self.uses_shared.insert(name, per_instance);
+        }
+    }
+
+    /// Names of the shared services (`shared = true`), compose ones first.
+    pub fn shared_services(&self) -> Vec<String> {
+        let compose = self
+            .compose
+            .iter()
+            .flat_map(|compose| compose.services.iter())
+            .filter(|(_, service)| service.shared)
+            .map(|(name, _)| name.clone());
+        let process = self
+            .services
+            .iter()
+            .filter(|(_, service)| service.shared)
+            .map(|(name, _)| name.clone());
+        compose.chain(process).collect()
     }
 
     /// What a service waits for before it starts, of either kind.
@@ -178,6 +228,9 @@ pub struct ComposeServiceConfig {
     /// The container's environment as the Compose file sets it (for database defaults
     /// such as `POSTGRES_USER`).
     pub environment: IndexMap<String, String>,
+    /// `shared = true` and `per_instance` from berth.toml.
+    pub shared: bool,
+    pub per_instance: Option<PerInstanceConfig>,
 }
 
 /// What the Compose tool resolved, as the loader needs it: services, ports, health.
