@@ -873,3 +873,69 @@ ready = { log = "DATABASE_URL=" }
         .success();
     assert!(!support::docker::volume_exists("cshared-shared_pgdata"));
 }
+
+/// `berth snapshot save` killed at any moment: no half-written snapshot is ever listed,
+/// the data is untouched, and `berth up` brings the (possibly stopped) instance back.
+#[test]
+fn a_killed_snapshot_save_leaves_no_partial_snapshot_and_no_damage() {
+    let sandbox = Sandbox::new();
+    let config = format!(
+        "[project]\nname = \"killsave\"\n\n[services.writer]\ncommand = \"{helper} sleep\"\nenv = {{ STORE = \"{{{{ instance.data }}}}/blob\" }}\n",
+        helper = support::helper()
+    );
+    let dir = sandbox.project("killsave", &config);
+    sandbox.berth(&dir, &["up"]).success();
+    let data = dir.join(".berth/killsave/data");
+    let blob: Vec<u8> = (0..48 * 1024 * 1024u32)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
+    std::fs::create_dir_all(data.join("blob")).unwrap();
+    std::fs::write(data.join("blob/bytes"), &blob).unwrap();
+    for (round, delay) in [0u64, 30, 80, 150, 300, 600].into_iter().enumerate() {
+        let name = format!("k{round}");
+        let mut child = sandbox
+            .command(&dir, &["snapshot", "save", &name])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+        let _ = child.kill();
+        let _ = child.wait();
+        let listed = sandbox
+            .berth(&dir, &["snapshot", "ls", "--json"])
+            .success()
+            .json();
+        for manifest in listed.as_array().unwrap() {
+            let tar = sandbox
+                .home()
+                .join("snapshots/killsave")
+                .join(manifest["name"].as_str().unwrap())
+                .join("data.tar");
+            assert_eq!(
+                std::fs::metadata(&tar).unwrap().len(),
+                manifest["data"]["bytes"].as_u64().unwrap(),
+                "a listed snapshot is whole"
+            );
+        }
+        sandbox.berth(&dir, &["up"]).success();
+        assert_eq!(
+            std::fs::read(data.join("blob/bytes")).unwrap(),
+            blob,
+            "round {round}"
+        );
+    }
+    // Whatever was listed restores to the same bytes; the partial ones were swept.
+    sandbox.berth(&dir, &["snapshot", "save", "last"]).success();
+    let leftovers: Vec<String> = std::fs::read_dir(sandbox.home().join("snapshots/killsave"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(".partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    std::fs::write(data.join("blob/bytes"), b"changed").unwrap();
+    sandbox
+        .berth(&dir, &["snapshot", "restore", "last", "--force"])
+        .success();
+    assert_eq!(std::fs::read(data.join("blob/bytes")).unwrap(), blob);
+}

@@ -62,15 +62,15 @@ fn add_tree<W: Write>(builder: &mut tar::Builder<W>, base: &Path, path: &Path) -
 }
 
 /// Replaces `paths` (relative to `data`; `""` is everything in it) with the content of
-/// the tar file `archive`. The archive is unpacked beside `data` first and swapped in by
-/// renames only once it is whole, so a damaged archive leaves the data as it was.
+/// the tar file `archive`. The archive is unpacked beside `data` first, and each path is
+/// swapped in by one atomic exchange (`renameat2(RENAME_EXCHANGE)`) only once the whole
+/// archive is out: a damaged archive leaves the data as it was, and a crash leaves each
+/// path either old or new, never missing.
 pub fn unpack(archive: &Path, data: &Path, paths: &[String]) -> Result<()> {
     let parent = data.parent().unwrap_or(data);
-    let pid = std::process::id();
-    let staging = parent.join(format!("data.restoring-{pid}"));
-    let replaced = parent.join(format!("data.replaced-{pid}"));
+    sweep_dead_staging(parent);
+    let staging = parent.join(format!("{STAGING_PREFIX}{}", std::process::id()));
     remove_any(&staging)?;
-    remove_any(&replaced)?;
     fs_err::create_dir_all(&staging)?;
     let file = fs_err::File::open(archive)?;
     let mut reader = tar::Archive::new(std::io::BufReader::new(file));
@@ -85,24 +85,67 @@ pub fn unpack(archive: &Path, data: &Path, paths: &[String]) -> Result<()> {
     }
     fs_err::create_dir_all(data)?;
     if paths.iter().any(String::is_empty) {
-        fs_err::rename(data, &replaced)?;
-        fs_err::rename(&staging, data)?;
+        exchange(&staging, data)?;
     } else {
-        fs_err::create_dir_all(&replaced)?;
         for path in paths {
-            let target = data.join(path);
-            if std::fs::symlink_metadata(&target).is_ok() {
-                fs_err::rename(&target, replaced.join(path))?;
-            }
-            let restored = staging.join(path);
-            if std::fs::symlink_metadata(&restored).is_ok() {
-                fs_err::rename(&restored, &target)?;
+            let (restored, target) = (staging.join(path), data.join(path));
+            match (exists(&restored), exists(&target)) {
+                (true, true) => exchange(&restored, &target)?,
+                (true, false) => fs_err::rename(&restored, &target)?,
+                // Not in the snapshot: it had nothing there.
+                (false, true) => fs_err::rename(&target, &restored)?,
+                (false, false) => {}
             }
         }
-        remove_any(&staging)?;
     }
-    remove_any(&replaced)?;
+    // The staging directory now holds what was replaced.
+    remove_any(&staging)?;
     Ok(())
+}
+
+/// Where an archive is unpacked before it is swapped in: `data.restoring-<pid>`.
+const STAGING_PREFIX: &str = "data.restoring-";
+
+fn exists(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
+}
+
+/// Swaps two paths in one step. Where the filesystem cannot (EINVAL), two renames
+/// through a temporary name.
+fn exchange(a: &Path, b: &Path) -> Result<()> {
+    use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
+    match renameat2(AT_FDCWD, a, AT_FDCWD, b, RenameFlags::RENAME_EXCHANGE) {
+        Ok(()) => Ok(()),
+        Err(nix::errno::Errno::EINVAL) => {
+            let aside = a.with_extension("berth-swap");
+            fs_err::rename(b, &aside)?;
+            fs_err::rename(a, b)?;
+            fs_err::rename(&aside, a)?;
+            Ok(())
+        }
+        Err(errno) => Err(io_error(b, std::io::Error::from(errno))),
+    }
+}
+
+/// Removes staging directories of restores whose process is gone.
+fn sweep_dead_staging(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(STAGING_PREFIX)
+            .and_then(|pid| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let gone = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+            == Err(nix::errno::Errno::ESRCH);
+        if gone {
+            let _ = remove_any(&entry.path());
+        }
+    }
 }
 
 /// Removes a file, link or directory tree (a symlink itself, never its target).
@@ -194,7 +237,11 @@ mod tests {
         std::fs::write(data.join("pg/table"), b"v2").unwrap();
         std::fs::write(data.join("pg/extra"), b"x").unwrap();
         std::fs::write(data.join("uploads/a"), b"u2").unwrap();
+        // A restore killed earlier left its staging directory: the next one removes it.
+        let dead = dir.path().join("data.restoring-999999999");
+        fs_err::create_dir_all(dead.join("pg")).unwrap();
         unpack(&archive, &data, &["pg".to_string()]).unwrap();
+        assert!(!dead.exists());
         assert_eq!(std::fs::read(data.join("pg/table")).unwrap(), b"v1");
         assert!(!data.join("pg/extra").exists());
         assert_eq!(std::fs::read(data.join("uploads/a")).unwrap(), b"u2");

@@ -239,7 +239,8 @@ impl Store {
                 .rsplit_once('-')
                 .and_then(|(_, pid)| pid.parse::<i32>().ok());
             let alive = writer.is_some_and(|pid| {
-                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+                    != Err(nix::errno::Errno::ESRCH)
             });
             if !alive {
                 let _ = std::fs::remove_dir_all(entry.path());
