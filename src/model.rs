@@ -214,8 +214,16 @@ pub fn build(config: &Config, inputs: &ModelInputs) -> InstanceFile {
             .iter()
             .map(|(service, per_instance)| SharedUse {
                 service: service.clone(),
-                instance: String::new(),
-                root: std::path::PathBuf::new(),
+                instance: config
+                    .shared_instance
+                    .as_ref()
+                    .map(|(name, _)| name.clone())
+                    .unwrap_or_default(),
+                root: config
+                    .shared_instance
+                    .as_ref()
+                    .map(|(_, root)| root.clone())
+                    .unwrap_or_default(),
                 ports: ports.get(service).cloned().unwrap_or_default(),
                 create: per_instance
                     .as_ref()
@@ -364,8 +372,10 @@ impl InstanceFile {
             .iter()
             .map(|(name, record)| (name, &record.spec, &record.ports, &record.database))
             .collect();
-        let bytes =
-            serde_json::to_vec(&(&specs, self.port_offset, &self.compose)).unwrap_or_default();
+        // The shared services used (and where they run) count too: when the shared
+        // instance moves, the instance's markers and ports must follow.
+        let bytes = serde_json::to_vec(&(&specs, self.port_offset, &self.compose, &self.shared))
+            .unwrap_or_default();
         self.spec_digest = Sha256::digest(&bytes)
             .iter()
             .map(|byte| format!("{byte:02x}"))

@@ -609,6 +609,25 @@ ready = {{ log = "DATABASE_URL=" }}
     );
     assert_eq!(sql(&sandbox, &dirs[0], "t1", &own), "0");
 
+    // Removing the shared instance (once unused) removes its data; the next up starts
+    // afresh and creates the instance's database again.
+    sandbox.berth(&dirs[0], &["down"]).success();
+    sandbox
+        .berth(&dirs[0], &["--name", "tenants-shared", "rm", "--yes"])
+        .success();
+    sandbox.berth(&dirs[0], &["up"]).success();
+    assert_eq!(
+        sql(&sandbox, &dirs[0], "t1", "select current_database()"),
+        format!("app_{t1}")
+    );
+    let (_, tables) = psql_as(
+        port,
+        "app",
+        &format!("app_{t1}"),
+        "select count(*) from pg_tables where tablename like 'own_%'",
+    );
+    assert_eq!(tables, "0", "a fresh shared server");
+
     // A user whose worktree is deleted: gc forgets it, and stops the now idle server.
     std::fs::remove_dir_all(&dirs[0]).unwrap();
     let gc = sandbox.berth(&dirs[2], &["gc"]).success();

@@ -112,9 +112,7 @@ pub(super) fn start_part(context: &Context, args: &UpArgs, part: Part) -> Result
         Part::Instance => reserve_identity(context, &config)?,
         Part::Shared => super::shared::reserve(context, &config)?,
     };
-    let shared_instance = if shared_needed.is_empty() {
-        None
-    } else {
+    if !shared_needed.is_empty() {
         let shared = super::shared::ensure(
             context,
             &config.project,
@@ -123,8 +121,8 @@ pub(super) fn start_part(context: &Context, args: &UpArgs, part: Part) -> Result
             args.timeout,
         )?;
         config.external_ports = shared.ports.clone();
-        Some(shared)
-    };
+        config.shared_instance = Some((shared.name, shared.root));
+    }
     let paths = InstancePaths::new(&root, &identity.name);
     create_state_dir(&paths, &root)?;
 
@@ -155,6 +153,8 @@ pub(super) fn start_part(context: &Context, args: &UpArgs, part: Part) -> Result
             if let Some(plan) = leased_plan(context, &identity)? {
                 envfiles::write(&envfiles::render(&config, &identity, &plan), &root)?;
             }
+            // A shared instance started afresh (its data removed) needs them again.
+            super::shared::create_resources(file)?;
             supervisor::send(
                 &paths.dir,
                 &Request::Start {
@@ -197,12 +197,6 @@ pub(super) fn start_part(context: &Context, args: &UpArgs, part: Part) -> Result
         },
     );
     file.env_files = env_files.into_iter().map(|file| file.target).collect();
-    if let Some(shared) = &shared_instance {
-        for usage in &mut file.shared {
-            usage.instance = shared.name.clone();
-            usage.root = shared.root.clone();
-        }
-    }
     fs_err::create_dir_all(paths.logs())?;
     fs_err::create_dir_all(paths.data())?;
     file.write(&paths.instance_json())?;

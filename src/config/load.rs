@@ -264,6 +264,7 @@ impl Loader<'_> {
             databases,
             external_ports: IndexMap::new(),
             uses_shared: IndexMap::new(),
+            shared_instance: None,
         };
         self.check_names(&raw, &config)?;
         self.check_shared(&raw, &config)?;

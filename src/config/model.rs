@@ -33,6 +33,8 @@ pub struct Config {
     /// After [`Config::partition`] of an instance: the shared services it uses, with their
     /// `per_instance` commands.
     pub uses_shared: IndexMap<String, Option<PerInstanceConfig>>,
+    /// The shared instance that runs them (name and root), once `up` ensured it runs.
+    pub shared_instance: Option<(String, PathBuf)>,
 }
 
 /// A service's database, for `berth db`: how to connect to it on its port.
