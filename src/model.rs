@@ -318,7 +318,8 @@ fn pending_record(
 /// Where and as whom `berth db` connects: the service's port on 127.0.0.1 (for a compose
 /// service, the one publishing container port 5432 if any), with the name, user and
 /// password from berth.toml, else from the Compose file's `POSTGRES_USER`, `POSTGRES_DB`
-/// and `POSTGRES_PASSWORD` (the official image's variables), else `postgres`.
+/// and `POSTGRES_PASSWORD` (the official image's variables), else user and database
+/// `postgres`.
 fn database_spec(
     config: &Config,
     service: &str,
@@ -341,9 +342,12 @@ fn database_spec(
     let user = render(&database.user)
         .or_else(|| from_env("POSTGRES_USER"))
         .unwrap_or_else(|| "postgres".to_string());
+    // The official image creates POSTGRES_DB, else a database named after POSTGRES_USER;
+    // `postgres` exists in every cluster.
     let name = render(&database.name)
         .or_else(|| from_env("POSTGRES_DB"))
-        .unwrap_or_else(|| user.clone());
+        .or_else(|| from_env("POSTGRES_USER"))
+        .unwrap_or_else(|| "postgres".to_string());
     let port = ports
         .get("5432")
         .or_else(|| ports.values().next())

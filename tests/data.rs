@@ -860,6 +860,16 @@ ready = { log = "DATABASE_URL=" }
     };
     assert_eq!(tables(&dirs[0], "cs-a"), "only_cs_a");
     assert_eq!(tables(&dirs[1], "cs-b"), "only_cs_b");
+    assert_eq!(
+        sql(
+            &sandbox,
+            &dirs[0],
+            "cshared-shared",
+            "select current_database()"
+        ),
+        "shop",
+        "the shared server's own db commands use its default database"
+    );
 
     sandbox.berth(&dirs[1], &["rm", "--yes"]).success();
     let databases = sql(

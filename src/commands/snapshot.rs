@@ -269,6 +269,8 @@ pub(super) fn capture(
 
     let mut volume_items = Vec::new();
     if let Some(backend) = &file.compose {
+        // Without the engine every volume would look absent: fail instead (exit 5).
+        crate::compose::engine()?;
         let owner = Owner {
             instance: &file.name,
             root: &file.root,
@@ -368,6 +370,7 @@ pub(super) fn apply(dir: &Path, manifest: &Manifest, file: &InstanceFile) -> Res
                 None,
             ));
         };
+        crate::compose::engine()?;
         // The volumes can only be replaced once no container uses them.
         lifecycle::remove_containers(file, false)?;
         let own = volumes::instance_volumes(&backend.file, &file.name)?;

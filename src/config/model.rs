@@ -119,6 +119,19 @@ impl Config {
         }
         if shared {
             self.env_files.clear();
+            // A shared server's own `berth db` uses the defaults where a template names
+            // an instance (`app_{{ instance.index }}` is each user's database, not its).
+            for database in self.databases.values_mut() {
+                for field in [
+                    &mut database.name,
+                    &mut database.user,
+                    &mut database.password,
+                ] {
+                    if field.as_ref().is_some_and(Template::names_instance) {
+                        *field = None;
+                    }
+                }
+            }
         }
         for file in &mut self.env_files {
             file.services.retain(|service| keep(service));

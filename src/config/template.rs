@@ -90,6 +90,20 @@ impl Template {
         Ok(Template { parts })
     }
 
+    /// Whether it names the instance (its name, index, root, data or offset).
+    pub fn names_instance(&self) -> bool {
+        self.placeholders().any(|placeholder| {
+            matches!(
+                placeholder.var,
+                Var::InstanceName
+                    | Var::InstanceIndex
+                    | Var::InstanceRoot
+                    | Var::InstanceData
+                    | Var::InstancePortOffset
+            )
+        })
+    }
+
     pub fn placeholders(&self) -> impl Iterator<Item = &Placeholder> {
         self.parts.iter().filter_map(|part| match part {
             Part::Var(placeholder) => Some(placeholder),
