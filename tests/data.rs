@@ -286,6 +286,18 @@ fn compose_postgres_volume(tool: &str, project: &str, port: u16) {
         "the recreated volume is Compose's own and the instance's: {labels:?}"
     );
 
+    // Destroyed with its volume, then restored: the volume comes back from the snapshot.
+    sandbox.berth(&main, &["down", "--volumes"]).success();
+    assert!(!support::docker::volume_exists(&volume));
+    sandbox
+        .berth(&main, &["snapshot", "restore", "first"])
+        .success();
+    sandbox.berth(&main, &["up"]).success();
+    assert_eq!(
+        sql(&sandbox, &main, &name, "select count(*) from items"),
+        "1"
+    );
+
     // A clone gets its own volume with the same content; the source is unchanged.
     let clone_dir = sandbox.project_files(&format!("{project}-feature"), &files);
     let clone = format!("{project}-feature");
