@@ -401,6 +401,19 @@ fn psql_as(port: u16, user: &str, database: &str, query: &str) -> (bool, String)
     (output.status.success(), text.trim().to_string())
 }
 
+/// Runs `berth up` in every directory at the same time; each must succeed.
+fn up_all_at_once(sandbox: &Sandbox, dirs: &[std::path::PathBuf]) {
+    std::thread::scope(|scope| {
+        let ups: Vec<_> = dirs
+            .iter()
+            .map(|dir| scope.spawn(|| sandbox.berth(dir, &["up"])))
+            .collect();
+        for up in ups {
+            up.join().unwrap().success();
+        }
+    });
+}
+
 /// PostgreSQL servers whose data is in this sandbox: here only the shared instance's
 /// (other tests run servers of their own meanwhile).
 fn postmasters(sandbox: &Sandbox) -> usize {
@@ -441,15 +454,7 @@ ready = {{ log = "DATABASE_URL=" }}
         .map(|name| sandbox.project(name, &config))
         .collect();
     // All three at once: exactly one shared server, every instance registered.
-    std::thread::scope(|scope| {
-        let ups: Vec<_> = dirs
-            .iter()
-            .map(|dir| scope.spawn(|| sandbox.berth(dir, &["up"])))
-            .collect();
-        for up in ups {
-            up.join().unwrap().success();
-        }
-    });
+    up_all_at_once(&sandbox, &dirs);
     assert_eq!(
         postmasters(&sandbox),
         1,
@@ -818,15 +823,7 @@ ready = { log = "DATABASE_URL=" }
         .iter()
         .map(|name| sandbox.project_files(name, &files))
         .collect();
-    std::thread::scope(|scope| {
-        let ups: Vec<_> = dirs
-            .iter()
-            .map(|dir| scope.spawn(|| sandbox.berth(dir, &["up"])))
-            .collect();
-        for up in ups {
-            up.join().unwrap().success();
-        }
-    });
+    up_all_at_once(&sandbox, &dirs);
     assert_eq!(
         support::docker::containers_of("cshared-shared").len(),
         1,
