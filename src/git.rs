@@ -37,6 +37,24 @@ pub fn exclude_file(root: &Path) -> Option<PathBuf> {
     Some(common.join("info").join("exclude"))
 }
 
+/// For a directory inside a linked worktree, the same directory in the repository's main
+/// work tree, when that one exists; `None` in the main work tree itself, outside git, or
+/// in a bare repository's worktrees. Linked worktrees come and go with their branches;
+/// the main checkout stays.
+pub fn main_worktree_twin(root: &Path) -> Option<PathBuf> {
+    let top = root.ancestors().find(|dir| dir.join(".git").exists())?;
+    let (own, common) = git_dirs(root)?;
+    if own == common {
+        return None;
+    }
+    let common = std::fs::canonicalize(common).ok()?;
+    if common.file_name()? != ".git" {
+        return None;
+    }
+    let twin = common.parent()?.join(root.strip_prefix(top).ok()?);
+    twin.is_dir().then(|| std::fs::canonicalize(&twin).ok())?
+}
+
 /// The `info/exclude` pattern naming `path` alone: anchored at the work tree's top.
 pub fn exclude_pattern(path: &Path) -> Option<String> {
     let top = path
@@ -208,6 +226,26 @@ mod tests {
                 "feat",
                 feature.to_str().unwrap(),
             ],
+        );
+        assert_eq!(
+            main_worktree_twin(&feature),
+            Some(main.canonicalize().unwrap())
+        );
+        std::fs::create_dir_all(feature.join("app")).unwrap();
+        assert_eq!(
+            main_worktree_twin(&feature.join("app")),
+            None,
+            "no such directory in main"
+        );
+        std::fs::create_dir_all(main.join("app")).unwrap();
+        assert_eq!(
+            main_worktree_twin(&feature.join("app")),
+            Some(main.join("app").canonicalize().unwrap())
+        );
+        assert_eq!(
+            main_worktree_twin(&main),
+            None,
+            "already the main work tree"
         );
         git(&feature, &["commit", "-q", "--allow-empty", "-m", "two"]);
         let second = git(&feature, &["rev-parse", "HEAD"]);

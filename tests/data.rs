@@ -977,3 +977,67 @@ fn a_killed_snapshot_save_leaves_no_partial_snapshot_and_no_damage() {
         .success();
     assert_eq!(std::fs::read(data.join("blob/bytes")).unwrap(), blob);
 }
+
+/// In a git repository, the shared instance (and its data) lives in the main work tree's
+/// copy of the project, even when a linked worktree needs it first: removing that
+/// worktree never takes the shared data with it.
+#[test]
+fn the_shared_instance_lives_in_the_main_work_tree() {
+    let sandbox = Sandbox::new();
+    let config = format!(
+        r#"[project]
+name = "gitshared"
+
+[services.cache]
+command = "{helper} serve"
+port = 17500
+shared = true
+
+[services.app]
+command = "{helper} sleep"
+depends_on = ["cache"]
+"#,
+        helper = support::helper()
+    );
+    let main = sandbox.project("gs-main", &config);
+    support::git(&main, &["init", "-q", "-b", "main"]);
+    support::git(&main, &["add", "berth.toml"]);
+    support::git(&main, &["commit", "-q", "-m", "berth"]);
+    let feature = sandbox.dir.path().join("gs-feat");
+    support::git(
+        &main,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            "feat",
+            feature.to_str().unwrap(),
+        ],
+    );
+    let feature = feature.canonicalize().unwrap();
+    sandbox.berth(&feature, &["up"]).success();
+    let ledger = sandbox.ledger();
+    let shared = ledger["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|entry| entry["name"] == "gitshared-shared")
+        .unwrap()
+        .clone();
+    assert_eq!(shared["root"], main.display().to_string());
+    assert!(main.join(".berth/gitshared-shared/instance.json").is_file());
+    assert!(support::accepts(17500));
+
+    sandbox.berth(&feature, &["rm", "--yes"]).success();
+    support::git(
+        &main,
+        &["worktree", "remove", "--force", feature.to_str().unwrap()],
+    );
+    sandbox.berth(&main, &["up"]).success();
+    let status = sandbox
+        .berth(&main, &["--name", "gitshared-shared", "status", "--json"])
+        .success()
+        .json();
+    assert_eq!(status["root"], main.display().to_string());
+}

@@ -96,8 +96,8 @@ fn taken(entry: &LedgerEntry) -> Error {
 }
 
 /// Brings the project's shared instance up (it runs from the root it already runs from;
-/// from `root` when there is none, or when that root is gone) and records `user` among
-/// its users.
+/// when there is none, or that root is gone, from the main work tree's copy of `root`
+/// in a git repository, else from `root`) and records `user` among its users.
 pub(super) fn ensure(
     context: &Context,
     project: &str,
@@ -108,23 +108,36 @@ pub(super) fn ensure(
     let name = name_for(project);
     let _lock = lock(context, project)?;
     let existing = context.ledger.read()?.find(&name).cloned();
+    // Its data lives in its root's `.berth/`: in a git repository, the main work tree's
+    // copy of the project, which outlives the linked worktrees that come and go.
+    // (Only when it holds the same project: its berth.toml may differ or be missing.)
+    let same_project = |twin: &PathBuf| {
+        crate::config::find_project_root(twin).ok().as_ref() == Some(twin)
+            && crate::compose::load_project(twin).is_ok_and(|(config, _)| config.project == project)
+    };
+    let home_root = || {
+        crate::git::main_worktree_twin(root)
+            .filter(same_project)
+            .unwrap_or_else(|| root.to_path_buf())
+    };
     let shared_root = match existing {
         Some(entry) if !entry.shared => return Err(taken(&entry)),
         Some(entry) if entry.root.is_dir() => entry.root,
         Some(entry) => {
-            // Its root is gone: stop what it left and start it again here, keeping users.
+            // Its root is gone: stop what it left and start it again, keeping users.
             cleanup::stray_processes(&entry.name, &entry.root, false);
             let mut ledger = context.ledger.lock()?;
             ledger.data.instances.retain(|other| other.name != name);
             ledger.save()?;
+            let home = home_root();
             output::note(&format!(
                 "note: `{name}` ran from `{}`, which is gone; starting it from `{}`",
                 entry.root.display(),
-                root.display()
+                home.display()
             ));
-            root.to_path_buf()
+            home
         }
-        None => root.to_path_buf(),
+        None => home_root(),
     };
     let paths = InstancePaths::new(&shared_root, &name);
     let was_running = InstanceFile::read(&paths.instance_json())
