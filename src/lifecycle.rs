@@ -38,7 +38,10 @@ pub fn stop(paths: &InstancePaths) -> Result<Option<InstanceFile>> {
         return Ok(None);
     };
     if file.supervisor_alive() {
-        let asked = supervisor::send(&paths.dir, &Request::Stop).is_ok();
+        // One already stopping was asked before (by a command that may have died since):
+        // wait for it as for one asked now.
+        let asked = file.state == InstanceState::Stopping
+            || supervisor::send(&paths.dir, &Request::Stop).is_ok();
         let grace: u64 = file
             .services
             .values()

@@ -144,9 +144,13 @@ pub(super) fn start_part(context: &Context, args: &UpArgs, part: Part) -> Result
     let timeout = Duration::from_secs(args.timeout);
 
     if let Some(file) = running.as_ref().filter(|file| file.supervisor_alive()) {
-        if args
-            .port_offset
-            .is_none_or(|offset| offset == file.port_offset)
+        // A supervisor already stopping (a `down` or a copy killed halfway asked it to)
+        // cannot start anything: let it finish, then start afresh.
+        let mut stopping = file.state == crate::state::InstanceState::Stopping;
+        if !stopping
+            && args
+                .port_offset
+                .is_none_or(|offset| offset == file.port_offset)
             && same_config(context, &config, resolved.as_ref(), file, &identity)?
         {
             // Env files are regenerated on every `up`, even one that changes nothing else.
@@ -155,24 +159,32 @@ pub(super) fn start_part(context: &Context, args: &UpArgs, part: Part) -> Result
             }
             // A shared instance started afresh (its data removed) needs them again.
             super::shared::create_resources(file)?;
-            supervisor::send(
-                &paths.dir,
-                &Request::Start {
-                    services: active.clone(),
-                },
-            )
-            .map_err(|error| {
-                Error::failed(
-                    format!("cannot reach the supervisor of `{}`: {error}", file.name),
-                    None,
-                )
-            })?;
-            return lifecycle::wait_ready(&paths, &args.services, timeout);
+            let request = Request::Start {
+                services: active.clone(),
+            };
+            match supervisor::send(&paths.dir, &request) {
+                Ok(_) => return lifecycle::wait_ready(&paths, &args.services, timeout),
+                // It began to stop just before our request reached it: as below.
+                Err(_) if stopping_now(&paths)? => stopping = true,
+                Err(error) => {
+                    return Err(Error::failed(
+                        format!("cannot reach the supervisor of `{}`: {error}", file.name),
+                        None,
+                    ));
+                }
+            }
         }
-        output::note(&format!(
-            "note: the configuration of `{}` changed; restarting it",
-            file.name
-        ));
+        if stopping {
+            output::note(&format!(
+                "note: `{}` was stopping; starting it again once it has stopped",
+                file.name
+            ));
+        } else {
+            output::note(&format!(
+                "note: the configuration of `{}` changed; restarting it",
+                file.name
+            ));
+        }
         lifecycle::stop(&paths)?;
     }
 
@@ -210,6 +222,15 @@ pub(super) fn start_part(context: &Context, args: &UpArgs, part: Part) -> Result
     super::shared::create_resources(&file)?;
     lifecycle::start_supervisor(&paths)?;
     lifecycle::wait_ready(&paths, &args.services, timeout)
+}
+
+/// Whether the instance's supervisor is gone or on its way out.
+fn stopping_now(paths: &InstancePaths) -> Result<bool> {
+    Ok(
+        InstanceFile::read(&paths.instance_json())?.is_none_or(|file| {
+            !file.supervisor_alive() || file.state == crate::state::InstanceState::Stopping
+        }),
+    )
 }
 
 /// `--from` copies data only into an instance that has none yet.
