@@ -136,7 +136,8 @@ impl Ledger {
         self.dir.join("ledger.json")
     }
 
-    fn ensure_dir(&self) -> Result<(), LedgerError> {
+    /// Creates the directory (mode 0700) unless it exists.
+    pub fn ensure_dir(&self) -> Result<(), LedgerError> {
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new()
             .recursive(true)

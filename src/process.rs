@@ -7,6 +7,12 @@ use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
+/// Whether any process has this PID now (whatever it runs): for files named after the
+/// PID of their writer, a writer that is gone left them behind.
+pub fn exists(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
 /// A process as berth records it: the PID and the kernel's start time of that PID
 /// (field 22 of `/proc/PID/stat`, in clock ticks since boot). A PID whose current start
 /// time differs has been reused by an unrelated process and is never signalled.

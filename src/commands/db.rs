@@ -196,10 +196,7 @@ fn run_to_exit(mut command: Command, program: &str) -> Result<()> {
     let status = command
         .status()
         .map_err(|error| missing_tool(program, error))?;
-    match status.code().unwrap_or(1) {
-        0 => Ok(()),
-        code => std::process::exit(code),
-    }
+    super::exec::exit_like(status)
 }
 
 fn missing_tool(program: &str, error: std::io::Error) -> Error {

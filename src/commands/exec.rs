@@ -88,9 +88,13 @@ fn run_to_exit(mut command: Command, what: &str) -> Result<()> {
     let status = command
         .status()
         .map_err(|error| Error::failed(format!("cannot run `{what}`: {error}"), None))?;
-    let code = status.code().unwrap_or(1);
-    if code != 0 {
-        std::process::exit(code);
+    exit_like(status)
+}
+
+/// Returns on success; otherwise exits berth with the command's status (1 for a signal).
+pub(super) fn exit_like(status: std::process::ExitStatus) -> Result<()> {
+    match status.code().unwrap_or(1) {
+        0 => Ok(()),
+        code => std::process::exit(code),
     }
-    Ok(())
 }

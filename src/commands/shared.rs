@@ -44,8 +44,7 @@ pub(super) struct SharedInstance {
 }
 
 fn lock(context: &Context, project: &str) -> Result<FileLock> {
-    // Taking the ledger lock once creates the ledger directory.
-    drop(context.ledger.lock()?);
+    context.ledger.ensure_dir()?;
     let path = context.ledger.dir().join(format!("shared-{project}.lock"));
     Ok(FileLock::acquire(&path, context.lock_timeout)?)
 }
@@ -151,7 +150,7 @@ pub(super) fn ensure(
         selector: Selector::Name(name.clone()),
         lock_timeout: context.lock_timeout,
     };
-    let mut args = super::snapshot::restart_args(Vec::new());
+    let mut args = super::up::plain_args(Vec::new());
     args.timeout = timeout;
     let file = start_part(&shared_context, &args, Part::Shared)?;
     let mut ledger = context.ledger.lock()?;

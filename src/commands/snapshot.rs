@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use crate::cli::{SnapshotArgs, SnapshotCommand, UpArgs};
+use crate::cli::{SnapshotArgs, SnapshotCommand};
 use crate::context::{Context, Selector};
 use crate::error::{Error, Result};
 use crate::ledger::LedgerEntry;
@@ -600,18 +600,6 @@ pub(super) fn has_data(paths: &InstancePaths, name: &str, root: &Path) -> Result
         .volumes(&labels)
         .map(|found| !found.is_empty())
         .unwrap_or(false))
-}
-
-/// `UpArgs` for starting an instance again after a copy.
-pub(super) fn restart_args(services: Vec<String>) -> UpArgs {
-    UpArgs {
-        services,
-        port_offset: None,
-        strict_ports: false,
-        timeout: 120,
-        attach: false,
-        from: None,
-    }
 }
 
 #[cfg(test)]

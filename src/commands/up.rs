@@ -264,6 +264,19 @@ fn check_seedable(
     Ok(())
 }
 
+/// `berth up [SERVICE…]` with no other flag, for ups berth runs itself (after a copy,
+/// or of the shared instance).
+pub(super) fn plain_args(services: Vec<String>) -> UpArgs {
+    UpArgs {
+        services,
+        port_offset: None,
+        strict_ports: false,
+        timeout: 120,
+        attach: false,
+        from: None,
+    }
+}
+
 /// Brings an instance up again after a copy stopped it, as `berth up` in its root would,
 /// with `services` (all when empty) active.
 pub(super) fn start_again(
@@ -278,7 +291,7 @@ pub(super) fn start_again(
         selector: Selector::Name(entry.name.clone()),
         lock_timeout: context.lock_timeout,
     };
-    start(&again, &super::snapshot::restart_args(services)).map(|_| ())
+    start(&again, &plain_args(services)).map(|_| ())
 }
 
 /// The per-instance Compose file for this plan, when the project has compose services.

@@ -136,13 +136,11 @@ fn sweep_dead_staging(parent: &Path) {
         let name = entry.file_name().to_string_lossy().into_owned();
         let Some(pid) = name
             .strip_prefix(STAGING_PREFIX)
-            .and_then(|pid| pid.parse::<i32>().ok())
+            .and_then(|pid| pid.parse::<u32>().ok())
         else {
             continue;
         };
-        let gone = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
-            == Err(nix::errno::Errno::ESRCH);
-        if gone {
+        if !crate::process::exists(pid) {
             let _ = remove_any(&entry.path());
         }
     }

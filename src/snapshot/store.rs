@@ -237,12 +237,8 @@ impl Store {
             };
             let writer = rest
                 .rsplit_once('-')
-                .and_then(|(_, pid)| pid.parse::<i32>().ok());
-            let alive = writer.is_some_and(|pid| {
-                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
-                    != Err(nix::errno::Errno::ESRCH)
-            });
-            if !alive {
+                .and_then(|(_, pid)| pid.parse::<u32>().ok());
+            if !writer.is_some_and(crate::process::exists) {
                 let _ = std::fs::remove_dir_all(entry.path());
             }
         }

@@ -9,9 +9,6 @@ use serde::de::DeserializeOwned;
 
 use super::StateError;
 
-/// Writes `bytes` to `path` so that readers see either the old or the new content, never
-/// a mix, even if the machine crashes. The file is created with mode 0600, and a symlink
-/// planted at `path` is replaced rather than followed.
 /// Creates `path` and any missing parents with mode 0700 (an existing directory is left
 /// as it is).
 pub fn create_private_dir(path: &Path) -> Result<(), StateError> {
@@ -26,6 +23,9 @@ pub fn create_private_dir(path: &Path) -> Result<(), StateError> {
         })
 }
 
+/// Writes `bytes` to `path` so that readers see either the old or the new content, never
+/// a mix, even if the machine crashes. The file is created with mode 0600, and a symlink
+/// planted at `path` is replaced rather than followed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     let write_error = |source| StateError::Write {
         path: path.to_path_buf(),
@@ -79,7 +79,7 @@ fn remove_dead_temps(dir: &Path, file_name: &str) {
         else {
             continue;
         };
-        if !Path::new(&format!("/proc/{pid}")).exists() {
+        if !crate::process::exists(pid) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
