@@ -1041,3 +1041,58 @@ depends_on = ["cache"]
         .json();
     assert_eq!(status["root"], main.display().to_string());
 }
+
+/// `berth db` picks the one database, or asks which; a database needs a port.
+#[test]
+fn db_names_its_choices_and_needs_a_port() {
+    let sandbox = Sandbox::new();
+    let helper = support::helper();
+    let service = |name: &str, port: u16| {
+        format!(
+            "[services.{name}]\ncommand = \"{helper} sleep\"\nport = {port}\nready = {{ log = \"helper sleep\" }}\ndatabase = \"postgres\"\n"
+        )
+    };
+    let config = format!(
+        "[project]\nname = \"dbmix\"\n\n{}{}[services.web]\ncommand = \"{helper} sleep\"\n",
+        service("main", 17600),
+        service("audit", 17601)
+    );
+    let dir = sandbox.project("dbmix", &config);
+    sandbox.berth(&dir, &["up"]).success();
+    let several = sandbox.berth(&dir, &["db", "shell"]).code(2);
+    assert!(
+        several.stderr.contains("several databases: main, audit")
+            && several.stderr.contains("--service"),
+        "{}",
+        several.stderr
+    );
+    let none = sandbox
+        .berth(&dir, &["db", "--service", "web", "dump"])
+        .code(2);
+    assert!(
+        none.stderr
+            .contains("`web` of `dbmix` declares no database"),
+        "{}",
+        none.stderr
+    );
+    sandbox.berth(&dir, &["down"]).success();
+    let stopped = sandbox
+        .berth(&dir, &["db", "--service", "main", "dump"])
+        .code(1);
+    assert!(
+        stopped.stderr.contains("is not running"),
+        "{}",
+        stopped.stderr
+    );
+
+    let portless = sandbox.project(
+        "portless",
+        &format!("[services.db]\ncommand = \"{helper} sleep\"\ndatabase = \"postgres\"\n"),
+    );
+    let error = sandbox.berth(&portless, &["up"]).code(2);
+    assert!(
+        error.stderr.contains("no port for `berth db`"),
+        "{}",
+        error.stderr
+    );
+}

@@ -943,12 +943,25 @@ impl Loader<'_> {
                 }
             }
         }
-        // `database` templates, of process and compose services alike.
+        // `database`: a port to reach it on, and templates naming what exists, for
+        // process and compose services alike.
         for (name, raw_service) in &raw.services {
             if let (Some(raw_database), Some(database)) = (
                 &raw_service.get_ref().database,
                 config.databases.get(name.get_ref()),
             ) {
+                if config
+                    .ports_of(name.get_ref())
+                    .is_none_or(IndexMap::is_empty)
+                {
+                    return Err(self.error(
+                        raw_database.span(),
+                        format!(
+                            "`{}` has a `database` but no port for `berth db` to reach it on",
+                            name.get_ref()
+                        ),
+                    ));
+                }
                 let templates = [&database.name, &database.user, &database.password];
                 let placeholders = templates
                     .into_iter()
@@ -1119,6 +1132,10 @@ depends_on = ["db"]
                 "unknown database kind `mysql`",
             ),
             (
+                "[services.a]\ncommand = \"x\"\ndatabase = \"postgres\"\n",
+                "no port for `berth db`",
+            ),
+            (
                 "[services.a]\ncommand = \"x\"\n[services.a.per_instance]\ncreate = \"y\"\n",
                 "`per_instance` needs `shared = true`",
             ),
@@ -1127,7 +1144,7 @@ depends_on = ["db"]
                 "which is not shared",
             ),
             (
-                "[services.a]\ncommand = \"x\"\ndatabase = { kind = \"postgres\", name = \"{{ port.nope }}\" }\n",
+                "[services.a]\ncommand = \"x\"\nport = 1234\ndatabase = { kind = \"postgres\", name = \"{{ port.nope }}\" }\n",
                 "unknown service `nope`",
             ),
             (
