@@ -413,6 +413,8 @@ pub struct ContainerDetails {
     pub exit_code: Option<i64>,
     /// `None` when the container has no health check.
     pub health: Option<Health>,
+    /// The PID of its main process on the host while it runs (`State.Pid`).
+    pub pid: Option<u32>,
     pub restart_count: u32,
     /// RFC 3339 time of the last start; `None` if it never started.
     pub started_at: Option<String>,
@@ -507,6 +509,9 @@ struct WireState {
     started_at: Option<String>,
     #[serde(rename = "FinishedAt", default)]
     finished_at: Option<String>,
+    /// 0 when the container does not run.
+    #[serde(rename = "Pid", default)]
+    pid: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -585,6 +590,7 @@ impl From<WireContainerDetails> for ContainerDetails {
                 .health
                 .and_then(|health| health.status)
                 .and_then(|word| Health::from_word(&word)),
+            pid: wire.state.pid.filter(|pid| *pid != 0),
             restart_count: wire.restart_count.unwrap_or(0),
             started_at: real_time(wire.state.started_at),
             finished_at: real_time(wire.state.finished_at),
@@ -1026,7 +1032,8 @@ mod tests {
         let details: WireContainerDetails = serde_json::from_str(
             r#"{"Id":"abc","Name":"/web","RestartCount":2,
                 "State":{"Status":"exited","ExitCode":3,"StartedAt":"2024-01-01T00:00:00Z",
-                         "FinishedAt":"2024-01-01T00:01:00Z","Health":{"Status":"unhealthy"}}}"#,
+                         "FinishedAt":"2024-01-01T00:01:00Z","Health":{"Status":"unhealthy"},
+                         "Pid":0}}"#,
         )
         .unwrap();
         assert_eq!(
@@ -1037,6 +1044,7 @@ mod tests {
                 state: "exited".to_string(),
                 exit_code: Some(3),
                 health: Some(Health::Unhealthy),
+                pid: None,
                 restart_count: 2,
                 started_at: Some("2024-01-01T00:00:00Z".to_string()),
                 finished_at: Some("2024-01-01T00:01:00Z".to_string()),

@@ -150,6 +150,24 @@ pub fn listener_of_preferring(port: u16, likely: &[u32]) -> Option<u32> {
         .or_else(|| all_pids().into_iter().find(holds))
 }
 
+/// Whether something listens on the TCP `port` in the network namespace of `pid` (a
+/// container's main process, say), read from that namespace's `/proc/PID/net/tcp{,6}`
+/// without sending a packet. `None` when neither table can be read.
+pub fn listens_in_namespace_of(pid: u32, port: u16) -> Option<bool> {
+    let tables: Vec<String> = ["tcp", "tcp6"]
+        .iter()
+        .filter_map(|table| fs::read_to_string(format!("/proc/{pid}/net/{table}")).ok())
+        .collect();
+    if tables.is_empty() {
+        return None;
+    }
+    Some(
+        tables
+            .iter()
+            .any(|table| !listening_inodes(table, port).is_empty()),
+    )
+}
+
 /// Socket inodes in a /proc/net/tcp table that listen on `port`.
 fn listening_inodes(table: &str, port: u16) -> Vec<String> {
     const LISTEN: &str = "0A";
@@ -181,6 +199,18 @@ pub fn has_env(pid: u32, key: &str, value: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn reads_listeners_from_a_process_network_namespace() {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let own = std::process::id();
+        assert_eq!(listens_in_namespace_of(own, port), Some(true));
+        drop(listener);
+        assert_eq!(listens_in_namespace_of(own, port), Some(false));
+        assert_eq!(listens_in_namespace_of(u32::MAX, port), None);
+    }
+
     use super::*;
 
     #[test]

@@ -305,7 +305,14 @@ impl ComposeThread {
                         (ServiceState::Ready, None)
                     }
                     (ComposeReady::Tcp { ports }, _) => {
-                        if ports.iter().all(|port| answers(*port)) {
+                        let pid = engine
+                            .inspect(&container.id)
+                            .ok()
+                            .and_then(|details| details.pid);
+                        if ports
+                            .iter()
+                            .all(|port| port_ready(pid, &record.ports, *port))
+                        {
                             (ServiceState::Ready, None)
                         } else {
                             (ServiceState::Starting, None)
@@ -491,6 +498,28 @@ impl ComposeThread {
             }
             record.message = None;
         });
+    }
+}
+
+/// Whether the service listens behind the published host port `host`: read from the
+/// container's own socket table when berth may (exact: a container that exits before it
+/// listens is never taken for ready, however loaded the machine), else probed through
+/// Docker's proxy. The container port is the number the port's name starts with (`80`,
+/// `80-2`).
+fn port_ready(pid: Option<u32>, named: &indexmap::IndexMap<String, u16>, host: u16) -> bool {
+    let container_port = named
+        .iter()
+        .find(|(_, port)| **port == host)
+        .and_then(|(name, _)| {
+            let digits: String = name.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse::<u16>().ok()
+        });
+    let inside = pid
+        .zip(container_port)
+        .and_then(|(pid, port)| crate::process::listens_in_namespace_of(pid, port));
+    match inside {
+        Some(listening) => listening,
+        None => answers(host),
     }
 }
 
