@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use serde::Serialize;
 
+use crate::cgroup::Cgroup;
 use crate::compose::{ComposeError, LABEL_INSTANCE, LABEL_ROOT};
 use crate::docker::Engine;
-use crate::env_vars;
 use crate::error::Result;
 use crate::process::{self, ProcessIdentity};
 use crate::state::InstancePaths;
@@ -37,39 +37,48 @@ impl Removal {
 
 /// Stops every process of the instance that no live supervisor owns: a supervisor still
 /// running for it (found by its command line, which names the state directory) gets
-/// SIGTERM and a grace period, then whatever carries the instance's name and root in its
-/// environment is killed. Every signal checks the PID's start time first.
+/// SIGTERM and a grace period, then whatever is left in the instance's cgroup is killed
+/// and the cgroup removed. Processes are never chosen by their environment: a user's
+/// shell opened with `berth shell` carries the instance's variables too. Every signal
+/// checks the PID's start time first.
 pub fn stray_processes(name: &str, root: &Path, dry_run: bool) -> Vec<Removal> {
-    let dir = InstancePaths::new(root, name).dir.display().to_string();
+    let dir = InstancePaths::new(root, name).dir;
+    let dir_text = dir.display().to_string();
     let supervisors: Vec<(ProcessIdentity, String)> = process::all_pids()
         .into_iter()
         .filter(|pid| *pid != std::process::id())
         .filter_map(|pid| {
             let command = process::command_line(pid)?;
-            if !command.ends_with(&format!("__supervise {dir}")) {
+            if !command.ends_with(&format!("__supervise {dir_text}")) {
                 return None;
             }
             Some((ProcessIdentity::of(pid)?, command))
         })
         .collect();
-    let root_text = root.display().to_string();
+    let cgroup = Cgroup::instance(name, &dir).filter(Cgroup::exists);
     let members = || -> Vec<(ProcessIdentity, String)> {
-        process::pids_with_env(env_vars::BERTH_INSTANCE, name)
+        let Some(cgroup) = &cgroup else {
+            return Vec::new();
+        };
+        cgroup
+            .procs()
             .into_iter()
-            .filter(|pid| process::has_env(*pid, env_vars::BERTH_ROOT, &root_text))
+            .filter(|pid| *pid != std::process::id())
             .filter_map(|pid| {
                 let command = process::command_line(pid).unwrap_or_default();
                 Some((ProcessIdentity::of(pid)?, command))
             })
             .collect()
     };
-    let mut removed: Vec<Removal> = supervisors
-        .iter()
-        .chain(members().iter())
-        .map(|(identity, command)| {
-            Removal::new(name, "process", format!("PID {} ({command})", identity.pid))
-        })
-        .collect();
+    let mut removed: Vec<Removal> = supervisors.iter().map(describe(name)).collect();
+    for member in members() {
+        if !supervisors
+            .iter()
+            .any(|(identity, _)| *identity == member.0)
+        {
+            removed.push(describe(name)(&member));
+        }
+    }
     if dry_run {
         return removed;
     }
@@ -83,28 +92,17 @@ pub fn stray_processes(name: &str, root: &Path, dry_run: bool) -> Vec<Removal> {
     for (identity, _) in &supervisors {
         identity.signal(Signal::SIGKILL);
     }
-    // Repeat: a process may fork between the scan and the kill.
-    for _ in 0..5 {
-        let left = members();
-        if left.is_empty() {
-            break;
-        }
-        for (identity, command) in left {
-            if identity.signal(Signal::SIGKILL)
-                && !removed
-                    .iter()
-                    .any(|r| r.what.starts_with(&format!("PID {} ", identity.pid)))
-            {
-                removed.push(Removal::new(
-                    name,
-                    "process",
-                    format!("PID {} ({command})", identity.pid),
-                ));
-            }
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    if let Some(cgroup) = &cgroup {
+        cgroup.kill_all();
+        cgroup.remove();
     }
     removed
+}
+
+fn describe(name: &str) -> impl Fn(&(ProcessIdentity, String)) -> Removal + '_ {
+    move |(identity, command)| {
+        Removal::new(name, "process", format!("PID {} ({command})", identity.pid))
+    }
 }
 
 /// The instance's containers and networks, and with `volumes` its own volumes, by the

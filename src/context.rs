@@ -9,6 +9,7 @@ use crate::env_vars;
 use crate::error::{Error, Result};
 use crate::identity::validate_name;
 use crate::ledger::{Ledger, LedgerEntry};
+use crate::output;
 use crate::state::{FileLock, InstanceFile, InstancePaths};
 use crate::supervisor;
 
@@ -163,25 +164,55 @@ impl Context {
         Ok(Selected { entry, paths, file })
     }
 
-    /// Stops processes left by a dead supervisor ("the next berth command reaps it").
+    /// Stops processes and containers left by a dead supervisor ("the next berth command
+    /// reaps it"), under the instance's operation lock.
     pub fn reap_if_orphaned(&self, paths: &InstancePaths, file: &mut InstanceFile) -> Result<()> {
         if !file.is_orphaned() {
             return Ok(());
         }
         let _lock = FileLock::acquire(&paths.operation_lock(), self.lock_timeout)?;
-        if let Some(mut fresh) = InstanceFile::read(&paths.instance_json())?
-            && supervisor::reap_orphans(&mut fresh)
-        {
-            eprintln!(
-                "note: the supervisor of `{}` had died; stopped the processes it left",
-                fresh.name
-            );
-            fresh.write(&paths.instance_json())?;
-            *file = fresh;
-        }
-        Ok(())
+        reap_orphaned_locked(&self.ledger, paths, file)
     }
 }
+
+/// Like [`Context::reap_if_orphaned`], for a caller that already holds the instance's
+/// operation lock (taking it again would wait on itself).
+pub fn reap_orphaned_locked(
+    ledger: &Ledger,
+    paths: &InstancePaths,
+    file: &mut InstanceFile,
+) -> Result<()> {
+    if !file.is_orphaned() {
+        return Ok(());
+    }
+    if let Some(mut fresh) = InstanceFile::read(&paths.instance_json())?
+        && supervisor::reap_orphans(&mut fresh)
+    {
+        fresh.write(&paths.instance_json())?;
+        let mut locked = ledger.lock()?;
+        if let Some(entry) = locked.data.find_mut(&fresh.name) {
+            entry.started_at = None;
+            locked.save()?;
+        }
+        drop(locked);
+        // Its containers outlived it too: the supervisor would have taken them down.
+        let containers = crate::lifecycle::remove_containers(&fresh, false);
+        output::note(&format!(
+            "note: the supervisor of `{}` had died; stopped the processes{} it left",
+            fresh.name,
+            if fresh.compose.is_some() {
+                " and containers"
+            } else {
+                ""
+            }
+        ));
+        containers?;
+        *file = fresh;
+    }
+    Ok(())
+}
+
+impl Context {}
 
 /// `$BERTH_HOME`, else `$XDG_STATE_HOME/berth`, else `~/.local/state/berth`.
 fn ledger_dir() -> Result<PathBuf> {

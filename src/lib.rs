@@ -17,6 +17,7 @@
 //! Every other command in [`commands`] starts from `instance.json` plus the ledger;
 //! `rm` and `gc` remove what instances leave with [`cleanup`].
 
+pub mod cgroup;
 pub mod cleanup;
 pub mod cli;
 pub mod commands;
@@ -33,6 +34,7 @@ pub mod graph;
 pub mod identity;
 pub mod ledger;
 pub mod lifecycle;
+pub mod membership;
 pub mod model;
 pub mod output;
 pub mod ports;

@@ -57,6 +57,7 @@ pub fn stop(paths: &InstancePaths) -> Result<Option<InstanceFile>> {
     }
     let mut file = InstanceFile::read(&paths.instance_json())?.unwrap_or(file);
     supervisor::stop_processes(&file);
+    supervisor::remove_cgroup(&file);
     remove_containers(&file, false)?;
     file.mark_stopped(InstanceState::Stopped);
     file.write(&paths.instance_json())?;

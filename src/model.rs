@@ -175,6 +175,7 @@ pub fn build(config: &Config, inputs: &ModelInputs) -> InstanceFile {
             restart: service.restart,
             depends_on: service.depends_on.clone(),
             stop_grace_ms: service.stop_grace.as_millis() as u64,
+            stop_signal: service.stop_signal.clone(),
             log: paths.log(name),
         };
         let url = first_port.map(|port| format!("http://127.0.0.1:{port}"));

@@ -59,21 +59,80 @@ impl ProcessIdentity {
     }
 }
 
-struct Stat {
-    state: char,
-    start_time: u64,
+/// The fields of `/proc/PID/stat` berth uses.
+#[derive(Debug, Clone, Copy)]
+pub struct Stat {
+    /// `R`, `S`, `D`, `Z` (zombie), …
+    pub state: char,
+    pub parent: u32,
+    pub process_group: u32,
+    pub session: u32,
+    pub start_time: u64,
+}
+
+/// The stat fields of a process, or `None` when it is gone.
+pub fn stat(pid: u32) -> Option<Stat> {
+    read_stat(pid)
 }
 
 fn read_stat(pid: u32) -> Option<Stat> {
     let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&text)
+}
+
+fn parse_stat(text: &str) -> Option<Stat> {
     // The command name (field 2) is in parentheses and may itself contain spaces or
     // parentheses, so fields are counted from the last closing parenthesis.
     let rest = &text[text.rfind(')')? + 1..];
-    let mut fields = rest.split_ascii_whitespace();
-    let state = fields.next()?.chars().next()?;
-    // `rest` starts at field 3 (state); start time is field 22, 19 fields further on.
-    let start_time = fields.nth(18)?.parse().ok()?;
-    Some(Stat { state, start_time })
+    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
+    // `rest` starts at field 3 (state): parent is field 4, process group 5, session 6,
+    // start time 22.
+    Some(Stat {
+        state: fields.first()?.chars().next()?,
+        parent: fields.get(1)?.parse().ok()?,
+        process_group: fields.get(2)?.parse().ok()?,
+        session: fields.get(3)?.parse().ok()?,
+        start_time: fields.get(19)?.parse().ok()?,
+    })
+}
+
+/// Whether `pid` is a live process (not gone, not a zombie).
+pub fn is_running(pid: u32) -> bool {
+    read_stat(pid).is_some_and(|stat| stat.state != 'Z')
+}
+
+/// Whether `ancestor` is `pid`'s parent, grandparent, … (followed up to 64 levels).
+pub fn descends_from(pid: u32, ancestor: u32) -> bool {
+    let mut current = pid;
+    for _ in 0..64 {
+        let Some(stat) = read_stat(current) else {
+            return false;
+        };
+        if stat.parent == ancestor {
+            return true;
+        }
+        if stat.parent <= 1 {
+            return false;
+        }
+        current = stat.parent;
+    }
+    false
+}
+
+/// The children of this process (of every thread), as the kernel lists them.
+pub fn own_children() -> Vec<u32> {
+    let Ok(tasks) = fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|text| {
+            text.split_ascii_whitespace()
+                .filter_map(|word| word.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
 }
 
 fn start_time(pid: u32) -> Option<u64> {
@@ -222,6 +281,25 @@ mod tests {
             ..me
         };
         assert!(!reused.is_alive());
+    }
+
+    #[test]
+    fn parses_stat_fields_after_a_command_with_parentheses() {
+        let line = "42 (a) b) S 7 42 40 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 12345 0 0";
+        let stat = parse_stat(line).unwrap();
+        assert_eq!(
+            (stat.state, stat.parent, stat.process_group, stat.session),
+            ('S', 7, 42, 40)
+        );
+        assert_eq!(stat.start_time, 12345);
+    }
+
+    #[test]
+    fn this_test_descends_from_its_parent() {
+        let own = std::process::id();
+        let parent = stat(own).unwrap().parent;
+        assert!(descends_from(own, parent));
+        assert!(!descends_from(parent, own));
     }
 
     #[test]

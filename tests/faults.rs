@@ -205,9 +205,20 @@ fn a_killed_supervisor_is_reaped_by_the_next_command_grandchildren_included() {
     }
     assert!(!pid_alive(grandchild), "the setsid grandchild survived");
     assert!(is_free(12900));
+    // Reaped, the instance is no longer marked stale.
     let ls = sandbox.berth(&root, &["ls", "--json"]).success().json();
-    assert_eq!(ls[0]["state"], "stale: supervisor dead");
-    assert_eq!(ls[0]["stale"], true);
+    assert_eq!(ls[0]["state"], "stopped");
+    assert_eq!(ls[0]["stale"], false);
+    // `ls` right after a crash reaps too, and says so.
+    let status = sandbox.berth(&root, &["up", "--json"]).success().json();
+    kill_and_wait(status["supervisor_pid"].as_u64().unwrap() as u32);
+    let ls = sandbox.berth(&root, &["ls", "--json"]).success().json();
+    assert_eq!(ls[0]["state"], "crashed");
+    assert_eq!(ls[0]["stale"], false);
+    for (_, pid) in service_pids(&status) {
+        assert!(!pid_alive(pid), "service {pid} survived");
+    }
+    assert!(is_free(12900));
     sandbox.berth(&root, &["up"]).success();
     sandbox.berth(&root, &["down"]).success();
     assert!(is_free(12900));

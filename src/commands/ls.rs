@@ -2,8 +2,9 @@
 
 use crate::context::Context;
 use crate::error::Result;
+use crate::ledger::LedgerEntry;
 use crate::output::{self, GitView, LsRow};
-use crate::state::{FileLock, InstancePaths};
+use crate::state::{FileLock, InstanceFile, InstancePaths, InstanceState};
 
 pub fn run(context: &Context) -> Result<()> {
     let ledger = context.ledger.read()?;
@@ -20,7 +21,13 @@ pub fn run(context: &Context) -> Result<()> {
             let state = match (root_exists, running) {
                 (false, _) => "stale: root gone",
                 (true, true) => "running",
-                (true, false) if entry.started_at.is_some() => "stale: supervisor dead",
+                // The supervisor died: reap what it left now, so the listing is true
+                // and the instance's ports are free for its next `up`.
+                (true, false) if entry.started_at.is_some() => match reap(context, entry) {
+                    Ok(true) => "crashed",
+                    Ok(false) => "stopped",
+                    Err(_) => "stale: supervisor dead",
+                },
                 (true, false) => "stopped",
             };
             LsRow {
@@ -42,4 +49,14 @@ pub fn run(context: &Context) -> Result<()> {
         })
         .collect();
     output::emit(context.json, &rows, |rows| LsRow::render(rows))
+}
+
+/// Reaps an instance whose supervisor died; true when it had crashed.
+fn reap(context: &Context, entry: &LedgerEntry) -> Result<bool> {
+    let paths = InstancePaths::new(&entry.root, &entry.name);
+    let Some(mut file) = InstanceFile::read(&paths.instance_json())? else {
+        return Ok(false);
+    };
+    context.reap_if_orphaned(&paths, &mut file)?;
+    Ok(file.state == InstanceState::Crashed)
 }

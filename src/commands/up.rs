@@ -134,7 +134,7 @@ pub(super) fn start_part(context: &Context, args: &UpArgs, part: Part) -> Result
     )?;
     let mut running = InstanceFile::read(&paths.instance_json())?;
     if let Some(file) = &mut running {
-        context.reap_if_orphaned(&paths, file)?;
+        crate::context::reap_orphaned_locked(&context.ledger, &paths, file)?;
     }
     if let Some(source) = &source {
         let alive = running.as_ref().is_some_and(InstanceFile::supervisor_alive);

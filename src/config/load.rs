@@ -459,6 +459,8 @@ impl Loader<'_> {
                 || raw_service.restart.is_some()
                 || raw_service.setup.is_some()
                 || raw_service.stop_grace.is_some()
+                || raw_service.stop_timeout.is_some()
+                || raw_service.stop_signal.is_some()
                 || raw_service.shell;
             compose.shared = raw_service
                 .shared
@@ -615,14 +617,46 @@ impl Loader<'_> {
                     .map_err(|error| self.template_error(&setup.span(), &error, setup.get_ref()))
             })
             .transpose()?;
-        let stop_grace = match &raw.stop_grace {
+        let (grace_key, grace) = match (&raw.stop_grace, &raw.stop_timeout) {
+            (Some(_), Some(timeout)) => {
+                return Err(self.error(
+                    timeout.span(),
+                    "`stop_timeout` and `stop_grace` are the same setting; keep one",
+                ));
+            }
+            (Some(grace), None) => ("stop_grace", Some(grace)),
+            (None, timeout) => ("stop_timeout", timeout.as_ref()),
+        };
+        let stop_grace = match grace {
             None => DEFAULT_STOP_GRACE,
             Some(grace) => humantime::parse_duration(grace.get_ref()).map_err(|error| {
                 self.error(
                     grace.span(),
-                    format!("`stop_grace` is not a duration like \"5s\": {error}"),
+                    format!("`{grace_key}` is not a duration like \"5s\": {error}"),
                 )
             })?,
+        };
+        let stop_signal = match &raw.stop_signal {
+            None => None,
+            Some(signal) => match crate::membership::parse_signal(signal.get_ref()) {
+                Some(parsed)
+                    if !matches!(
+                        parsed,
+                        nix::sys::signal::Signal::SIGKILL | nix::sys::signal::Signal::SIGSTOP
+                    ) =>
+                {
+                    Some(parsed.as_str().to_string())
+                }
+                _ => {
+                    return Err(self.error(
+                        signal.span(),
+                        format!(
+                            "`stop_signal` `{}` is not a signal a process can handle; use a name like \"SIGINT\" or \"SIGTERM\"",
+                            signal.get_ref()
+                        ),
+                    ));
+                }
+            },
         };
         let shared = raw.shared.as_ref().is_some_and(|shared| *shared.get_ref());
         let per_instance = self.per_instance(raw, shared)?;
@@ -643,6 +677,7 @@ impl Loader<'_> {
             restart,
             setup,
             stop_grace,
+            stop_signal,
         })
     }
 

@@ -265,6 +265,8 @@ pub struct ServiceConfig {
     pub restart: RestartPolicy,
     pub setup: Option<CommandTemplate>,
     pub stop_grace: Duration,
+    /// The signal name (`SIGINT`) sent to ask for a stop; SIGTERM when unset.
+    pub stop_signal: Option<String>,
     /// Runs once per project per machine (`shared = true`), used by every instance.
     pub shared: bool,
     pub per_instance: Option<PerInstanceConfig>,

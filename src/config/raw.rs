@@ -74,6 +74,10 @@ pub struct RawService {
     pub shell: bool,
     pub setup: Option<Spanned<String>>,
     pub stop_grace: Option<Spanned<String>>,
+    /// The same as `stop_grace`, under the name Compose and systemd users know.
+    pub stop_timeout: Option<Spanned<String>>,
+    /// The signal that asks the service to stop (`SIGINT` for PostgreSQL).
+    pub stop_signal: Option<Spanned<String>>,
     /// `"postgres"` or `{ kind = "postgres", name = …, user = …, password = … }`.
     pub database: Option<Spanned<RawDatabase>>,
     /// Run once per project per machine, used by every instance.

@@ -226,7 +226,20 @@ pub struct ProcessSpec {
     pub restart: RestartPolicy,
     pub depends_on: Vec<String>,
     pub stop_grace_ms: u64,
+    /// The signal that asks it to stop (`SIGINT`); SIGTERM when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
     pub log: PathBuf,
+}
+
+impl ProcessSpec {
+    /// The signal that asks the service to stop.
+    pub fn stop_signal(&self) -> nix::sys::signal::Signal {
+        self.stop_signal
+            .as_deref()
+            .and_then(crate::membership::parse_signal)
+            .unwrap_or(nix::sys::signal::Signal::SIGTERM)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

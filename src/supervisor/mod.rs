@@ -1,6 +1,7 @@
 //! The per-instance supervisor: the `berth` binary run as a hidden subcommand on an
 //! instance's state directory. It owns the service processes and writes their state back.
 
+mod children;
 mod compose;
 mod control;
 mod readiness;
@@ -11,7 +12,7 @@ mod shared;
 mod unix;
 
 pub use control::{Request, send};
-pub use reap::{reap_orphans, stop_processes};
+pub use reap::{instance_cgroup, reap_orphans, remove_cgroup, stop_processes};
 pub use run::run;
 pub use unix::spawn_supervisor;
 

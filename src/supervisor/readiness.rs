@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use regex::Regex;
 
+use crate::membership::ServiceScope;
 use crate::process;
 use crate::state::{ProcessSpec, ReadyCheck};
 
@@ -22,7 +23,6 @@ pub enum Probe {
 /// Runs one kind of check repeatedly; keeps what it needs between attempts.
 pub struct Readiness {
     check: ReadyCheck,
-    token: String,
     log: Option<LogScan>,
     /// PIDs already verified to belong to this instance, so /proc is scanned once.
     verified_owner: bool,
@@ -43,7 +43,7 @@ const EXEC_TIMEOUT: Duration = Duration::from_secs(10);
 impl Readiness {
     /// `log_offset` is the log's size when the process started: a log check only looks
     /// at lines written since.
-    pub fn new(spec: &ProcessSpec, token: &str, log_offset: u64) -> Self {
+    pub fn new(spec: &ProcessSpec, log_offset: u64) -> Self {
         let log = match &spec.ready {
             ReadyCheck::Log { pattern } => Regex::new(pattern).ok().map(|pattern| LogScan {
                 path: spec.log.clone(),
@@ -55,22 +55,21 @@ impl Readiness {
         };
         Readiness {
             check: spec.ready.clone(),
-            token: token.to_string(),
             log,
             verified_owner: false,
             last_exec: None,
         }
     }
 
-    pub fn probe(&mut self, spec: &ProcessSpec, pid: u32) -> Probe {
+    pub fn probe(&mut self, spec: &ProcessSpec, scope: &ServiceScope) -> Probe {
         match self.check.clone() {
             ReadyCheck::Started => Probe::Ready,
             ReadyCheck::Tcp { port } => match connect(port) {
-                Some(_) => self.owned(port, pid),
+                Some(_) => self.owned(port, scope),
                 None => Probe::NotYet,
             },
             ReadyCheck::Http { port, path } => match http_ok(port, &path) {
-                Some(true) => self.owned(port, pid),
+                Some(true) => self.owned(port, scope),
                 _ => Probe::NotYet,
             },
             ReadyCheck::Exec { argv } => self.exec(&argv, spec),
@@ -81,21 +80,18 @@ impl Readiness {
         }
     }
 
-    /// A connection succeeded: make sure the listener is one of this instance's
-    /// processes, so a port grabbed by another program is never reported ready.
-    fn owned(&mut self, port: u16, pid: u32) -> Probe {
+    /// A connection succeeded: make sure the listener is one of this service's
+    /// processes (its cgroup, session or tree), so a port grabbed by another program is
+    /// never reported ready.
+    fn owned(&mut self, port: u16, scope: &ServiceScope) -> Probe {
         if self.verified_owner {
             return Probe::Ready;
         }
-        match process::listener_of_preferring(port, &[pid]) {
-            Some(holder)
-                if !process::has_env(holder, crate::env_vars::BERTH_RUN_TOKEN, &self.token) =>
-            {
-                Probe::Foreign(format!(
-                    "port {port} answers, but it is held by PID {holder} (`{}`), not by this service",
-                    process::command_line(holder).unwrap_or_default()
-                ))
-            }
+        match process::listener_of_preferring(port, &scope.members()) {
+            Some(holder) if !scope.contains(holder) => Probe::Foreign(format!(
+                "port {port} answers, but it is held by PID {holder} (`{}`), not by this service",
+                process::command_line(holder).unwrap_or_default()
+            )),
             _ => {
                 self.verified_owner = true;
                 Probe::Ready

@@ -3,42 +3,70 @@
 
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
-
+use crate::cgroup::Cgroup;
 use crate::env_vars;
+use crate::membership::ServiceScope;
 use crate::process::{self, ProcessIdentity};
 use crate::state::{InstanceFile, InstanceState, ServiceState};
 
-/// Stops every process recorded for the instance (each group: SIGTERM, grace, SIGKILL,
-/// only while the PID still has its recorded start time), then kills any process that
-/// still carries the instance's run token, such as a grandchild that left its group.
-/// Returns the number of processes that had to be signalled.
-pub fn stop_processes(file: &InstanceFile) -> usize {
-    let mut signalled = 0;
-    let leaders: Vec<(ProcessIdentity, u64)> = file
-        .services
-        .values()
-        .filter_map(|record| Some((record.pid?, record.stop_grace_ms())))
-        .filter(|(identity, _)| identity.is_alive())
-        .collect();
-    for (identity, _) in &leaders {
-        if identity.signal_group(Signal::SIGTERM) {
-            signalled += 1;
-        }
-    }
-    let grace = leaders.iter().map(|(_, grace)| *grace).max().unwrap_or(0);
-    let deadline = Instant::now() + Duration::from_millis(grace);
-    while leaders.iter().any(|(identity, _)| identity.is_alive()) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    for (identity, _) in &leaders {
-        identity.signal_group(Signal::SIGKILL);
-    }
-    signalled + kill_by_token(&file.token)
+/// The instance's cgroup, when it has one.
+pub fn instance_cgroup(file: &InstanceFile) -> Option<Cgroup> {
+    Cgroup::instance(&file.name, &file.paths().dir).filter(Cgroup::exists)
 }
 
-/// SIGKILLs every process whose environment carries the run token. The token is random
-/// per instance start, so a match can only be a process this instance started.
+/// Stops every process of the instance's services: each service's stop signal to all
+/// its processes (its cgroup where there is one; else its session, tree and run
+/// token), the longest grace period, then SIGKILL to what is left. The supervisor's own
+/// processes are not touched (it calls this itself as a last sweep). Returns the number
+/// of processes that had to be signalled.
+pub fn stop_processes(file: &InstanceFile) -> usize {
+    let cgroup = instance_cgroup(file);
+    let scopes: Vec<(ServiceScope, nix::sys::signal::Signal, u64)> = file
+        .services
+        .iter()
+        .filter_map(|(name, record)| {
+            let spec = record.process()?;
+            let scope = match &cgroup {
+                Some(cgroup) => ServiceScope::new(Some(cgroup.service(name)), None, ""),
+                None => ServiceScope::new(None, record.pid, ""),
+            };
+            Some((scope, spec.stop_signal(), spec.stop_grace_ms))
+        })
+        .collect();
+    let mut signalled = 0;
+    for (scope, signal, _) in &scopes {
+        signalled += scope.signal(*signal);
+    }
+    let grace = scopes.iter().map(|(_, _, grace)| *grace).max().unwrap_or(0);
+    let deadline = Instant::now() + Duration::from_millis(grace);
+    while scopes
+        .iter()
+        .any(|(scope, _, _)| !scope.members().is_empty())
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for (scope, _, _) in &scopes {
+        scope.kill_all();
+    }
+    if cgroup.is_none() {
+        signalled += kill_by_token(&file.token);
+    }
+    signalled
+}
+
+/// Kills whatever is left in the instance's cgroup (the supervisor's helpers, once the
+/// supervisor is gone) and removes the cgroup.
+pub fn remove_cgroup(file: &InstanceFile) {
+    if let Some(cgroup) = instance_cgroup(file) {
+        cgroup.kill_all();
+        cgroup.remove();
+    }
+}
+
+/// SIGKILLs every process whose environment carries the run token: on a machine without
+/// cgroups, the last resort for a process that left its service's session. The token is
+/// random per instance start, so a match can only be a process this instance started.
 fn kill_by_token(token: &str) -> usize {
     if token.is_empty() {
         return 0;
@@ -52,7 +80,7 @@ fn kill_by_token(token: &str) -> usize {
         }
         for pid in pids {
             if let Some(identity) = ProcessIdentity::of(pid)
-                && identity.signal(Signal::SIGKILL)
+                && identity.signal(nix::sys::signal::Signal::SIGKILL)
             {
                 killed += 1;
             }
@@ -70,6 +98,7 @@ pub fn reap_orphans(file: &mut InstanceFile) -> bool {
         return false;
     }
     stop_processes(file);
+    remove_cgroup(file);
     file.state = InstanceState::Crashed;
     file.supervisor = None;
     // Unlike a clean stop, a service that had already failed or finished keeps that

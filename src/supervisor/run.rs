@@ -9,11 +9,13 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 
+use super::children;
 use super::compose::{ComposeCommand, ComposeThread};
 use super::control::{self, Reply, Request};
 use super::reap::stop_processes;
 use super::service::{Command, ServiceThread};
 use super::shared::Shared;
+use crate::cgroup::Cgroup;
 use crate::error::{Error, Result};
 use crate::graph;
 use crate::process::ProcessIdentity;
@@ -59,6 +61,11 @@ pub fn run(dir: &Path) -> Result<()> {
     };
     std::env::set_current_dir(&dir)?;
     let listener = control::bind()?;
+    // Daemons that fork away from a service come back to this process, not to init.
+    if let Err(error) = children::become_subreaper() {
+        eprintln!("berth supervisor: cannot become a subreaper: {error}");
+    }
+    let cgroups = InstanceCgroups::enter(&file.name, &dir);
 
     let stop_requested = Arc::new(AtomicBool::new(false));
     for signal in [
@@ -120,6 +127,7 @@ pub fn run(dir: &Path) -> Result<()> {
             commands: receiver,
             token: token.clone(),
             setup_marker: paths.setup_marker(&name),
+            cgroup: cgroups.as_ref().and_then(|cgroups| cgroups.service(&name)),
         };
         let handle = std::thread::Builder::new()
             .name(format!("service-{name}"))
@@ -137,6 +145,7 @@ pub fn run(dir: &Path) -> Result<()> {
         if stop_requested.load(Ordering::Relaxed) {
             break;
         }
+        children::reap_adopted();
         match listener.accept() {
             Ok((stream, _)) => {
                 let request = control::read_request(&stream);
@@ -171,8 +180,50 @@ pub fn run(dir: &Path) -> Result<()> {
 
     shared.update(|file| file.state = InstanceState::Stopping);
     stop_all(&shared, workers, compose);
+    if let Some(cgroups) = cgroups {
+        cgroups.leave();
+    }
     let _ = std::fs::remove_file(control::SOCKET_NAME);
     Ok(())
+}
+
+/// The instance's cgroup as the supervisor sets it up: itself in the `supervisor` leaf,
+/// one leaf per service. `None` where the machine does not allow cgroups.
+struct InstanceCgroups {
+    instance: Cgroup,
+    /// Where the supervisor was before, to go back there when it is done.
+    origin: Option<Cgroup>,
+}
+
+impl InstanceCgroups {
+    fn enter(name: &str, dir: &Path) -> Option<Self> {
+        let instance = Cgroup::instance(name, dir)?;
+        let origin = Cgroup::of_process(std::process::id());
+        let supervisor = instance.supervisor();
+        if !supervisor.create() || !supervisor.enter() {
+            instance.remove();
+            return None;
+        }
+        Some(InstanceCgroups { instance, origin })
+    }
+
+    /// The leaf of a service, created if needed.
+    fn service(&self, name: &str) -> Option<Cgroup> {
+        let leaf = self.instance.service(name);
+        leaf.create().then_some(leaf)
+    }
+
+    /// Goes back to the original cgroup and removes the instance's, once every service
+    /// has stopped; what is still inside is killed first (a helper left behind).
+    fn leave(self) {
+        if let Some(origin) = &self.origin {
+            origin.enter();
+        }
+        if !self.instance.supervisor().contains(std::process::id()) {
+            self.instance.kill_all();
+            self.instance.remove();
+        }
+    }
 }
 
 fn dispatch(

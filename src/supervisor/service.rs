@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant, SystemTime};
 
-use nix::sys::signal::Signal;
-
+use super::children;
 use super::readiness::{Probe, Readiness};
 use super::shared::Shared;
-use super::unix::{ExitInfo, append_line, peek_exit, signal_child_group, spawn_process};
+use super::unix::{ExitInfo, append_line, peek_exit, spawn_process};
 use super::{BACKOFF_INITIAL, BACKOFF_MAX, BURST_LIMIT, BURST_WINDOW};
+use crate::cgroup::Cgroup;
+use crate::membership::ServiceScope;
 use crate::process::ProcessIdentity;
 use crate::state::{ProcessSpec, RestartPolicy, ServiceState};
 
@@ -36,6 +37,8 @@ pub struct ServiceThread {
     pub commands: Receiver<Command>,
     pub token: String,
     pub setup_marker: std::path::PathBuf,
+    /// The service's cgroup leaf, when the instance has a cgroup.
+    pub cgroup: Option<Cgroup>,
 }
 
 /// How waiting ended.
@@ -230,23 +233,35 @@ impl ServiceThread {
         }
     }
 
-    /// Runs a command (setup) to completion in the service's environment.
+    /// The scope of a process this thread started as the service's leader.
+    fn scope(&self, leader: u32) -> ServiceScope {
+        ServiceScope::new(
+            self.cgroup.clone(),
+            ProcessIdentity::of(leader),
+            &self.token,
+        )
+    }
+
+    /// Runs a command (setup) to completion in the service's environment; whatever it
+    /// leaves running is killed.
     fn run_to_completion(
         &self,
         argv: &[String],
         spec: &ProcessSpec,
     ) -> Result<ExitInfo, Interrupt> {
-        let mut child = match spawn_process(argv, spec, &self.token) {
+        let mut child = match spawn_process(argv, spec, &self.token, self.cgroup.as_ref()) {
             Ok(child) => child,
             Err(error) => return Ok(self.spawn_failure(&error)),
         };
+        let scope = self.scope(child.id());
         loop {
             if let Some(exit) = peek_exit(&child) {
-                finish(&mut child);
+                scope.kill_all();
+                children::wait_leader(&mut child);
                 return Ok(exit);
             }
             if let Some(interrupt) = self.poll_command(FAST_TICK) {
-                stop_child(&mut child, spec.stop_grace_ms);
+                stop(&scope, Some(&mut child), spec);
                 return Err(interrupt);
             }
         }
@@ -264,40 +279,65 @@ impl ServiceThread {
         }
     }
 
-    /// Starts the process, waits for readiness, then watches it until it exits.
+    /// Starts the process, waits for readiness, then watches it until it exits. A first
+    /// process that exits 0 while others of the service keep running has daemonized:
+    /// the service then lives as long as they do.
     fn run_once(&self, spec: &ProcessSpec) -> Result<ExitInfo, Interrupt> {
         let log_offset = std::fs::metadata(&spec.log)
             .map(|meta| meta.len())
             .unwrap_or(0);
-        let mut child = match spawn_process(&spec.argv, spec, &self.token) {
+        let child = match spawn_process(&spec.argv, spec, &self.token, self.cgroup.as_ref()) {
             Ok(child) => child,
             Err(error) => return Ok(self.spawn_failure(&error)),
         };
-        let pid = child.id();
+        let scope = self.scope(child.id());
         self.shared.update_service(&self.name, |record| {
             record.state = ServiceState::Starting;
-            record.pid = ProcessIdentity::of(pid);
+            record.pid = scope.leader;
             record.started_at = Some(now());
             record.ready_at = None;
             record.exit_code = None;
             record.message = None;
         });
-        let mut readiness = Readiness::new(spec, &self.token, log_offset);
+        let mut leader = Some(child);
+        let mut readiness = Readiness::new(spec, log_offset);
         let mut ready = false;
         let mut foreign_reported = false;
         loop {
-            if let Some(exit) = peek_exit(&child) {
-                finish(&mut child);
-                return Ok(exit);
+            if let Some(child) = leader.as_mut()
+                && let Some(exit) = peek_exit(child)
+            {
+                if exit.success()
+                    && let Some(main) = scope.main_member()
+                {
+                    children::wait_leader(child);
+                    leader = None;
+                    self.shared.update_service(&self.name, |record| {
+                        record.pid = Some(main);
+                        record.message = Some(format!("daemonized: runs as PID {}", main.pid));
+                    });
+                } else {
+                    scope.kill_all();
+                    children::wait_leader(child);
+                    return Ok(exit);
+                }
+            }
+            if leader.is_none() && scope.members().is_empty() {
+                return Ok(ExitInfo {
+                    code: None,
+                    signal: None,
+                });
             }
             if !ready {
-                match readiness.probe(spec, pid) {
+                match readiness.probe(spec, &scope) {
                     Probe::Ready => {
                         ready = true;
                         self.shared.update_service(&self.name, |record| {
                             record.state = ServiceState::Ready;
                             record.ready_at = Some(now());
-                            record.message = None;
+                            if leader.is_some() {
+                                record.message = None;
+                            }
                         });
                     }
                     Probe::Foreign(message) if !foreign_reported => {
@@ -310,7 +350,7 @@ impl ServiceThread {
             let tick = if ready { SLOW_TICK } else { FAST_TICK };
             if let Some(interrupt) = self.poll_command(tick) {
                 self.set_state(ServiceState::Stopping, None);
-                stop_child(&mut child, spec.stop_grace_ms);
+                stop(&scope, leader.as_mut(), spec);
                 self.shared.update_service(&self.name, |record| {
                     record.pid = None;
                     record.state = ServiceState::Stopped;
@@ -321,21 +361,14 @@ impl ServiceThread {
     }
 }
 
-/// SIGTERM to the group, a grace period, then SIGKILL to the group; reaps the leader.
-pub fn stop_child(child: &mut Child, grace_ms: u64) {
-    if peek_exit(child).is_none() {
-        signal_child_group(child, Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_millis(grace_ms);
-        while peek_exit(child).is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+/// Stops every process of the service: its stop signal to all of them, the grace
+/// period, then SIGKILL to what is left; then reaps the leader.
+fn stop(scope: &ServiceScope, leader: Option<&mut Child>, spec: &ProcessSpec) {
+    scope.stop(
+        spec.stop_signal(),
+        Duration::from_millis(spec.stop_grace_ms),
+    );
+    if let Some(child) = leader {
+        children::wait_leader(child);
     }
-    finish(child);
-}
-
-/// Kills whatever is left of the leader's group, then reaps the leader. The group is
-/// signalled while the leader is still an unreaped zombie, so its ID cannot be reused.
-fn finish(child: &mut Child) {
-    signal_child_group(child, Signal::SIGKILL);
-    let _ = child.wait();
 }

@@ -1,4 +1,5 @@
-//! Unix specifics: spawning in a new process group, peeking at exits, signalling groups.
+//! Unix specifics: spawning services in sessions (and cgroups) of their own, peeking at
+//! exits, signalling groups.
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
@@ -6,10 +7,13 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use nix::sys::signal::{Signal, killpg};
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
 use nix::unistd::Pid;
 
+use std::os::fd::AsRawFd;
+
+use super::children;
+use crate::cgroup::Cgroup;
 use crate::env_vars;
 use crate::state::{InstancePaths, ProcessSpec};
 
@@ -31,10 +35,17 @@ fn open_log(path: &Path) -> std::io::Result<std::fs::File> {
         })
 }
 
-/// Starts `argv` as a service process: its own process group, output appended to the
-/// service's log, the instance's token in its environment, and SIGTERM if the supervisor
-/// thread that started it dies.
-pub fn spawn_process(argv: &[String], spec: &ProcessSpec, token: &str) -> std::io::Result<Child> {
+/// Starts `argv` as a service process: the leader of a session of its own, in the
+/// service's cgroup when there is one (it moves itself in between fork and exec, so all
+/// it ever starts is in there too), output appended to the service's log, the
+/// instance's token in its environment, and SIGTERM if the supervisor thread that
+/// started it dies.
+pub fn spawn_process(
+    argv: &[String],
+    spec: &ProcessSpec,
+    token: &str,
+    cgroup: Option<&Cgroup>,
+) -> std::io::Result<Child> {
     let log = open_log(&spec.log)?;
     let (program, arguments) = argv
         .split_first()
@@ -43,9 +54,32 @@ pub fn spawn_process(argv: &[String], spec: &ProcessSpec, token: &str) -> std::i
     command
         .args(arguments)
         .current_dir(&spec.cwd)
-        .envs(&spec.env);
-    supervised(&mut command, log, token)?;
-    command.spawn().map_err(|error| {
+        .envs(&spec.env)
+        .env(env_vars::BERTH_RUN_TOKEN, token)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    let procs = cgroup.and_then(Cgroup::procs_writer);
+    let procs_fd = procs.as_ref().map(|file| file.as_raw_fd());
+    // SAFETY: between fork and exec the child only makes async-signal-safe system calls
+    // (write, setsid, prctl) on memory and descriptors it already has.
+    unsafe {
+        command.pre_exec(move || {
+            if let Some(fd) = procs_fd {
+                // Joining the cgroup is best effort: the session and the token still
+                // identify the process where the kernel refuses.
+                let _ = libc::write(fd, b"0".as_ptr().cast(), 1);
+            }
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = children::spawn_leader(&mut command).map_err(|error| {
         std::io::Error::new(
             error.kind(),
             format!(
@@ -53,7 +87,9 @@ pub fn spawn_process(argv: &[String], spec: &ProcessSpec, token: &str) -> std::i
                 spec.cwd.display()
             ),
         )
-    })
+    });
+    drop(procs);
+    child
 }
 
 /// Makes the child receive SIGTERM when the thread that started it dies.
@@ -88,8 +124,8 @@ pub fn spawn_log_follower(
     command.spawn()
 }
 
-/// What every child of the supervisor gets: the run token (so a stop finds it even if
-/// it leaves its group), no stdin, output appended to `log`, its own process group, and
+/// What a helper child of the supervisor (`docker logs`) gets: the run token, no stdin,
+/// output appended to `log`, its own process group in the supervisor's session, and
 /// SIGTERM when the thread that started it dies.
 fn supervised(command: &mut Command, log: std::fs::File, token: &str) -> std::io::Result<()> {
     command
@@ -145,14 +181,9 @@ impl ExitInfo {
         match (self.code, self.signal) {
             (Some(code), _) => format!("exited with status {code}"),
             (None, Some(signal)) => format!("killed by signal {signal}"),
-            (None, None) => "exited".to_string(),
+            (None, None) => "its processes exited".to_string(),
         }
     }
-}
-
-/// Signals the process group of a child that has not been reaped yet.
-pub fn signal_child_group(child: &Child, signal: Signal) {
-    let _ = killpg(Pid::from_raw(child.id() as i32), signal);
 }
 
 /// Starts `berth __supervise DIR` detached: a new session, no terminal, output to
