@@ -144,6 +144,21 @@ impl Engine {
             .collect())
     }
 
+    /// The paths an image declares as volumes (`VOLUME` in its Dockerfile); empty when
+    /// the image is not on the engine yet (Compose pulls or builds it later).
+    pub fn image_volumes(&self, image: &str) -> Result<Vec<String>, EngineError> {
+        let path = format!("/images/{}/json", percent_encode(image));
+        match self.get::<WireImage>(&path) {
+            Ok(image) => Ok(image
+                .config
+                .and_then(|config| config.volumes)
+                .map(|volumes| volumes.into_keys().collect())
+                .unwrap_or_default()),
+            Err(EngineError::Status { status: 404, .. }) => Ok(Vec::new()),
+            Err(error) => Err(error),
+        }
+    }
+
     /// The state of one container, by id or name.
     pub fn inspect(&self, id: &str) -> Result<ContainerDetails, EngineError> {
         let path = format!("/containers/{}/json", percent_encode(id));
@@ -483,6 +498,18 @@ struct WireVolume {
     name: String,
     #[serde(rename = "Labels", default)]
     labels: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize)]
+struct WireImage {
+    #[serde(rename = "Config", default)]
+    config: Option<WireImageConfig>,
+}
+
+#[derive(Deserialize)]
+struct WireImageConfig {
+    #[serde(rename = "Volumes", default)]
+    volumes: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 #[derive(Deserialize)]

@@ -1,6 +1,6 @@
 //! `berth up`: plan ports, write files, start the supervisor, wait until ready, print.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -72,7 +72,7 @@ fn start(context: &Context, args: &UpArgs) -> Result<InstanceFile> {
 
 pub(super) fn start_part(context: &Context, args: &UpArgs, part: Part) -> Result<InstanceFile> {
     let root = context.project_root()?;
-    let (mut config, resolved) = compose::load_project(&root)?;
+    let (mut config, mut resolved) = compose::load_project(&root)?;
     if let Some(unknown) = args.services.iter().find(|name| !config.has_service(name)) {
         return Err(Error::usage(
             format!(
@@ -102,6 +102,11 @@ pub(super) fn start_part(context: &Context, args: &UpArgs, part: Part) -> Result
         Some(_) => Some(compose::engine()?),
         None => Engine::from_env().ok(),
     };
+    if let (Some(resolved), Some(engine)) = (resolved.as_mut(), engine.as_ref()) {
+        resolved
+            .read_image_volumes(engine)
+            .map_err(crate::Error::from)?;
+    }
     // `--from` is resolved before the instance is reserved: a typo reserves nothing.
     let source = args
         .from
@@ -109,7 +114,14 @@ pub(super) fn start_part(context: &Context, args: &UpArgs, part: Part) -> Result
         .map(|text| super::snapshot::resolve_source(context, &config.project, text))
         .transpose()?;
     let identity = match part {
-        Part::Instance => reserve_identity(context, &config)?,
+        Part::Instance => {
+            // A Compose project of that name that is not ours makes the name taken.
+            let foreign = match (&engine, &config.compose) {
+                (Some(engine), Some(_)) => compose::foreign_projects(engine, &config.root)?,
+                _ => BTreeSet::new(),
+            };
+            reserve_identity(context, &config, &foreign)?
+        }
         Part::Shared => super::shared::reserve(context, &config)?,
     };
     if !shared_needed.is_empty() {
@@ -325,7 +337,11 @@ fn render_compose(
 
 /// Finds or records the instance's name and index under the ledger lock, so two racing
 /// `up`s never take the same name or index.
-fn reserve_identity(context: &Context, config: &Config) -> Result<Identity> {
+fn reserve_identity(
+    context: &Context,
+    config: &Config,
+    foreign: &BTreeSet<String>,
+) -> Result<Identity> {
     let mut ledger = context.ledger.lock()?;
     let data = &ledger.data;
     let here: Vec<&LedgerEntry> = data.at_root(&config.root).collect();
@@ -385,6 +401,18 @@ fn reserve_identity(context: &Context, config: &Config) -> Result<Identity> {
         },
     };
     if let Some(entry) = existing {
+        if foreign.contains(&entry.name) {
+            return Err(Error::usage(
+                format!(
+                    "a Compose project named `{}` that berth did not start now exists on the Docker engine",
+                    entry.name
+                ),
+                Some(format!(
+                    "berth never touches it: stop it (`docker compose -p {} down`), or `berth rm` this instance and `berth up` again to get another name",
+                    entry.name
+                )),
+            ));
+        }
         return Ok(Identity {
             name: entry.name,
             index: entry.index,
@@ -395,8 +423,28 @@ fn reserve_identity(context: &Context, config: &Config) -> Result<Identity> {
         _ => lowest_free_index(data, &config.project),
     };
     let name = match &context.selector {
+        Selector::Name(name) if foreign.contains(name) => {
+            return Err(Error::usage(
+                format!(
+                    "a Compose project named `{name}` already exists on the Docker engine and is not this instance's"
+                ),
+                Some(
+                    "choose another --name; berth never takes over a project it did not create"
+                        .to_string(),
+                ),
+            ));
+        }
         Selector::Name(name) => name.clone(),
-        _ => new_name(data, &config.root, !here.is_empty(), index),
+        _ => {
+            let name = new_name(data, &config.root, !here.is_empty(), index, foreign);
+            let first = default_name_candidates(&config.root);
+            if let Some(taken) = first.first().filter(|first| foreign.contains(*first)) {
+                output::note(&format!(
+                    "note: a Compose project named `{taken}` that is not berth's exists on the engine; this instance is `{name}`"
+                ));
+            }
+            name
+        }
     };
     ledger.data.upsert(LedgerEntry {
         name: name.clone(),
@@ -415,7 +463,13 @@ fn reserve_identity(context: &Context, config: &Config) -> Result<Identity> {
     Ok(Identity { name, index })
 }
 
-fn new_name(data: &LedgerData, root: &Path, root_has_instances: bool, index: u32) -> String {
+fn new_name(
+    data: &LedgerData,
+    root: &Path,
+    root_has_instances: bool,
+    index: u32,
+    foreign: &BTreeSet<String>,
+) -> String {
     let mut candidates = default_name_candidates(root);
     if root_has_instances {
         // A second instance of the same root (`--instance N`): suffix the index.
@@ -424,7 +478,7 @@ fn new_name(data: &LedgerData, root: &Path, root_has_instances: bool, index: u32
             .map(|name| format!("{name}-{index}"))
             .collect();
     }
-    let free = |name: &String| data.find(name).is_none();
+    let free = |name: &String| data.find(name).is_none() && !foreign.contains(name);
     candidates
         .iter()
         .find(|name| free(name))

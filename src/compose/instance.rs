@@ -17,6 +17,9 @@ pub struct Resolved {
     pub project: ComposeProject,
     /// The project name `config` ran with.
     pub resolved_as: String,
+    /// The paths each service's image declares as volumes, once read from the engine
+    /// ([`Resolved::read_image_volumes`]).
+    pub image_volumes: IndexMap<String, Vec<String>>,
 }
 
 impl Resolved {
@@ -50,6 +53,31 @@ impl Resolved {
             .collect()
     }
 
+    /// Reads from the engine which paths each service's image declares as volumes.
+    pub fn read_image_volumes(&mut self, engine: &Engine) -> Result<(), ComposeError> {
+        for (name, image) in self.images() {
+            let paths = engine.image_volumes(&image)?;
+            if !paths.is_empty() {
+                self.image_volumes.insert(name, paths);
+            }
+        }
+        Ok(())
+    }
+
+    /// Each service's image, as the resolved file names it.
+    fn images(&self) -> Vec<(String, String)> {
+        self.project
+            .document
+            .get("services")
+            .and_then(serde_json::Value::as_object)
+            .into_iter()
+            .flatten()
+            .filter_map(|(name, service)| {
+                Some((name.clone(), service.get("image")?.as_str()?.to_string()))
+            })
+            .collect()
+    }
+
     /// Renders the per-instance file for `instance` with its planned host ports.
     pub fn render(
         &self,
@@ -73,6 +101,7 @@ impl Resolved {
                 host_ports,
                 environment,
                 services: &services,
+                image_volumes: &self.image_volumes,
             },
         )?;
         let sources: Vec<String> = settings
@@ -198,6 +227,7 @@ pub fn load_project(root: &Path) -> Result<(Config, Option<Resolved>), crate::Er
             tool,
             project: document,
             resolved_as: project.to_string(),
+            image_volumes: IndexMap::new(),
         };
         let catalog = found.catalog();
         resolved = Some(found);

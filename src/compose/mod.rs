@@ -3,6 +3,7 @@
 
 mod cache;
 mod error;
+mod foreign;
 mod instance;
 pub mod ports;
 mod resolve;
@@ -11,6 +12,7 @@ mod run;
 mod tool;
 
 pub use error::ComposeError;
+pub use foreign::foreign_projects;
 pub use instance::{InstanceCompose, Resolved, engine, load_project};
 pub use resolve::{ComposeProject, ComposeService, as_map, resolve};
 pub use rewrite::{

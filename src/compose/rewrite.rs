@@ -36,6 +36,10 @@ pub struct RewriteInputs<'a> {
     /// instance, or an instance of it), so they, the dependencies on them and the volumes
     /// only they mount are left out.
     pub services: &'a [String],
+    /// The paths each service's image declares as volumes (`VOLUME`): each one the
+    /// service does not mount itself gets a named per-instance volume, so its data
+    /// survives `down`/`up` like any named volume and goes with `down --volumes`.
+    pub image_volumes: &'a IndexMap<String, Vec<String>>,
 }
 
 /// The rewritten document, and the shared volumes and networks that must exist before it
@@ -63,6 +67,7 @@ pub fn rewrite(
     }
     keep_services(top, inputs.services);
     let root = inputs.root.display().to_string();
+    let mut image_volumes: Vec<String> = Vec::new();
     if let Some(services) = top.get_mut("services").and_then(Value::as_object_mut) {
         for (name, service) in services.iter_mut() {
             let Some(service) = service.as_object_mut() else {
@@ -89,8 +94,21 @@ pub fn rewrite(
             labels.insert(LABEL_INSTANCE.into(), Value::String(inputs.instance.into()));
             labels.insert(LABEL_ROOT.into(), Value::String(root.clone()));
             service.insert("labels".into(), Value::Object(labels));
+            if let Some(paths) = inputs.image_volumes.get(name) {
+                image_volumes.extend(name_image_volumes(name, service, paths));
+            }
         }
     }
+    if !image_volumes.is_empty() {
+        let mut volumes = as_map(top.get("volumes"));
+        for key in image_volumes {
+            volumes
+                .entry(key)
+                .or_insert_with(|| Value::Object(Map::new()));
+        }
+        top.insert("volumes".into(), Value::Object(volumes));
+    }
+    declare_default_network(top);
     let shared_volumes = rewrite_resources(top, "volumes", inputs);
     let shared_networks = rewrite_resources(top, "networks", inputs);
     Ok(Rewritten {
@@ -98,6 +116,101 @@ pub fn rewrite(
         shared_volumes,
         shared_networks,
     })
+}
+
+/// Mounts a named volume on each path of `paths` (declared by the service's image) that
+/// the service does not mount already; returns the volume keys it used.
+fn name_image_volumes(
+    service_name: &str,
+    service: &mut Map<String, Value>,
+    paths: &[String],
+) -> Vec<String> {
+    let mut mounts = match service.get("volumes") {
+        Some(Value::Array(mounts)) => mounts.clone(),
+        _ => Vec::new(),
+    };
+    let targets: Vec<String> = mounts.iter().filter_map(mount_target).collect();
+    let mut keys = Vec::new();
+    for path in paths {
+        let path = path.trim_end_matches('/');
+        if path.is_empty()
+            || targets
+                .iter()
+                .any(|target| target.trim_end_matches('/') == path)
+        {
+            continue;
+        }
+        let key = image_volume_key(service_name, path);
+        mounts.push(Value::String(format!("{key}:{path}")));
+        keys.push(key);
+    }
+    if !keys.is_empty() {
+        service.insert("volumes".into(), Value::Array(mounts));
+    }
+    keys
+}
+
+/// `db` and `/var/lib/postgresql/data` give `db-var-lib-postgresql-data`.
+fn image_volume_key(service: &str, path: &str) -> String {
+    let mut key = service.to_string();
+    for c in path.chars() {
+        if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
+            key.push(c);
+        } else if !key.ends_with('-') {
+            key.push('-');
+        }
+    }
+    key.trim_end_matches('-').to_string()
+}
+
+/// The container path of a service's mount, in short (`src:dst[:mode]`, `dst`) or long
+/// (`{ target: … }`) syntax.
+fn mount_target(mount: &Value) -> Option<String> {
+    match mount {
+        Value::String(text) => {
+            let parts: Vec<&str> = text.split(':').collect();
+            Some(match parts.as_slice() {
+                [target] => target.to_string(),
+                [_, target, ..] => target.to_string(),
+                [] => return None,
+            })
+        }
+        Value::Object(map) => map.get("target")?.as_str().map(String::from),
+        _ => None,
+    }
+}
+
+/// Declares the implicit `default` network when a service uses it, so that it is named
+/// and labelled like every other network of the instance (Compose v1 leaves it out of
+/// its resolved configuration, and its network then carried no berth label).
+fn declare_default_network(top: &mut Map<String, Value>) {
+    let uses_default = top
+        .get("services")
+        .and_then(Value::as_object)
+        .is_some_and(|services| {
+            services.values().any(|service| {
+                let Some(service) = service.as_object() else {
+                    return false;
+                };
+                if service.contains_key("network_mode") {
+                    return false;
+                }
+                match service.get("networks") {
+                    None => true,
+                    Some(Value::Array(names)) => names.iter().any(|name| name == "default"),
+                    Some(Value::Object(names)) => names.contains_key("default"),
+                    Some(_) => false,
+                }
+            })
+        });
+    if !uses_default {
+        return;
+    }
+    let mut networks = as_map(top.get("networks"));
+    if !networks.contains_key("default") {
+        networks.insert("default".into(), Value::Object(Map::new()));
+        top.insert("networks".into(), Value::Object(networks));
+    }
 }
 
 /// Leaves out the services not in `keep`, the dependencies on them, and the volumes no
@@ -374,6 +487,7 @@ mod tests {
                 host_ports: &IndexMap::new(),
                 services: &["api".to_string(), "web".to_string()],
                 environment: &IndexMap::new(),
+                image_volumes: &IndexMap::new(),
             },
         )
         .unwrap();
@@ -433,6 +547,7 @@ mod tests {
                     "web".to_string(),
                     vec![("API".to_string(), "1".to_string())],
                 )]),
+                image_volumes: &IndexMap::new(),
             },
         )
         .unwrap();
@@ -479,5 +594,63 @@ mod tests {
         let back: Value = serde_saphyr::from_str(&yaml).unwrap();
         assert_eq!(back, document);
         assert!(yaml.contains("\"2001-01-01\":"), "{yaml}");
+    }
+
+    #[test]
+    fn image_volumes_become_named_instance_volumes_and_the_default_network_is_labelled() {
+        let document = json!({
+            "services": {
+                "db": {"image": "postgres", "volumes": ["/var/lib/postgresql/data/sub"]},
+                "cache": {"image": "redis", "volumes": [{"type": "volume", "source": "c", "target": "/data"}]},
+            },
+        });
+        let image_volumes: IndexMap<String, Vec<String>> = IndexMap::from([
+            (
+                "db".to_string(),
+                vec!["/var/lib/postgresql/data".to_string()],
+            ),
+            ("cache".to_string(), vec!["/data".to_string()]),
+        ]);
+        let out = rewrite(
+            &project(document),
+            &RewriteInputs {
+                instance: "shop-2",
+                root: Path::new("/src/shop-2"),
+                resolved_as: "shop",
+                bind: "127.0.0.1".parse().unwrap(),
+                shared: &[],
+                host_ports: &IndexMap::new(),
+                services: &["db".to_string(), "cache".to_string()],
+                environment: &IndexMap::new(),
+                image_volumes: &image_volumes,
+            },
+        )
+        .unwrap();
+        let doc = &out.document;
+        assert_eq!(
+            doc["services"]["db"]["volumes"][1],
+            "db-var-lib-postgresql-data:/var/lib/postgresql/data"
+        );
+        assert_eq!(
+            doc["volumes"]["db-var-lib-postgresql-data"]["name"],
+            "shop-2_db-var-lib-postgresql-data"
+        );
+        assert_eq!(
+            doc["volumes"]["db-var-lib-postgresql-data"]["labels"][LABEL_INSTANCE],
+            "shop-2"
+        );
+        // A path the service mounts itself keeps the service's mount.
+        assert_eq!(
+            doc["services"]["cache"]["volumes"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(doc["networks"]["default"]["name"], "shop-2_default");
+        assert_eq!(
+            doc["networks"]["default"]["labels"][LABEL_ROOT],
+            "/src/shop-2"
+        );
     }
 }
