@@ -141,11 +141,24 @@ pub fn wait_ready(
                 .as_deref()
                 .is_some_and(|message| message.starts_with("dependency "))
         }) {
-            return Err(service_failed(
-                &file,
-                name,
-                record.message.as_deref().unwrap_or_default(),
-            ));
+            let message = record.message.as_deref().unwrap_or_default();
+            // Name the dependency that failed, with its own last lines: the dependant
+            // never ran and has nothing to show.
+            let failed = message
+                .strip_prefix("dependency `")
+                .and_then(|rest| rest.split('`').next())
+                .and_then(|dependency| Some((dependency, file.services.get(dependency)?)));
+            return Err(match failed {
+                Some((dependency, failed)) => service_failed(
+                    &file,
+                    dependency,
+                    &format!(
+                        "{} (so `{name}` cannot start)",
+                        failed.message.as_deref().unwrap_or("failed")
+                    ),
+                ),
+                None => service_failed(&file, name, message),
+            });
         }
         if !file.supervisor_alive() {
             return Err(Error::ServiceFailed {

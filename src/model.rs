@@ -104,7 +104,10 @@ pub fn build(config: &Config, inputs: &ModelInputs) -> InstanceFile {
                 .map(|(_, port)| *port)
                 .collect();
             let ready = if let Some(test) = &service.healthcheck {
-                ComposeReady::Healthcheck { test: test.clone() }
+                ComposeReady::Healthcheck {
+                    test: test.clone(),
+                    ports: tcp_ports.clone(),
+                }
             } else if !tcp_ports.is_empty() {
                 ComposeReady::Tcp {
                     ports: tcp_ports.clone(),

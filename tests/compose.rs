@@ -16,7 +16,7 @@ fn web_compose(external: &str, base: u16) -> String {
   web:
     image: {IMAGE}
     container_name: web-fixed
-    command: ["httpd", "-f", "-p", "80", "-h", "/www"]
+    command: ["sh", "-c", "httpd -p 81 -h /www && exec httpd -f -p 80 -h /www"]
     ports:
       - "{base}:80"
       - target: 81

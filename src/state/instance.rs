@@ -174,7 +174,12 @@ pub enum ComposeReady {
     /// The container's Docker healthcheck passes: Docker reports healthy, or the
     /// healthcheck's own test, run by berth in the container before Docker's first
     /// scheduled check, succeeds.
-    Healthcheck { test: Vec<String> },
+    Healthcheck {
+        test: Vec<String>,
+        /// The published TCP ports, which must listen in the container too.
+        #[serde(default)]
+        ports: Vec<u16>,
+    },
     /// Every published host port accepts a connection that the container answers.
     Tcp { ports: Vec<u16> },
     /// The container is running.

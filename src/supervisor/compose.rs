@@ -284,35 +284,34 @@ impl ComposeThread {
                         ServiceState::Failed,
                         Some("the container's healthcheck reports unhealthy".to_string()),
                     ),
-                    (ComposeReady::Healthcheck { .. }, Some(Health::Healthy))
-                    | (ComposeReady::Running, _) => (ServiceState::Ready, None),
-                    (ComposeReady::Healthcheck { .. }, _)
+                    (ComposeReady::Running, _) => (ServiceState::Ready, None),
+                    (ComposeReady::Healthcheck { .. } | ComposeReady::Tcp { .. }, _)
                         if record.state == ServiceState::Ready =>
                     {
                         (ServiceState::Ready, None)
                     }
-                    (ComposeReady::Healthcheck { test }, _) => {
-                        if self.test_passes(engine, &name, &container.id, test, watch) {
-                            (ServiceState::Ready, None)
-                        } else {
+                    // Healthy is not enough: an image's entrypoint may run a temporary
+                    // server (PostgreSQL's init, on a Unix socket only) that passes the
+                    // check; the published ports must listen in the container too.
+                    (ComposeReady::Healthcheck { test, ports }, health) => {
+                        let healthy = health == Some(Health::Healthy)
+                            || self.test_passes(engine, &name, &container.id, test, watch);
+                        if !healthy {
                             (
                                 ServiceState::Starting,
                                 Some("waiting for the healthcheck".to_string()),
                             )
+                        } else if ports_listen(engine, &container.id, &record.ports, ports) {
+                            (ServiceState::Ready, None)
+                        } else {
+                            (
+                                ServiceState::Starting,
+                                Some("healthy; waiting for its ports to listen".to_string()),
+                            )
                         }
                     }
-                    (ComposeReady::Tcp { .. }, _) if record.state == ServiceState::Ready => {
-                        (ServiceState::Ready, None)
-                    }
                     (ComposeReady::Tcp { ports }, _) => {
-                        let pid = engine
-                            .inspect(&container.id)
-                            .ok()
-                            .and_then(|details| details.pid);
-                        if ports
-                            .iter()
-                            .all(|port| port_ready(pid, &record.ports, *port))
-                        {
+                        if ports_listen(engine, &container.id, &record.ports, ports) {
                             (ServiceState::Ready, None)
                         } else {
                             (ServiceState::Starting, None)
@@ -506,6 +505,23 @@ impl ComposeThread {
 /// listens is never taken for ready, however loaded the machine), else probed through
 /// Docker's proxy. The container port is the number the port's name starts with (`80`,
 /// `80-2`).
+/// Whether every published port in `ports` listens in the container.
+fn ports_listen(
+    engine: &Engine,
+    container: &str,
+    named: &indexmap::IndexMap<String, u16>,
+    ports: &[u16],
+) -> bool {
+    if ports.is_empty() {
+        return true;
+    }
+    let pid = engine
+        .inspect(container)
+        .ok()
+        .and_then(|details| details.pid);
+    ports.iter().all(|port| port_ready(pid, named, *port))
+}
+
 fn port_ready(pid: Option<u32>, named: &indexmap::IndexMap<String, u16>, host: u16) -> bool {
     let container_port = named
         .iter()

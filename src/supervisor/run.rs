@@ -19,7 +19,7 @@ use crate::cgroup::Cgroup;
 use crate::error::{Error, Result};
 use crate::graph;
 use crate::process::ProcessIdentity;
-use crate::state::{FileLock, InstanceFile, InstancePaths, InstanceState};
+use crate::state::{FileLock, InstanceFile, InstancePaths, InstanceState, ServiceState};
 
 /// Longer than any liveness probe holds the supervisor lock.
 const PROBE_WINDOW: Duration = Duration::from_millis(500);
@@ -157,7 +157,10 @@ pub fn run(dir: &Path) -> Result<()> {
                         },
                         true,
                     ),
-                    Ok(request) => (dispatch(&workers, compose.as_ref(), &request), false),
+                    Ok(request) => (
+                        dispatch(&shared, &workers, compose.as_ref(), &request),
+                        false,
+                    ),
                     Err(error) => (
                         Reply {
                             ok: false,
@@ -227,6 +230,7 @@ impl InstanceCgroups {
 }
 
 fn dispatch(
+    shared: &Shared,
     workers: &IndexMap<String, Worker>,
     compose: Option<&ComposeWorker>,
     request: &Request,
@@ -252,7 +256,34 @@ fn dispatch(
         };
     }
     for (name, worker) in workers {
-        if services.is_empty() || services.contains(name) {
+        if !(services.is_empty() || services.contains(name)) {
+            continue;
+        }
+        // A service that failed is tried again: `up` and `restart` report the outcome
+        // of this attempt, never the last one's. Its state changes before the reply, so
+        // the caller's wait cannot read the old failure.
+        let record = shared.service(name);
+        let failed = record
+            .as_ref()
+            .is_some_and(|record| record.state == ServiceState::Failed);
+        let blocked = record.as_ref().is_some_and(|record| {
+            record
+                .message
+                .as_deref()
+                .is_some_and(|message| message.starts_with("dependency "))
+        });
+        if blocked {
+            // Its failed dependency is tried again below: wait for that outcome.
+            shared.update_service(name, |record| record.message = None);
+        }
+        if failed || matches!(request, Request::Restart { .. }) {
+            shared.update_service(name, |record| {
+                record.active = true;
+                record.state = ServiceState::Waiting;
+                record.message = None;
+            });
+            let _ = worker.commands.send(Command::Restart);
+        } else {
             let _ = worker.commands.send(make());
         }
     }

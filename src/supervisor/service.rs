@@ -212,15 +212,15 @@ impl ServiceThread {
             let record = self.shared.service(&self.name)?;
             if record.active {
                 let dependencies = self.shared.dependency_states(&self.name);
-                if let Some((failed, _)) = dependencies
+                if let Some((failed, _, _)) = dependencies
                     .iter()
-                    .find(|(_, state)| *state == ServiceState::Failed)
+                    .find(|(_, state, _)| *state == ServiceState::Failed)
                 {
                     self.set_state(
                         ServiceState::Waiting,
                         Some(format!("dependency `{failed}` failed")),
                     );
-                } else if dependencies.iter().all(|(_, state)| state.is_up()) {
+                } else if dependencies.iter().all(|(_, _, done)| *done) {
                     return None;
                 } else if record.state != ServiceState::Waiting {
                     self.set_state(ServiceState::Waiting, None);
@@ -328,7 +328,9 @@ impl ServiceThread {
                     signal: None,
                 });
             }
-            if !ready {
+            // A one-shot task (`restart = "never"`) is done when it exits 0, never
+            // merely ready: dependants and `up` wait for its outcome.
+            if !ready && spec.restart != RestartPolicy::Never {
                 match readiness.probe(spec, &scope) {
                     Probe::Ready => {
                         ready = true;

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
-use crate::state::{InstanceFile, InstanceState, ServiceRecord, ServiceState};
+use crate::state::{InstanceFile, InstanceState, RestartPolicy, ServiceRecord, ServiceState};
 
 pub struct Shared {
     file: Mutex<InstanceFile>,
@@ -66,8 +66,10 @@ impl Shared {
         self.lock().services.get(name).cloned()
     }
 
-    /// The state of each dependency of `name`.
-    pub fn dependency_states(&self, name: &str) -> Vec<(String, ServiceState)> {
+    /// The state of each dependency of `name`, and whether it has done what its
+    /// dependants wait for: ready, or for a one-shot task (`restart = "never"`), exited
+    /// with status 0.
+    pub fn dependency_states(&self, name: &str) -> Vec<(String, ServiceState, bool)> {
         let file = self.lock();
         let Some(record) = file.services.get(name) else {
             return Vec::new();
@@ -76,7 +78,16 @@ impl Shared {
             .depends_on()
             .iter()
             .filter_map(|dependency| {
-                Some((dependency.clone(), file.services.get(dependency)?.state))
+                let record = file.services.get(dependency)?;
+                let one_shot = record
+                    .process()
+                    .is_some_and(|spec| spec.restart == RestartPolicy::Never);
+                let done = if one_shot {
+                    record.state == ServiceState::Exited
+                } else {
+                    record.state.is_up()
+                };
+                Some((dependency.clone(), record.state, done))
             })
             .collect()
     }
