@@ -170,7 +170,7 @@ impl Context {
         if !file.is_orphaned() {
             return Ok(());
         }
-        let _lock = FileLock::acquire(&paths.operation_lock(), self.lock_timeout)?;
+        let _lock = FileLock::acquire(&self.ledger.operation_lock(&file.name)?, self.lock_timeout)?;
         reap_orphaned_locked(&self.ledger, paths, file)
     }
 }

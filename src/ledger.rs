@@ -136,6 +136,17 @@ impl Ledger {
         self.dir.join("ledger.json")
     }
 
+    /// The lock that serialises `up`, `down`, `restart`, `rm`, `gc` and snapshots of the
+    /// instance `name`. It lives beside the ledger rather than in the instance's state
+    /// directory, which `rm` deletes: an `up` waiting on it never ends up holding the
+    /// lock of a deleted file while `rm` forgets the instance.
+    pub fn operation_lock(&self, name: &str) -> Result<PathBuf, LedgerError> {
+        self.ensure_dir()?;
+        let dir = self.dir.join("locks");
+        crate::state::create_private_dir(&dir)?;
+        Ok(dir.join(format!("{name}.lock")))
+    }
+
     /// Creates the directory (mode 0700) unless it exists.
     pub fn ensure_dir(&self) -> Result<(), LedgerError> {
         use std::os::unix::fs::DirBuilderExt;

@@ -52,7 +52,7 @@ pub fn stop(paths: &InstancePaths) -> Result<Option<InstanceFile>> {
             std::thread::sleep(POLL);
         }
         if file.supervisor_alive() {
-            kill_supervisor(file.supervisor);
+            kill_supervisor(file.supervisor, &paths.dir);
         }
     }
     let mut file = InstanceFile::read(&paths.instance_json())?.unwrap_or(file);
@@ -95,8 +95,16 @@ pub fn remove_containers(file: &InstanceFile, volumes: bool) -> Result<()> {
     Ok(())
 }
 
-fn kill_supervisor(identity: Option<ProcessIdentity>) {
-    if let Some(identity) = identity {
+/// SIGKILLs the supervisor that does not answer. The PID comes from `instance.json`, a
+/// file in the work tree: it is signalled only if that process really is the supervisor
+/// of this state directory (its command line says so), never an unrelated one a copied
+/// or edited file names.
+fn kill_supervisor(identity: Option<ProcessIdentity>, dir: &Path) {
+    let is_supervisor = |identity: &ProcessIdentity| {
+        crate::process::command_line(identity.pid)
+            .is_some_and(|command| command.ends_with(&format!("__supervise {}", dir.display())))
+    };
+    if let Some(identity) = identity.filter(is_supervisor) {
         identity.signal(nix::sys::signal::Signal::SIGKILL);
         let deadline = Instant::now() + Duration::from_secs(5);
         while identity.is_alive() && Instant::now() < deadline {

@@ -838,3 +838,44 @@ fn a_read_only_or_full_state_directory_is_a_clear_error_that_damages_nothing() {
         "{ledger}"
     );
 }
+
+/// `rm` racing `up` on the same instance: the two are serialised, so each round ends with
+/// either a running instance the ledger knows, or none at all; both commands succeed.
+#[test]
+fn rm_racing_up_never_leaves_an_instance_the_ledger_forgot() {
+    let sandbox = Sandbox::new();
+    let root = sandbox.project("race", "[services.idle]\ncommand = \"sleep 600\"\n");
+    sandbox.berth(&root, &["up"]).success();
+    for round in 0..12 {
+        let mut up = sandbox
+            .command(&root, &["up"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        if round % 2 == 0 {
+            std::thread::sleep(Duration::from_millis(round * 3));
+        }
+        let rm = sandbox.berth(&root, &["rm", "--yes"]);
+        let up = Run::from_output(up.wait_with_output().unwrap());
+        assert_eq!(up.code, 0, "round {round}: up failed: {}", up.stderr);
+        assert!(
+            rm.code == 0 || rm.stderr.contains("no instance"),
+            "round {round}: rm failed: {}",
+            rm.stderr
+        );
+        let known = sandbox.ledger()["instances"]
+            .as_array()
+            .is_some_and(|entries| !entries.is_empty());
+        let running: Vec<u32> = pids_matching(&format!("__supervise {}", root.display()));
+        assert!(
+            known || running.is_empty(),
+            "round {round}: supervisor {running:?} runs but the ledger forgot the instance"
+        );
+        if !known {
+            sandbox.berth(&root, &["up"]).success();
+        }
+    }
+    sandbox.berth(&root, &["rm", "--yes"]).success();
+    assert!(pids_matching(&format!("__supervise {}", root.display())).is_empty());
+}

@@ -12,7 +12,10 @@ pub fn run(context: &Context, args: &DownArgs) -> Result<()> {
     let selected = context.select()?;
     let name = selected.entry.name.clone();
     let stopped = {
-        let _operation = FileLock::acquire(&selected.paths.operation_lock(), context.lock_timeout)?;
+        let _operation = FileLock::acquire(
+            &context.ledger.operation_lock(&selected.entry.name)?,
+            context.lock_timeout,
+        )?;
         let stopped = lifecycle::stop(&selected.paths)?;
         if let Some(file) = &stopped
             && args.volumes

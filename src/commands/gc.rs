@@ -69,7 +69,7 @@ pub fn run(context: &Context, args: &GcArgs) -> Result<()> {
             // by hand, or the `up` that reserved it was killed before writing it; either
             // way its ports must not stay leased forever.
             let busy = FileLock::is_held(&paths.supervisor_lock())
-                || FileLock::is_held(&paths.operation_lock());
+                || FileLock::is_held(&context.ledger.operation_lock(name)?);
             if !busy {
                 let reason = "it never started (no instance.json)";
                 removed.extend(forget(engine.as_ref(), name, &entry.root, reason, dry_run)?);
@@ -90,7 +90,8 @@ pub fn run(context: &Context, args: &GcArgs) -> Result<()> {
                 )?);
             }
             if !dry_run {
-                let _operation = FileLock::acquire(&paths.operation_lock(), context.lock_timeout)?;
+                let _operation =
+                    FileLock::acquire(&context.ledger.operation_lock(name)?, context.lock_timeout)?;
                 lifecycle::stop(&paths)?;
                 if let Some(engine) = &engine {
                     cleanup::engine_objects(engine, name, &entry.root, false, false)?;
@@ -192,7 +193,10 @@ fn idle_shared(
             "the shared instance's services (no instance uses them)",
         ));
         if !dry_run {
-            let _operation = FileLock::acquire(&paths.operation_lock(), context.lock_timeout)?;
+            let _operation = FileLock::acquire(
+                &context.ledger.operation_lock(&entry.name)?,
+                context.lock_timeout,
+            )?;
             lifecycle::stop(&paths)?;
             let mut ledger = context.ledger.lock()?;
             if let Some(shared) = ledger.data.find_mut(&entry.name) {

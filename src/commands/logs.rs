@@ -94,7 +94,10 @@ pub fn attach(context: &Context, file: &InstanceFile, stop: &AtomicBool) -> Resu
     output::note("attached; press Ctrl-C to stop the instance");
     follow(&chosen_logs(file, &[]), stop)?;
     let paths = file.paths();
-    let _operation = FileLock::acquire(&paths.operation_lock(), context.lock_timeout)?;
+    let _operation = FileLock::acquire(
+        &context.ledger.operation_lock(&file.name)?,
+        context.lock_timeout,
+    )?;
     lifecycle::stop(&paths)?;
     let mut ledger = context.ledger.lock()?;
     if let Some(entry) = ledger.data.find_mut(&file.name) {

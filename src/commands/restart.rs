@@ -19,7 +19,10 @@ pub fn run(context: &Context, args: &RestartArgs) -> Result<()> {
             Some("start it with `berth up`".to_string()),
         ));
     }
-    let _operation = FileLock::acquire(&selected.paths.operation_lock(), context.lock_timeout)?;
+    let _operation = FileLock::acquire(
+        &context.ledger.operation_lock(&selected.entry.name)?,
+        context.lock_timeout,
+    )?;
     let reply = supervisor::send(
         &selected.paths.dir,
         &Request::Restart {

@@ -35,8 +35,11 @@ pub fn run(context: &Context, args: &RmArgs) -> Result<()> {
         }
     }
     let mut removed: Vec<Removal> = Vec::new();
+    // Held until the ledger forgets the instance: an `up` racing this `rm` waits, then
+    // finds the instance gone and reserves it afresh.
+    let _operation =
+        FileLock::acquire(&context.ledger.operation_lock(&name)?, context.lock_timeout)?;
     if root.is_dir() {
-        let _operation = FileLock::acquire(&selected.paths.operation_lock(), context.lock_timeout)?;
         let stopped = lifecycle::stop(&selected.paths)?;
         if let Some(file) = &stopped {
             super::shared::drop_resources(context, file)?;

@@ -279,7 +279,8 @@ pub(super) fn release(context: &Context, file: &InstanceFile) -> Result<()> {
         return Ok(());
     }
     let paths = InstancePaths::new(&root, &name);
-    let _operation = FileLock::acquire(&paths.operation_lock(), context.lock_timeout)?;
+    let _operation =
+        FileLock::acquire(&context.ledger.operation_lock(&name)?, context.lock_timeout)?;
     let was_running =
         InstanceFile::read(&paths.instance_json())?.is_some_and(|shared| shared.supervisor_alive());
     lifecycle::stop(&paths)?;

@@ -173,7 +173,10 @@ pub(super) fn with_stopped<T>(
     work: impl FnOnce(&InstanceFile) -> Result<T>,
 ) -> Result<T> {
     let paths = InstancePaths::new(&entry.root, &entry.name);
-    let operation = FileLock::acquire(&paths.operation_lock(), context.lock_timeout)?;
+    let operation = FileLock::acquire(
+        &context.ledger.operation_lock(&entry.name)?,
+        context.lock_timeout,
+    )?;
     let file = InstanceFile::read(&paths.instance_json())?.ok_or_else(|| {
         Error::usage(
             format!("`{}` has never been started", entry.name),

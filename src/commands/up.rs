@@ -113,16 +113,33 @@ pub(super) fn start_part(context: &Context, args: &UpArgs, part: Part) -> Result
         .as_deref()
         .map(|text| super::snapshot::resolve_source(context, &config.project, text))
         .transpose()?;
-    let identity = match part {
-        Part::Instance => {
-            // A Compose project of that name that is not ours makes the name taken.
-            let foreign = match (&engine, &config.compose) {
-                (Some(engine), Some(_)) => compose::foreign_projects(engine, &config.root)?,
-                _ => BTreeSet::new(),
-            };
-            reserve_identity(context, &config, &foreign)?
+    // A Compose project of that name that is not ours makes the name taken.
+    let foreign = match (&engine, &config.compose, part) {
+        (Some(engine), Some(_), Part::Instance) => compose::foreign_projects(engine, &config.root)?,
+        _ => BTreeSet::new(),
+    };
+    // One `up`, `down`, `restart`, `rm` or `gc` at a time per instance: ten racing `up`s
+    // of the same instance start exactly one supervisor, and an `rm` that held the lock
+    // may have forgotten the instance meanwhile, in which case it is reserved afresh.
+    let mut attempts = 0;
+    let (identity, _operation) = loop {
+        let identity = match part {
+            Part::Instance => reserve_identity(context, &config, &foreign)?,
+            Part::Shared => super::shared::reserve(context, &config)?,
+        };
+        let lock = FileLock::acquire(
+            &context.ledger.operation_lock(&identity.name)?,
+            Duration::from_secs(args.timeout.max(30)),
+        )?;
+        let kept = context
+            .ledger
+            .read()?
+            .find(&identity.name)
+            .is_some_and(|entry| entry.root == root);
+        attempts += 1;
+        if kept || attempts == 5 {
+            break (identity, lock);
         }
-        Part::Shared => super::shared::reserve(context, &config)?,
     };
     if !shared_needed.is_empty() {
         let shared = super::shared::ensure(
@@ -137,13 +154,6 @@ pub(super) fn start_part(context: &Context, args: &UpArgs, part: Part) -> Result
     }
     let paths = InstancePaths::new(&root, &identity.name);
     create_state_dir(&paths, &root)?;
-
-    // One `up`, `down` or `restart` at a time per instance: ten racing `up`s of the same
-    // instance start exactly one supervisor.
-    let _operation = FileLock::acquire(
-        &paths.operation_lock(),
-        Duration::from_secs(args.timeout.max(30)),
-    )?;
     let mut running = InstanceFile::read(&paths.instance_json())?;
     if let Some(file) = &mut running {
         crate::context::reap_orphaned_locked(&context.ledger, &paths, file)?;

@@ -347,10 +347,6 @@ impl InstancePaths {
     pub fn setup_marker(&self, service: &str) -> PathBuf {
         self.dir.join("setup").join(format!("{service}.done"))
     }
-    /// Held by `up`, `down` and `restart` for the whole operation on this instance.
-    pub fn operation_lock(&self) -> PathBuf {
-        self.dir.join("instance.lock")
-    }
     /// Held by the supervisor for as long as it lives.
     pub fn supervisor_lock(&self) -> PathBuf {
         self.dir.join("supervisor.lock")
