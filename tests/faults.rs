@@ -847,7 +847,7 @@ fn rm_racing_up_never_leaves_an_instance_the_ledger_forgot() {
     let root = sandbox.project("race", "[services.idle]\ncommand = \"sleep 600\"\n");
     sandbox.berth(&root, &["up"]).success();
     for round in 0..12 {
-        let mut up = sandbox
+        let up = sandbox
             .command(&root, &["up"])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
