@@ -35,7 +35,7 @@ pub struct GlobalArgs {
 pub enum CommandKind {
     /// Write a commented berth.toml from what the directory holds: Compose files, a
     /// Procfile, .env files. Never overwrites one.
-    Init,
+    Init(InitArgs),
     /// Plan ports, start every service, wait until ready, print services, ports and URLs.
     Up(UpArgs),
     /// Stop everything of this instance; keep data and port leases unless asked.
@@ -145,9 +145,19 @@ pub enum EnvFormat {
 
 #[derive(Debug, Args)]
 pub struct EnvArgs {
+    /// A process service: exactly the environment berth gives its process (env files,
+    /// `PORT`, its `env`, `PATH`); the instance's `BERTH_*` variables when omitted.
+    pub service: Option<String>,
     /// Output format; `shell` is safe to `eval`.
     #[arg(long, value_enum, default_value_t = EnvFormat::Dotenv)]
     pub format: EnvFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The Procfile to import (default: `Procfile.dev`, else `Procfile`).
+    #[arg(long, value_name = "FILE")]
+    pub procfile: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

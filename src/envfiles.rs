@@ -97,9 +97,10 @@ pub fn write(files: &[RenderedEnvFile], root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The variables each service gets from dotenv files: from `[[env_files]]` entries that
-/// name it, then (process services) from its own `env_file`, which may be one of the
-/// rendered targets or any dotenv file of the project.
+/// The variables each service gets from the project and from dotenv files, later ones
+/// winning: `[project] env_file`, then `[[env_files]]` entries that name it, then
+/// (process services) its own `env_file` (a rendered target or any dotenv file of the
+/// project), then `[project] env`. A process service's own `env` wins over all of them.
 pub fn service_values(
     config: &Config,
     identity: &Identity,
@@ -107,6 +108,19 @@ pub fn service_values(
     rendered: &[RenderedEnvFile],
 ) -> Result<IndexMap<String, Vec<(String, String)>>> {
     let mut values: IndexMap<String, Vec<(String, String)>> = IndexMap::new();
+    let every_service = config.service_names();
+    if let Some(template) = &config.env_file {
+        let path = config
+            .root
+            .join(model::render(config, identity, plan, template));
+        let project = dotenv_values(rendered, &path, "[project] env_file")?;
+        for service in &every_service {
+            values
+                .entry(service.clone())
+                .or_default()
+                .extend(project.clone());
+        }
+    }
     for file in rendered {
         for service in &file.services {
             values
@@ -122,35 +136,57 @@ pub fn service_values(
         let path = config
             .root
             .join(model::render(config, identity, plan, template));
-        let own = match rendered.iter().find(|file| file.target == path) {
-            Some(file) => file.values.clone(),
-            None => {
-                let text = fs_err::read_to_string(&path).map_err(|error| {
-                    Error::usage(
-                        format!("service `{name}`: cannot read its env_file: {error}"),
-                        Some("create the file, or fix `env_file` in berth.toml".to_string()),
-                    )
-                })?;
-                let document = crate::dotenv::parse(&text).map_err(|error| {
-                    Error::usage(
-                        format!(
-                            "service `{name}`: env_file `{}` is not a valid dotenv file: {error}",
-                            path.display()
-                        ),
-                        Some("fix that line of the file".to_string()),
-                    )
-                })?;
-                document
-                    .keys()
-                    .into_iter()
-                    .filter_map(|key| {
-                        let value = document.get(&key)?;
-                        Some((key, value))
-                    })
-                    .collect()
-            }
-        };
+        let own = dotenv_values(rendered, &path, &format!("service `{name}`: its env_file"))?;
         values.entry(name.clone()).or_default().extend(own);
     }
+    if !config.env.is_empty() {
+        let project: Vec<(String, String)> = config
+            .env
+            .iter()
+            .map(|(key, template)| (key.clone(), model::render(config, identity, plan, template)))
+            .collect();
+        for service in &every_service {
+            values
+                .entry(service.clone())
+                .or_default()
+                .extend(project.clone());
+        }
+    }
     Ok(values)
+}
+
+/// The variables of a dotenv file: a rendered `[[env_files]]` target, or a file of the
+/// project read as it is (foreman's semantics: values as written, nothing interpolated
+/// from the environment).
+fn dotenv_values(
+    rendered: &[RenderedEnvFile],
+    path: &std::path::Path,
+    what: &str,
+) -> Result<Vec<(String, String)>> {
+    if let Some(file) = rendered.iter().find(|file| file.target == path) {
+        return Ok(file.values.clone());
+    }
+    let text = fs_err::read_to_string(path).map_err(|error| {
+        Error::usage(
+            format!("{what}: cannot read it: {error}"),
+            Some("create the file, or fix `env_file` in berth.toml".to_string()),
+        )
+    })?;
+    let document = crate::dotenv::parse(&text).map_err(|error| {
+        Error::usage(
+            format!(
+                "{what} `{}` is not a valid dotenv file: {error}",
+                path.display()
+            ),
+            Some("fix that line of the file".to_string()),
+        )
+    })?;
+    Ok(document
+        .keys()
+        .into_iter()
+        .filter_map(|key| {
+            let value = document.get(&key)?;
+            Some((key, value))
+        })
+        .collect())
 }

@@ -122,6 +122,9 @@ pub fn head(root: &Path) -> Option<GitHead> {
     })
 }
 
+/// The comment berth writes above each pattern it adds, so that it removes only its own.
+const EXCLUDE_MARK: &str = "# added by berth";
+
 /// Adds `pattern` to the exclude file of `root`'s repository unless already there.
 /// Outside a git work tree it does nothing.
 pub fn exclude(root: &Path, pattern: &str) -> std::io::Result<()> {
@@ -143,8 +146,46 @@ pub fn exclude(root: &Path, pattern: &str) -> std::io::Result<()> {
     if !text.is_empty() && !text.ends_with('\n') {
         text.push('\n');
     }
+    text.push_str(EXCLUDE_MARK);
+    text.push('\n');
     text.push_str(pattern);
     text.push('\n');
+    crate::state::write_atomic(&path, text.as_bytes()).map_err(std::io::Error::other)
+}
+
+/// Removes `pattern` from the exclude file of `root`'s repository where berth added it
+/// (a line a person wrote stays). Outside a git work tree it does nothing.
+pub fn unexclude(root: &Path, pattern: &str) -> std::io::Result<()> {
+    let Some(path) = exclude_file(root) else {
+        return Ok(());
+    };
+    let existing = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(error),
+    };
+    let lines: Vec<&str> = existing.lines().collect();
+    let mut kept: Vec<&str> = Vec::with_capacity(lines.len());
+    let mut index = 0;
+    while index < lines.len() {
+        if lines[index] == EXCLUDE_MARK
+            && lines
+                .get(index + 1)
+                .is_some_and(|line| line.trim() == pattern)
+        {
+            index += 2;
+            continue;
+        }
+        kept.push(lines[index]);
+        index += 1;
+    }
+    if kept.len() == lines.len() {
+        return Ok(());
+    }
+    let mut text = kept.join("\n");
+    if !text.is_empty() {
+        text.push('\n');
+    }
     crate::state::write_atomic(&path, text.as_bytes()).map_err(std::io::Error::other)
 }
 
@@ -162,7 +203,12 @@ mod tests {
         exclude(&project, ".berth/").unwrap();
         exclude(&project, ".berth/").unwrap();
         let text = std::fs::read_to_string(dir.path().join(".git/info/exclude")).unwrap();
-        assert_eq!(text, "# mine\n*.swp\n.berth/\n");
+        assert_eq!(text, "# mine\n*.swp\n# added by berth\n.berth/\n");
+        // Removing takes only berth's own line, never one a person wrote.
+        unexclude(&project, ".berth/").unwrap();
+        unexclude(&project, "*.swp").unwrap();
+        let text = std::fs::read_to_string(dir.path().join(".git/info/exclude")).unwrap();
+        assert_eq!(text, "# mine\n*.swp\n");
     }
 
     #[test]

@@ -120,9 +120,13 @@ pub fn build(config: &Config, inputs: &ModelInputs) -> InstanceFile {
                 ready,
                 log: paths.log(name),
             });
-            let url = tcp_ports
-                .first()
-                .map(|port| format!("http://127.0.0.1:{port}"));
+            let url = service_ports
+                .iter()
+                .filter(|(port_name, _)| is_tcp(port_name))
+                .find_map(|(port_name, port)| {
+                    let scheme = web_scheme(port_name)?;
+                    Some(format!("{scheme}://127.0.0.1:{port}"))
+                });
             (
                 name.clone(),
                 pending_record("compose", is_active(name), service_ports, url, spec),
@@ -151,6 +155,7 @@ pub fn build(config: &Config, inputs: &ModelInputs) -> InstanceFile {
             process_env.insert(key.clone(), template.render(&value));
         }
         let ready = match &service.ready {
+            ReadyConfig::Started => ReadyCheck::Started,
             ReadyConfig::Default | ReadyConfig::Tcp => match first_port {
                 Some(port) => ReadyCheck::Tcp { port },
                 None => ReadyCheck::Started,
@@ -181,7 +186,17 @@ pub fn build(config: &Config, inputs: &ModelInputs) -> InstanceFile {
             stop_signal: service.stop_signal.clone(),
             log: paths.log(name),
         };
-        let url = first_port.map(|port| format!("http://127.0.0.1:{port}"));
+        // Only a service known to speak HTTP has a URL: `berth url` of PostgreSQL or
+        // Redis gives `127.0.0.1:PORT`, never a made-up `http://`.
+        let scheme = match service.protocol.as_deref() {
+            Some("https") => Some("https"),
+            Some("http") => Some("http"),
+            Some(_) => None,
+            None => matches!(service.ready, ReadyConfig::Http(_)).then_some("http"),
+        };
+        let url = first_port
+            .zip(scheme)
+            .map(|(port, scheme)| format!("{scheme}://127.0.0.1:{port}"));
         let spec = ServiceSpec::Process(spec);
         (
             name.clone(),
@@ -212,6 +227,7 @@ pub fn build(config: &Config, inputs: &ModelInputs) -> InstanceFile {
         env,
         git: crate::git::head(&config.root),
         env_files: Vec::new(),
+        path: None,
         compose: inputs.compose.clone(),
         shared: config
             .uses_shared
@@ -368,6 +384,17 @@ fn database_spec(
 }
 
 /// Compose port names carry their protocol unless it is TCP (`53-udp`).
+/// The scheme of a container port that by convention serves the web (`80`, `443`,
+/// `8080`, `3000`, …), from the number its name starts with.
+fn web_scheme(port_name: &str) -> Option<&'static str> {
+    let digits: String = port_name.chars().take_while(char::is_ascii_digit).collect();
+    match digits.parse::<u16>().ok()? {
+        443 | 8443 => Some("https"),
+        80 | 3000 | 4000 | 5000 | 8000 | 8008 | 8080 | 8081 | 8888 | 9000 => Some("http"),
+        _ => None,
+    }
+}
+
 fn is_tcp(port_name: &str) -> bool {
     !port_name.ends_with("-udp") && !port_name.ends_with("-sctp")
 }

@@ -4,13 +4,20 @@ use std::collections::BTreeMap;
 
 use crate::cli::{EnvArgs, EnvFormat};
 use crate::context::Context;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::output;
+use crate::state::InstanceFile;
 
 pub fn run(context: &Context, args: &EnvArgs) -> Result<()> {
     let selected = context.select()?;
-    let file = selected.started()?;
-    let variables: &BTreeMap<String, String> = &file.env;
+    let variables: BTreeMap<String, String> = match &args.service {
+        None => selected.started()?.env.clone(),
+        Some(service) => {
+            let file = selected.started_with(std::slice::from_ref(service))?;
+            service_environment(file, service)?
+        }
+    };
+    let variables = &variables;
     let format = if context.json {
         EnvFormat::Json
     } else {
@@ -33,6 +40,27 @@ pub fn run(context: &Context, args: &EnvArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// What berth gives a process service on top of what it inherits, and the `PATH` it
+/// inherits: the same as [`crate::commands::exec`] runs commands with.
+pub fn service_environment(file: &InstanceFile, service: &str) -> Result<BTreeMap<String, String>> {
+    let Some(spec) = file.services[service].process() else {
+        return Err(Error::usage(
+            format!("`{service}` is a compose service; its environment is its container's"),
+            Some(format!("`berth exec {service} -- env` prints it")),
+        ));
+    };
+    let mut variables: BTreeMap<String, String> = BTreeMap::new();
+    if let Some(path) = &file.path {
+        variables.insert("PATH".to_string(), path.clone());
+    }
+    variables.extend(
+        spec.env
+            .iter()
+            .map(|(key, value)| (key.clone(), value.clone())),
+    );
+    Ok(variables)
 }
 
 /// Plain when safe, else double-quoted with `\`, `"` and `$` escaped.

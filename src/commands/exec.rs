@@ -44,10 +44,12 @@ pub fn run_shell(context: &Context, args: &ShellArgs) -> Result<()> {
 fn command_for(file: &InstanceFile, service: &str, argv: &[String]) -> Result<Command> {
     let record = &file.services[service];
     if let Some(spec) = record.process() {
+        // The service's own environment, `PATH` included, so its tools (a virtualenv's,
+        // say) are found as the service finds them.
         let mut command = Command::new(&argv[0]);
         command
             .args(&argv[1..])
-            .envs(&spec.env)
+            .envs(super::env::service_environment(file, service)?)
             .current_dir(&spec.cwd);
         return Ok(command);
     }

@@ -45,7 +45,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         CommandKind::Snapshot(args) => snapshot::run(&context, &args),
         CommandKind::Db(args) => db::run(&context, &args),
         CommandKind::Doctor => doctor::run(&context),
-        CommandKind::Init => init::run(&context),
+        CommandKind::Init(args) => init::run(&context, &args),
         CommandKind::Gc(args) => gc::run(&context, &args),
         CommandKind::Shell(args) => exec::run_shell(&context, &args),
         CommandKind::Supervise { .. } | CommandKind::Completions(_) | CommandKind::Man => Ok(()),

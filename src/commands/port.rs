@@ -57,8 +57,19 @@ pub fn run_port(context: &Context, args: &PortArgs) -> Result<()> {
     })
 }
 
+/// The URL of a service that speaks HTTP; `127.0.0.1:PORT` for one that does not (a
+/// database, a cache).
 pub fn run_url(context: &Context, args: &PortArgs) -> Result<()> {
-    let url = format!("http://127.0.0.1:{}", lookup(context, args)?);
+    let port = lookup(context, args)?;
+    let scheme = context
+        .select()?
+        .file
+        .and_then(|file| file.services.get(&args.service)?.url.clone())
+        .and_then(|url| url.split_once("://").map(|(scheme, _)| scheme.to_string()));
+    let url = match scheme {
+        Some(scheme) => format!("{scheme}://127.0.0.1:{port}"),
+        None => format!("127.0.0.1:{port}"),
+    };
     output::emit(context.json, &serde_json::json!({ "url": url }), |_| {
         format!("{url}\n")
     })

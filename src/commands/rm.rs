@@ -35,6 +35,7 @@ pub fn run(context: &Context, args: &RmArgs) -> Result<()> {
         }
     }
     let mut removed: Vec<Removal> = Vec::new();
+    let mut env_targets: Vec<std::path::PathBuf> = Vec::new();
     // Held until the ledger forgets the instance: an `up` racing this `rm` waits, then
     // finds the instance gone and reserves it afresh.
     let _operation =
@@ -51,6 +52,7 @@ pub fn run(context: &Context, args: &RmArgs) -> Result<()> {
                     removed.push(Removal::new(&name, "service", service.clone()));
                 }
             }
+            env_targets = file.env_files.clone();
             for env_file in file.env_files.iter().filter(|path| path.is_file()) {
                 fs_err::remove_file(env_file)?;
                 removed.push(Removal::new(
@@ -91,6 +93,34 @@ pub fn run(context: &Context, args: &RmArgs) -> Result<()> {
         ledger.data.instances.retain(|other| other.name != name);
         ledger.save()?;
         removed.push(Removal::new(&name, "ledger", name.clone()));
+    }
+    // Nothing of the instance stays in the work tree: the `.berth/` it leaves empty, and
+    // the exclude lines berth added for it, unless another instance in the same
+    // repository still needs them (git reads one exclude file for every worktree).
+    if root.is_dir() {
+        let berth_dir = root.join(".berth");
+        if ledger.data.at_root(&root).next().is_none() {
+            // The Compose resolution cache is the root's, not the instance's.
+            let _ = std::fs::remove_file(crate::compose::cache_path(&root));
+        }
+        // Fails, as it should, while another instance's directory is still inside.
+        let _ = std::fs::remove_dir(&berth_dir);
+        let exclude = crate::git::exclude_file(&root);
+        let shared = ledger
+            .data
+            .instances
+            .iter()
+            .any(|other| exclude.is_some() && crate::git::exclude_file(&other.root) == exclude);
+        if !shared {
+            let patterns = std::iter::once(".berth/".to_string()).chain(
+                env_targets
+                    .iter()
+                    .filter_map(|target| crate::git::exclude_pattern(target)),
+            );
+            for pattern in patterns {
+                crate::git::unexclude(&root, &pattern)?;
+            }
+        }
     }
     drop(ledger);
     if context.json {

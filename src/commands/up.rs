@@ -73,6 +73,15 @@ fn start(context: &Context, args: &UpArgs) -> Result<InstanceFile> {
 pub(super) fn start_part(context: &Context, args: &UpArgs, part: Part) -> Result<InstanceFile> {
     let root = context.project_root()?;
     let (mut config, mut resolved) = compose::load_project(&root)?;
+    if config.service_names().is_empty() {
+        return Err(Error::usage(
+            format!("`{}` declares no services", config.path.display()),
+            Some(
+                "add one, e.g. `[services.web]` with `command = \"./server --port {{ port.web }}\"` and `port = 3000`, or a Compose file; `berth init` writes one from a Procfile or Compose file"
+                    .to_string(),
+            ),
+        ));
+    }
     if let Some(unknown) = args.services.iter().find(|name| !config.has_service(name)) {
         return Err(Error::usage(
             format!(
@@ -231,6 +240,9 @@ pub(super) fn start_part(context: &Context, args: &UpArgs, part: Part) -> Result
         },
     );
     file.env_files = env_files.into_iter().map(|file| file.target).collect();
+    // The supervisor, and so every process service, inherits this `PATH`: `exec`, `shell`
+    // and `env SERVICE` use it too (a virtualenv activated at `up` stays active there).
+    file.path = std::env::var("PATH").ok();
     fs_err::create_dir_all(paths.logs())?;
     fs_err::create_dir_all(paths.data())?;
     file.write(&paths.instance_json())?;

@@ -11,6 +11,7 @@ mod rewrite;
 mod run;
 mod tool;
 
+pub use cache::path as cache_path;
 pub use error::ComposeError;
 pub use foreign::foreign_projects;
 pub use instance::{InstanceCompose, Resolved, engine, load_project};

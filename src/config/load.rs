@@ -246,6 +246,7 @@ impl Loader<'_> {
         };
         let services = self.services(&raw, compose.as_ref())?;
         let env_files = self.env_files(&raw, root)?;
+        let (env, env_file) = self.project_env(&raw)?;
         let mut databases = IndexMap::new();
         for (name, service) in &raw.services {
             if let Some(database) = &service.get_ref().database {
@@ -261,6 +262,8 @@ impl Loader<'_> {
             services,
             compose,
             env_files,
+            env,
+            env_file,
             databases,
             external_ports: IndexMap::new(),
             uses_shared: IndexMap::new(),
@@ -461,6 +464,7 @@ impl Loader<'_> {
                 || raw_service.stop_grace.is_some()
                 || raw_service.stop_timeout.is_some()
                 || raw_service.stop_signal.is_some()
+                || raw_service.protocol.is_some()
                 || raw_service.shell;
             compose.shared = raw_service
                 .shared
@@ -636,6 +640,18 @@ impl Loader<'_> {
                 )
             })?,
         };
+        let protocol = match &raw.protocol {
+            None => None,
+            Some(protocol) => match protocol.get_ref().as_str() {
+                value @ ("http" | "https" | "tcp") => Some(value.to_string()),
+                other => {
+                    return Err(self.error(
+                        protocol.span(),
+                        format!("unknown protocol `{other}`; use \"http\", \"https\" or \"tcp\""),
+                    ));
+                }
+            },
+        };
         let stop_signal = match &raw.stop_signal {
             None => None,
             Some(signal) => match crate::membership::parse_signal(signal.get_ref()) {
@@ -678,6 +694,7 @@ impl Loader<'_> {
             setup,
             stop_grace,
             stop_signal,
+            protocol,
         })
     }
 
@@ -785,7 +802,9 @@ impl Loader<'_> {
         };
         if let Some(tcp) = tcp {
             if !tcp {
-                return Ok(ReadyConfig::Default);
+                // No check on its port: ready as soon as it runs (a worker that gets a
+                // PORT it never listens on).
+                return Ok(ReadyConfig::Started);
             }
             needs_port("tcp")?;
             return Ok(ReadyConfig::Tcp);
@@ -815,8 +834,55 @@ impl Loader<'_> {
         Ok(ReadyConfig::Log(pattern))
     }
 
+    /// `[project] env` and `env_file`.
+    #[allow(clippy::type_complexity)]
+    fn project_env(
+        &self,
+        raw: &RawConfig,
+    ) -> Result<(IndexMap<String, Template>, Option<Template>), ConfigError> {
+        let Some(project) = &raw.project else {
+            return Ok((IndexMap::new(), None));
+        };
+        let mut env = IndexMap::new();
+        for (key, value) in &project.get_ref().env {
+            if !is_env_name(key.get_ref()) {
+                return Err(self.error(
+                    key.span(),
+                    format!(
+                        "`{}` is not a valid environment variable name",
+                        key.get_ref()
+                    ),
+                ));
+            }
+            env.insert(key.get_ref().clone(), self.template(value)?);
+        }
+        let env_file = project
+            .get_ref()
+            .env_file
+            .as_ref()
+            .map(|file| self.template(file))
+            .transpose()?;
+        Ok((env, env_file))
+    }
+
     /// Every placeholder must name a service and port that exist.
     fn check_names(&self, raw: &RawConfig, config: &Config) -> Result<(), ConfigError> {
+        if let Some(project) = &raw.project {
+            let mut located: Vec<(Range<usize>, Vec<&Placeholder>)> = Vec::new();
+            for (key, value) in &project.get_ref().env {
+                located.push((
+                    value.span(),
+                    config.env[key.get_ref()].placeholders().collect(),
+                ));
+            }
+            if let (Some(span), Some(env_file)) = (
+                project.get_ref().env_file.as_ref().map(Spanned::span),
+                &config.env_file,
+            ) {
+                located.push((span, env_file.placeholders().collect()));
+            }
+            self.check_references(located, config)?;
+        }
         for (name, raw_service) in &raw.services {
             let (Some(service), Some(command)) = (
                 config.services.get(name.get_ref()),

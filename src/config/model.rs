@@ -25,6 +25,10 @@ pub struct Config {
     pub compose: Option<ComposeConfig>,
     /// `[[env_files]]`: per-instance copies of dotenv files.
     pub env_files: Vec<EnvFileConfig>,
+    /// `[project] env`: variables every service gets; a service's own `env` wins.
+    pub env: IndexMap<String, Template>,
+    /// `[project] env_file`: a dotenv file every service gets.
+    pub env_file: Option<Template>,
     /// `database = …` of any service (process or compose), by service name.
     pub databases: IndexMap<String, DatabaseConfig>,
     /// Host ports of services that run elsewhere (the shared instance's), which
@@ -267,6 +271,9 @@ pub struct ServiceConfig {
     pub stop_grace: Duration,
     /// The signal name (`SIGINT`) sent to ask for a stop; SIGTERM when unset.
     pub stop_signal: Option<String>,
+    /// `http`, `https` or `tcp`: what the first port speaks (an `http` readiness check
+    /// implies `http`).
+    pub protocol: Option<String>,
     /// Runs once per project per machine (`shared = true`), used by every instance.
     pub shared: bool,
     pub per_instance: Option<PerInstanceConfig>,
@@ -285,6 +292,8 @@ pub enum PortBase {
 pub enum ReadyConfig {
     /// TCP on the first port when the service has one, else "started".
     Default,
+    /// Ready once started, port or not (`ready = { tcp = false }`).
+    Started,
     Tcp,
     Http(String),
     Exec(CommandTemplate),

@@ -45,6 +45,11 @@ pub struct RawCompose {
 #[serde(deny_unknown_fields)]
 pub struct RawProject {
     pub name: Option<Spanned<String>>,
+    /// Variables every service gets (a service's own `env` wins).
+    #[serde(default)]
+    pub env: IndexMap<Spanned<String>, Spanned<String>>,
+    /// A dotenv file (relative to the root) every service gets, as foreman loads `.env`.
+    pub env_file: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,6 +83,8 @@ pub struct RawService {
     pub stop_timeout: Option<Spanned<String>>,
     /// The signal that asks the service to stop (`SIGINT` for PostgreSQL).
     pub stop_signal: Option<Spanned<String>>,
+    /// What the service's first port speaks: `http`, `https` or `tcp`.
+    pub protocol: Option<Spanned<String>>,
     /// `"postgres"` or `{ kind = "postgres", name = …, user = …, password = … }`.
     pub database: Option<Spanned<RawDatabase>>,
     /// Run once per project per machine, used by every instance.

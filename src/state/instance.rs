@@ -36,6 +36,9 @@ pub struct InstanceFile {
     /// The branch and commit the root was on when the instance started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub git: Option<crate::git::GitHead>,
+    /// The `PATH` the instance's processes inherit (the one `up` ran with).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
     /// The env files `up` wrote for this instance (`rm` deletes them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env_files: Vec<PathBuf>,
