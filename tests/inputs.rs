@@ -17,6 +17,55 @@ fn project(sandbox: &Sandbox, name: &str, extra: &str) -> PathBuf {
     sandbox.project(name, &config)
 }
 
+fn ledger_text(sandbox: &Sandbox) -> String {
+    std::fs::read_to_string(sandbox.home().join("ledger.json")).unwrap_or_default()
+}
+
+#[test]
+fn offsets_and_indexes_that_would_wrap_are_usage_errors() {
+    let sandbox = Sandbox::new();
+    // A base port is needed for an offset to matter; nothing ever binds it here.
+    let root = sandbox.project(
+        "wrap",
+        &format!(
+            "[services.web]\ncommand = \"{} serve --port {{{{ port.web }}}}\"\nport = 23456\n",
+            helper()
+        ),
+    );
+    for args in [
+        ["up", "--port-offset", "4294967295"],
+        ["--instance", "4294967295", "up"],
+    ] {
+        let run = sandbox.berth(&root, &args).code(2);
+        assert!(
+            run.stderr.contains("4294967295 is not in 0..=65535"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    // In range, but the port it gives is not.
+    let run = sandbox.berth(&root, &["--instance", "650", "up"]).code(2);
+    assert!(
+        run.stderr
+            .contains("port 23456 of `web` plus offset 65000 is 88456, outside 1024-65535"),
+        "{}",
+        run.stderr
+    );
+    let run = sandbox
+        .berth(&root, &["up", "--port-offset", "65535"])
+        .code(2);
+    assert!(
+        run.stderr.contains("is 88991, outside 1024-65535"),
+        "{}",
+        run.stderr
+    );
+    let ledger = ledger_text(&sandbox);
+    assert!(
+        !ledger.contains("\"wrap\""),
+        "nothing stays reserved: {ledger}"
+    );
+}
+
 #[test]
 fn dash_c_takes_a_directory_and_a_relative_berth_home_is_one_ledger() {
     let sandbox = Sandbox::new();

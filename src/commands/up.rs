@@ -469,7 +469,16 @@ fn plan_and_lease(
     let choice = if let Some(offset) = args.port_offset {
         OffsetChoice::Exact(offset)
     } else if let Selector::Index(index) = context.selector {
-        OffsetChoice::Exact(index * config.stride)
+        let offset = index.checked_mul(config.stride).ok_or_else(|| {
+            Error::usage(
+                format!(
+                    "--instance {index} means port offset {index} × {} (the stride), past any port",
+                    config.stride
+                ),
+                Some("use a smaller --instance".to_string()),
+            )
+        })?;
+        OffsetChoice::Exact(offset)
     } else if let (true, Some(entry)) = (has_leases, &entry) {
         OffsetChoice::Exact(entry.port_offset)
     } else if args.strict_ports {
