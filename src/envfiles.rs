@@ -125,12 +125,14 @@ pub fn service_values(
         let own = match rendered.iter().find(|file| file.target == path) {
             Some(file) => file.values.clone(),
             None => {
-                let text = fs_err::read_to_string(&path).map_err(|error| {
-                    Error::usage(
-                        format!("service `{name}`: cannot read its env_file: {error}"),
-                        Some("create the file, or fix `env_file` in berth.toml".to_string()),
-                    )
-                })?;
+                let text = crate::input::read_text(&path, crate::input::MAX_TEXT_BYTES).map_err(
+                    |error| {
+                        Error::usage(
+                            format!("service `{name}`: cannot read its env_file: {error}"),
+                            Some("create the file, or fix `env_file` in berth.toml".to_string()),
+                        )
+                    },
+                )?;
                 let document = crate::dotenv::parse(&text).map_err(|error| {
                     Error::usage(
                         format!(

@@ -31,6 +31,7 @@ pub mod error;
 pub mod git;
 pub mod graph;
 pub mod identity;
+pub mod input;
 pub mod ledger;
 pub mod lifecycle;
 pub mod model;

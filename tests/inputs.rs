@@ -4,7 +4,10 @@
 
 mod support;
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 use support::*;
 
@@ -17,8 +20,213 @@ fn project(sandbox: &Sandbox, name: &str, extra: &str) -> PathBuf {
     sandbox.project(name, &config)
 }
 
+/// Runs berth and fails the test if it has not finished within `limit` (it is killed).
+fn berth_within(sandbox: &Sandbox, dir: &Path, args: &[&str], limit: Duration) -> Run {
+    let mut child = sandbox
+        .command(dir, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run berth");
+    let started = Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let output = child.wait_with_output().expect("output");
+            panic!(
+                "berth {args:?} hung for {limit:?}\nstderr:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Run::from_output(child.wait_with_output().expect("output"))
+}
+
+/// An executable shell script standing in for the Compose tool.
+fn fake_compose(sandbox: &Sandbox, name: &str, body: &str) -> String {
+    let path = sandbox.dir.path().join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.display().to_string()
+}
+
+fn mkfifo(path: &Path) {
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+}
+
 fn ledger_text(sandbox: &Sandbox) -> String {
     std::fs::read_to_string(sandbox.home().join("ledger.json")).unwrap_or_default()
+}
+
+#[test]
+fn fifos_devices_and_huge_files_are_refused_by_name_never_read() {
+    let sandbox = Sandbox::new();
+    let limit = Duration::from_secs(20);
+    let env_file = "\n[[env_files]]\nsource = \".env\"\ntarget = \".env.local\"\n";
+
+    let root = project(&sandbox, "fifo-env", env_file);
+    mkfifo(&root.join(".env"));
+    let run = berth_within(&sandbox, &root, &["up"], limit).code(2);
+    assert!(
+        run.stderr
+            .contains("berth.toml:6:10: cannot read env file: `")
+            && run
+                .stderr
+                .contains("/fifo-env/.env` is a FIFO, not a regular file"),
+        "{}",
+        run.stderr
+    );
+
+    let root = project(&sandbox, "zero-env", env_file);
+    std::os::unix::fs::symlink("/dev/zero", root.join(".env")).unwrap();
+    let run = berth_within(&sandbox, &root, &["up"], limit).code(2);
+    assert!(
+        run.stderr
+            .contains("/zero-env/.env` is a character device, not a regular file"),
+        "{}",
+        run.stderr
+    );
+
+    let root = project(&sandbox, "huge-env", env_file);
+    std::fs::write(root.join(".env"), "A=1\n".repeat(2 * 1024 * 1024)).unwrap();
+    let run = berth_within(&sandbox, &root, &["up"], limit).code(2);
+    assert!(
+        run.stderr.contains("/huge-env/.env` is larger than 4 MiB"),
+        "{}",
+        run.stderr
+    );
+
+    // A service's own env_file, read at `up`.
+    let root = sandbox.project(
+        "fifo-service-env",
+        &format!(
+            "[services.web]\ncommand = \"{} serve\"\nenv_file = \"web.env\"\n",
+            helper()
+        ),
+    );
+    mkfifo(&root.join("web.env"));
+    let run = berth_within(&sandbox, &root, &["up"], limit).code(2);
+    assert!(
+        run.stderr
+            .contains("/web.env` is a FIFO, not a regular file"),
+        "{}",
+        run.stderr
+    );
+    let _ = berth_within(&sandbox, &root, &["rm", "--yes"], limit);
+
+    // berth.toml itself.
+    let root = sandbox.dir.path().join("fifo-config");
+    std::fs::create_dir_all(&root).unwrap();
+    mkfifo(&root.join("berth.toml"));
+    let run = berth_within(&sandbox, &root, &["up"], limit).code(2);
+    assert!(
+        run.stderr.contains("/fifo-config/berth.toml` is a FIFO"),
+        "{}",
+        run.stderr
+    );
+    let root = sandbox.project("huge-config", &"# padding\n".repeat(500_000));
+    let run = berth_within(&sandbox, &root, &["up"], limit).code(2);
+    assert!(
+        run.stderr
+            .contains("/huge-config/berth.toml` is larger than 4 MiB"),
+        "{}",
+        run.stderr
+    );
+
+    // The `.env` the Compose tool would read is refused before the tool runs.
+    let mut sandbox = sandbox;
+    let ran = sandbox.dir.path().join("compose-ran");
+    sandbox.compose = Some(fake_compose(
+        &sandbox,
+        "fake-compose",
+        &format!("touch '{}'", ran.display()),
+    ));
+    let root = sandbox.project_files("fifo-compose", &[("compose.yml", "services: {}\n")]);
+    mkfifo(&root.join(".env"));
+    let run = berth_within(&sandbox, &root, &["up"], limit).code(2);
+    assert!(
+        run.stderr.contains("/fifo-compose/.env` is a FIFO"),
+        "{}",
+        run.stderr
+    );
+    assert!(!ran.exists(), "the Compose tool never ran");
+    assert!(
+        !ledger_text(&sandbox).contains("fifo-compose"),
+        "nothing was reserved"
+    );
+}
+
+#[test]
+fn configuration_errors_are_located_and_in_plain_words() {
+    let sandbox = Sandbox::new();
+    let cases: &[(&[u8], &str)] = &[
+        (
+            b"[services.a]\ncommand = \"caf\xe9\"\n",
+            "berth.toml:2:15: this byte is not valid UTF-8: berth.toml must be UTF-8 text",
+        ),
+        (
+            b"[services.a]\ncommand = \"x\"\nport = [1]\n",
+            "berth.toml:3:8: `port` must be a port number (1024 to 65535) or \"auto\"",
+        ),
+        (
+            b"[services.a]\ncommand = 5\n",
+            "berth.toml:2:11: `command` must be a command line (a string) or its words (an array of strings)",
+        ),
+        (
+            b"[ports]\nstride = \"x\"\n",
+            "berth.toml:2:10: `stride` must be an integer, not the string \"x\"",
+        ),
+        (
+            b"[services.a]\ncommand = \"x\"\nready = \"tcp\"\n",
+            "berth.toml:3:9: `ready` must be a table with one of `tcp`, `http`, `exec` or `log`, such as `{ tcp = true }`, not the string \"tcp\"",
+        ),
+        (
+            b"[services.a]\ncommand = \"x\"\ndepends_on = \"b\"\n",
+            "berth.toml:3:14: `depends_on` must be an array, not the string \"b\"",
+        ),
+        (
+            b"[services.a]\ncommand = \"x\"\ndatabase = 5\n",
+            "berth.toml:3:12: `database` must be \"postgres\" or a table",
+        ),
+        (
+            b"[services.a]\ncommand = \"run\\u0000 me\"\n",
+            "berth.toml:2:15: a NUL character (`\\u0000`) cannot be part of a command, path or variable",
+        ),
+        (
+            b"[services.a]\ncommand = \"x\"\nenv = { A = \"\\u0000\" }\n",
+            "berth.toml:3:14: a NUL character",
+        ),
+        (
+            b"[services.a]\ncommand = \"x\"\ncwd = \"no-such-dir\"\n",
+            "berth.toml:3:7: `cwd` `no-such-dir` does not exist",
+        ),
+        (
+            b"[services.a]\ncommand = \"x\"\ncwd = \"berth.toml\"\n",
+            "berth.toml:3:7: `cwd` `berth.toml` is not a directory",
+        ),
+    ];
+    for (index, (config, expected)) in cases.iter().enumerate() {
+        let root = sandbox.dir.path().join(format!("case{index}"));
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("berth.toml"), config).unwrap();
+        let run = sandbox.berth(&root, &["up"]).code(2);
+        let shown = String::from_utf8_lossy(config);
+        assert!(run.stderr.contains(expected), "{shown}\n{}", run.stderr);
+        assert!(
+            run.stderr.starts_with("error: ") && run.stderr.contains("\nhint: "),
+            "{}",
+            run.stderr
+        );
+        for jargon in ["untagged", "enum", "Raw", "i64", "struct", "sequence"] {
+            assert!(!run.stderr.contains(jargon), "{jargon}: {}", run.stderr);
+        }
+        assert!(
+            !root.join(".berth").exists(),
+            "a config error writes nothing"
+        );
+    }
+    assert_eq!(ledger_text(&sandbox), "");
 }
 
 #[test]

@@ -88,7 +88,7 @@ pub fn generate(dir: &Path) -> Result<String> {
 
     let procfile = dir.join("Procfile");
     if procfile.is_file() {
-        let text = fs_err::read_to_string(&procfile)?;
+        let text = crate::input::read_text(&procfile, crate::input::MAX_TEXT_BYTES)?;
         let _ = writeln!(
             out,
             "# From the Procfile: one process service per line, run by sh as foreman does."
@@ -150,7 +150,7 @@ pub fn generate(dir: &Path) -> Result<String> {
 /// The services of a Compose file and the ports they publish, read from the file as
 /// written (a comment only, so no Compose tool is needed).
 fn compose_services(file: &Path) -> Vec<(String, Vec<String>)> {
-    let Ok(text) = std::fs::read_to_string(file) else {
+    let Ok(text) = crate::input::read_text(file, crate::input::MAX_TEXT_BYTES) else {
         return Vec::new();
     };
     let Ok(document) = serde_saphyr::from_str::<serde_json::Value>(&text) else {

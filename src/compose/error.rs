@@ -47,6 +47,8 @@ pub enum ComposeError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Input(#[from] crate::input::InputError),
 }
 
 impl ComposeError {
@@ -57,7 +59,8 @@ impl ComposeError {
             | ComposeError::Engine(_) => ExitCode::DockerUnavailable,
             ComposeError::Invalid { .. }
             | ComposeError::Port { .. }
-            | ComposeError::Unsupported { .. } => ExitCode::Usage,
+            | ComposeError::Unsupported { .. }
+            | ComposeError::Input(_) => ExitCode::Usage,
             ComposeError::Command { .. } => ExitCode::ServiceFailed,
             ComposeError::Spawn { .. }
             | ComposeError::Output { .. }
@@ -77,6 +80,7 @@ impl ComposeError {
             ComposeError::Invalid { .. } => {
                 "fix the Compose file; `docker compose config` shows the same error".to_string()
             }
+            ComposeError::Input(error) => return error.hint(),
             ComposeError::Port { .. } => {
                 "write the port as HOST:CONTAINER with one host port per container port".to_string()
             }

@@ -31,6 +31,9 @@ pub struct ComposeService {
     pub depends_on: Vec<String>,
 }
 
+/// The most berth reads of what `config` printed, from the resolution cache.
+pub const MAX_OUTPUT_BYTES: u64 = 16 * 1024 * 1024;
+
 /// Runs `<tool> config` on the user's files and reads the result.
 pub fn resolve(
     tool: &ComposeTool,
@@ -40,7 +43,7 @@ pub fn resolve(
     profiles: &[String],
 ) -> Result<ComposeProject, ComposeError> {
     let display = format!("{} config", tool.display());
-    let key = cache::key(tool, project_name, root, files, profiles);
+    let key = cache::key(tool, project_name, root, files, profiles)?;
     let cached = key.as_deref().and_then(|key| cache::read(root, key));
     let text =
         match cached {

@@ -6,7 +6,7 @@ mod model;
 mod raw;
 pub mod template;
 
-pub use error::ConfigError;
+pub use error::{ConfigError, Site};
 pub use load::{COMPOSE_FILE_NAMES, CONFIG_FILE_NAME, ComposeResolver, find_project_root, load};
 pub use model::{
     ComposeCatalog, ComposeConfig, ComposeServiceConfig, ComposeSettings, Config,
