@@ -333,3 +333,67 @@ fn dash_c_takes_a_directory_and_a_relative_berth_home_is_one_ledger() {
         .collect();
     assert_eq!(names, ["first", "second"]);
 }
+
+#[test]
+fn compose_config_is_stopped_when_it_hangs_or_floods_and_dies_with_berth() {
+    let mut sandbox = Sandbox::new();
+    let root = sandbox.project_files("slow", &[("compose.yml", "services: {}\n")]);
+    let marker = |case: u32| format!("{}{case}", 7_000_000 + std::process::id());
+
+    // It hangs, with a child of its own: both are stopped at the deadline.
+    let hang = marker(1);
+    sandbox.compose = Some(fake_compose(
+        &sandbox,
+        "hang",
+        &format!("sleep {hang} & wait"),
+    ));
+    let run = sandbox
+        .command(&root, &["up"])
+        .env("BERTH_COMPOSE_CONFIG_TIMEOUT_MS", "300")
+        .output()
+        .unwrap();
+    let run = Run::from_output(run).code(2);
+    assert!(
+        run.stderr
+            .contains("config` did not finish within 0.3 s, so berth stopped it"),
+        "{}",
+        run.stderr
+    );
+    wait_for(
+        "the hung tool's child to be gone",
+        Duration::from_secs(5),
+        || pids_matching(&hang).is_empty(),
+    );
+
+    // It prints without end.
+    sandbox.compose = Some(fake_compose(&sandbox, "flood", "exec yes"));
+    let run = berth_within(&sandbox, &root, &["up"], Duration::from_secs(60)).code(2);
+    assert!(
+        run.stderr
+            .contains("config` printed more than 16 MiB, so berth stopped it"),
+        "{}",
+        run.stderr
+    );
+
+    // berth is killed while it waits: the tool dies with it.
+    let spin = marker(2);
+    sandbox.compose = Some(fake_compose(
+        &sandbox,
+        "spin",
+        &format!("exec sleep {spin}"),
+    ));
+    let mut child = sandbox
+        .command(&root, &["up"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the tool to start", Duration::from_secs(10), || {
+        !pids_matching(&spin).is_empty()
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_for("the tool to die with berth", Duration::from_secs(5), || {
+        pids_matching(&spin).is_empty()
+    });
+}
