@@ -72,7 +72,10 @@ impl Error {
 
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::Config(_) | Error::Input(_) | Error::Usage { .. } => ExitCode::Usage,
+            Error::Config(_)
+            | Error::Input(_)
+            | Error::Usage { .. }
+            | Error::State(StateError::Planted { .. }) => ExitCode::Usage,
             Error::Port(error) => error.exit_code(),
             Error::Compose(error) => error.exit_code(),
             Error::ServiceFailed { .. } => ExitCode::ServiceFailed,

@@ -158,6 +158,53 @@ fn fifos_devices_and_huge_files_are_refused_by_name_never_read() {
 }
 
 #[test]
+fn a_symlinked_or_misplaced_berth_directory_is_refused_before_anything_is_written() {
+    let sandbox = Sandbox::new();
+    let elsewhere = sandbox.dir.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+
+    let root = project(&sandbox, "linked", "");
+    std::os::unix::fs::symlink(&elsewhere, root.join(".berth")).unwrap();
+    let run = sandbox.berth(&root, &["up"]).code(2);
+    let expected = format!(
+        "error: `{}` is a symlink: berth keeps each instance's state, logs and control socket in a directory there, and never follows a link\nhint: remove `{}`; berth creates the directory itself\n",
+        root.join(".berth").display(),
+        root.join(".berth").display()
+    );
+    assert_eq!(run.stderr, expected);
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+
+    // The instance's own directory, linked inside a real `.berth/`.
+    let root = project(&sandbox, "inner", "");
+    std::fs::create_dir_all(root.join(".berth")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, root.join(".berth/inner")).unwrap();
+    let run = sandbox.berth(&root, &["up"]).code(2);
+    assert!(
+        run.stderr.contains(&format!(
+            "`{}` is a symlink",
+            root.join(".berth/inner").display()
+        )),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+
+    let root = project(&sandbox, "file", "");
+    std::fs::write(root.join(".berth"), "not a directory\n").unwrap();
+    let run = sandbox.berth(&root, &["up"]).code(2);
+    assert!(
+        run.stderr.contains("/file/.berth` is not a directory"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        ledger_text(&sandbox),
+        "",
+        "nothing was reserved in the ledger"
+    );
+}
+
+#[test]
 fn configuration_errors_are_located_and_in_plain_words() {
     let sandbox = Sandbox::new();
     let cases: &[(&[u8], &str)] = &[

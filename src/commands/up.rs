@@ -72,6 +72,8 @@ fn start(context: &Context, args: &UpArgs) -> Result<InstanceFile> {
 
 pub(super) fn start_part(context: &Context, args: &UpArgs, part: Part) -> Result<InstanceFile> {
     let root = context.project_root()?;
+    // Before anything is written, the Compose resolution cache in `.berth/` included.
+    crate::state::check_state_root(&root)?;
     let (mut config, resolved) = compose::load_project(&root)?;
     if let Some(unknown) = args.services.iter().find(|name| !config.has_service(name)) {
         return Err(Error::usage(
@@ -621,18 +623,10 @@ fn leased_plan(context: &Context, identity: &Identity) -> Result<Option<ports::P
 }
 
 fn create_state_dir(paths: &InstancePaths, root: &Path) -> Result<()> {
+    crate::state::check_state_root(root)?;
     crate::state::create_private_dir(&paths.dir)?;
     // An existing directory (made by hand, or by an older tool) is made private too: it
-    // holds logs and env values. A symlink there is refused, never followed.
-    if fs_err::symlink_metadata(&paths.dir)?
-        .file_type()
-        .is_symlink()
-    {
-        return Err(crate::state::StateError::Symlink {
-            path: paths.dir.clone(),
-        }
-        .into());
-    }
+    // holds logs and env values.
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&paths.dir, std::fs::Permissions::from_mode(0o700)).map_err(
         |source| crate::state::StateError::Write {
