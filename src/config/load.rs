@@ -353,6 +353,7 @@ impl Loader<'_> {
         self.check_names(&raw, &config)?;
         self.check_shared(&raw, &config)?;
         self.check_env_file_names(&raw, &config)?;
+        self.check_env_file_targets(&config)?;
         self.check_dependencies(&raw, &config)?;
         self.check_duplicate_ports(&raw, &config)?;
         Ok(config)
@@ -394,6 +395,7 @@ impl Loader<'_> {
                 source,
                 document,
                 target: self.template(&entry.target)?,
+                target_site: self.site(entry.target.span()),
                 set,
                 services: entry.services.iter().map(|s| s.get_ref().clone()).collect(),
             });
@@ -443,6 +445,21 @@ impl Loader<'_> {
                     ));
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// A target without templates is checked now, as far as it can be without the
+    /// ledger's record of what berth wrote; every target is checked again once rendered.
+    fn check_env_file_targets(&self, config: &Config) -> Result<(), ConfigError> {
+        let protected = super::protected_files(config);
+        for file in &config.env_files {
+            if file.target.placeholders().next().is_some() {
+                continue;
+            }
+            let target = file.target.render(&|_| String::new());
+            super::check_target(&config.root, Path::new(&target), &protected, None)
+                .map_err(|problem| file.target_site.error(problem.message, Some(problem.hint)))?;
         }
         Ok(())
     }
