@@ -1,6 +1,6 @@
 //! What every command starts from: directories, the ledger, output mode, the instance chosen.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cli::GlobalArgs;
@@ -72,7 +72,7 @@ impl Selected {
 impl Context {
     pub fn from_args(global: &GlobalArgs) -> Result<Self> {
         let cwd = match &global.directory {
-            Some(directory) => directory.clone(),
+            Some(directory) => checked_directory(directory)?,
             None => std::env::current_dir()?,
         };
         let selector = match (&global.name, global.instance) {
@@ -99,9 +99,20 @@ impl Context {
             .and_then(|value| value.parse().ok())
             .map(Duration::from_millis)
             .unwrap_or(DEFAULT_LOCK_TIMEOUT);
+        let ledger_dir = ledger_dir()?;
+        if std::env::var_os(env_vars::BERTH_HOME)
+            .is_some_and(|home| !home.is_empty() && home != ledger_dir.as_os_str())
+        {
+            // Every process berth starts (the supervisor, services, `exec`, `shell`) runs
+            // in another directory: it gets the absolute path, so a `berth` it runs finds
+            // the same ledger.
+            // SAFETY: berth runs one thread until a command starts, and this runs before
+            // any command does.
+            unsafe { std::env::set_var(env_vars::BERTH_HOME, &ledger_dir) };
+        }
         Ok(Context {
             cwd,
-            ledger: Ledger::new(ledger_dir()?, lock_timeout),
+            ledger: Ledger::new(ledger_dir, lock_timeout),
             json: global.json,
             selector,
             lock_timeout,
@@ -212,15 +223,38 @@ pub fn reap_orphaned_locked(
     Ok(())
 }
 
-impl Context {}
+/// `-C DIR`: a directory, never a file (whose directory berth would otherwise use).
+fn checked_directory(directory: &Path) -> Result<PathBuf> {
+    match std::fs::metadata(directory) {
+        Ok(meta) if meta.is_dir() => Ok(directory.to_path_buf()),
+        Ok(_) => Err(Error::usage(
+            format!(
+                "`-C` takes a directory, and `{}` is not one",
+                directory.display()
+            ),
+            Some("pass the project's directory, such as `-C path/to/project`".to_string()),
+        )),
+        Err(error) => Err(Error::usage(
+            format!("`-C {}`: {error}", directory.display()),
+            Some("pass the project's directory, such as `-C path/to/project`".to_string()),
+        )),
+    }
+}
 
-/// `$BERTH_HOME`, else `$XDG_STATE_HOME/berth`, else `~/.local/state/berth`.
+/// `$BERTH_HOME`, else `$XDG_STATE_HOME/berth`, else `~/.local/state/berth`. A relative
+/// `BERTH_HOME` is made absolute once, against the directory berth was started in, so
+/// every `-C` directory (and every process berth starts) means the same ledger.
 fn ledger_dir() -> Result<PathBuf> {
     if let Some(home) = std::env::var_os(env_vars::BERTH_HOME).filter(|value| !value.is_empty()) {
-        return Ok(PathBuf::from(home));
+        return Ok(std::path::absolute(PathBuf::from(home))?);
     }
-    if let Some(state) = std::env::var_os("XDG_STATE_HOME").filter(|value| !value.is_empty()) {
-        return Ok(PathBuf::from(state).join("berth"));
+    // The XDG base directory specification says to ignore a relative path.
+    if let Some(state) = std::env::var_os("XDG_STATE_HOME")
+        .filter(|value| !value.is_empty())
+        .map(PathBuf::from)
+        .filter(|state| state.is_absolute())
+    {
+        return Ok(state.join("berth"));
     }
     match std::env::var_os("HOME").filter(|value| !value.is_empty()) {
         Some(home) => Ok(PathBuf::from(home).join(".local/state/berth")),

@@ -31,6 +31,9 @@ pub const BERTH_LOCK_TIMEOUT_MS: &str = "BERTH_LOCK_TIMEOUT_MS";
 pub const NO_COLOR: &str = "NO_COLOR";
 /// Read: the Compose command to use instead of `docker compose` / `docker-compose`.
 pub const BERTH_COMPOSE: &str = "BERTH_COMPOSE";
+/// Read: how long the Compose tool's `config` may take, in milliseconds (default
+/// 30000); berth stops it after that.
+pub const BERTH_COMPOSE_CONFIG_TIMEOUT_MS: &str = "BERTH_COMPOSE_CONFIG_TIMEOUT_MS";
 
 /// The variable carrying a service's port: `BERTH_PORT_API`, `BERTH_PORT_API_ADMIN`.
 pub fn port_variable(service: &str, port_name: Option<&str>) -> String {

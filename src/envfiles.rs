@@ -1,13 +1,19 @@
 //! `[[env_files]]`: per-instance copies of the project's dotenv files, with the `set` keys
 //! upserted and `localhost:BASE` / `127.0.0.1:BASE` rewritten to the instance's ports,
 //! everything else kept as written; and the variables services get from dotenv files.
+//!
+//! A target is a file berth creates: it starts with berth's header line, the ledger
+//! (under `BERTH_HOME`) records it, and it is written and deleted without following a
+//! symlink. A source, the configuration, a Compose file or a file of the user's is never
+//! a target.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
 
-use crate::config::{Config, PortBase};
+use crate::beneath::Beneath;
+use crate::config::{Config, GENERATED_HEADER, PortBase, Site};
 use crate::error::{Error, Result};
 use crate::model::{self, Identity};
 use crate::ports::PortPlan;
@@ -15,7 +21,10 @@ use crate::ports::PortPlan;
 /// One env file as this instance gets it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RenderedEnvFile {
+    /// The root joined with the rendered `target`.
     pub target: PathBuf,
+    /// Where `target` is written in berth.toml, for errors about it.
+    pub site: Site,
     pub text: String,
     /// Every variable with a value, in file order.
     pub values: Vec<(String, String)>,
@@ -50,11 +59,16 @@ pub fn render(config: &Config, identity: &Identity, plan: &PortPlan) -> Vec<Rend
                     Some((key, value))
                 })
                 .collect();
+            let source = file
+                .source
+                .strip_prefix(&config.root)
+                .unwrap_or(&file.source);
             RenderedEnvFile {
                 target: config
                     .root
                     .join(model::render(config, identity, plan, &file.target)),
-                text: document.render(),
+                site: file.target_site.clone(),
+                text: with_header(&document.render(), &identity.name, source),
                 values,
                 services: file.services.clone(),
             }
@@ -62,29 +76,55 @@ pub fn render(config: &Config, identity: &Identity, plan: &PortPlan) -> Vec<Rend
         .collect()
 }
 
-/// Writes each file (mode 0600, atomically, never through a symlink) and keeps it out of
-/// git. A target outside the project root is refused.
+/// The line berth's copies start with, after a byte order mark the source has.
+fn with_header(text: &str, instance: &str, source: &Path) -> String {
+    let header = format!(
+        "{GENERATED_HEADER} for instance `{instance}` from `{}`: rewritten by `berth up`, deleted by `berth rm`; edit the source instead.\n",
+        source.display()
+    );
+    match text.strip_prefix('\u{feff}') {
+        Some(rest) => format!("\u{feff}{header}{rest}"),
+        None => header + text,
+    }
+}
+
+/// Checks that berth may write every file: a plain path inside the root, reached without
+/// a symlink, not a source, the configuration or a Compose file, and missing or written by
+/// berth (its header, and `recorded`: the targets the ledger records at this root).
+/// Returns the paths to record before writing.
+pub fn claim(
+    config: &Config,
+    files: &[RenderedEnvFile],
+    recorded: &[PathBuf],
+) -> Result<Vec<PathBuf>> {
+    let protected = crate::config::protected_files(config);
+    let mut claimed = Vec::new();
+    for file in files {
+        crate::config::check_target(&config.root, &file.target, &protected, Some(recorded))
+            .map_err(|problem| file.site.error(problem.message, Some(problem.hint)))?;
+        if let Some(path) = crate::config::target_path(&config.root, &file.target) {
+            claimed.push(path);
+        }
+    }
+    Ok(claimed)
+}
+
+/// Writes each file (mode 0600, atomically, walking from the root without following a
+/// symlink) and keeps it out of git. [`claim`] has checked them.
 pub fn write(files: &[RenderedEnvFile], root: &Path) -> Result<()> {
     for file in files {
-        let inside = file.target.strip_prefix(root).is_ok_and(|relative| {
-            relative
-                .components()
-                .all(|part| matches!(part, std::path::Component::Normal(_)))
-        });
-        if !inside {
-            return Err(Error::usage(
-                format!(
-                    "env file target `{}` is outside the project root `{}`",
-                    file.target.display(),
-                    root.display()
-                ),
-                Some("give `target` a path inside the project, such as \".env.local\"".to_string()),
-            ));
-        }
-        if let Some(dir) = file.target.parent() {
-            fs_err::create_dir_all(dir)?;
-        }
-        crate::state::write_atomic(&file.target, file.text.as_bytes())?;
+        let beneath = Beneath::new(root, &file.target).map_err(|error| {
+            Error::usage(
+                error.to_string(),
+                Some("fix `target` in berth.toml".to_string()),
+            )
+        })?;
+        beneath.write(file.text.as_bytes()).map_err(|error| {
+            Error::failed(
+                format!("cannot write env file: {error}"),
+                Some("check that the directory is writable and the disk is not full".to_string()),
+            )
+        })?;
         if let Some(pattern) = crate::git::exclude_pattern(&file.target) {
             crate::git::exclude(root, &pattern).map_err(|error| {
                 Error::failed(
@@ -95,6 +135,26 @@ pub fn write(files: &[RenderedEnvFile], root: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Deletes an env file berth wrote (`rm`): only a regular file inside the root, reached
+/// without a symlink, that still starts with berth's header. `Ok(false)` when there is
+/// none; `Err` says why a file there is kept.
+pub fn remove(root: &Path, path: &Path) -> std::result::Result<bool, String> {
+    let beneath = Beneath::new(root, path).map_err(|error| error.to_string())?;
+    match crate::config::written_by_berth(&beneath) {
+        Ok(true) => beneath.remove().map_err(|error| error.to_string()),
+        Ok(false)
+            if beneath.find().map_err(|error| error.to_string())?
+                == crate::beneath::Found::Missing =>
+        {
+            Ok(false)
+        }
+        Ok(false) => {
+            Err("it does not start with berth's header line, so it is not berth's".to_string())
+        }
+        Err(error) => Err(error.to_string()),
+    }
 }
 
 /// The variables each service gets from the project and from dotenv files, later ones
@@ -166,7 +226,7 @@ fn dotenv_values(
     if let Some(file) = rendered.iter().find(|file| file.target == path) {
         return Ok(file.values.clone());
     }
-    let text = fs_err::read_to_string(path).map_err(|error| {
+    let text = crate::input::read_text(path, crate::input::MAX_TEXT_BYTES).map_err(|error| {
         Error::usage(
             format!("{what}: cannot read it: {error}"),
             Some("create the file, or fix `env_file` in berth.toml".to_string()),

@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use crate::compose::ComposeError;
 use crate::config::ConfigError;
+use crate::input::InputError;
 use crate::ledger::LedgerError;
 use crate::ports::PortError;
 use crate::state::StateError;
@@ -32,6 +33,8 @@ pub enum Error {
     Port(#[from] PortError),
     #[error(transparent)]
     State(#[from] StateError),
+    #[error(transparent)]
+    Input(#[from] InputError),
     #[error("{message}")]
     Usage {
         message: String,
@@ -69,7 +72,10 @@ impl Error {
 
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::Config(_) | Error::Usage { .. } => ExitCode::Usage,
+            Error::Config(_)
+            | Error::Input(_)
+            | Error::Usage { .. }
+            | Error::State(StateError::Planted { .. }) => ExitCode::Usage,
             Error::Port(error) => error.exit_code(),
             Error::Compose(error) => error.exit_code(),
             Error::ServiceFailed { .. } => ExitCode::ServiceFailed,
@@ -86,6 +92,7 @@ impl Error {
             Error::Port(error) => error.hint(),
             Error::Compose(error) => error.hint(),
             Error::State(error) => error.hint(),
+            Error::Input(error) => error.hint(),
             Error::Usage { hint, .. }
             | Error::ServiceFailed { hint, .. }
             | Error::Failed { hint, .. } => hint.clone(),

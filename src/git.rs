@@ -15,16 +15,16 @@ fn git_dirs(root: &Path) -> Option<(PathBuf, PathBuf)> {
     if dot_git.is_dir() {
         return Some((dot_git.clone(), dot_git));
     }
-    let text = std::fs::read_to_string(&dot_git).ok()?;
+    let text = read(&dot_git)?;
     let target = PathBuf::from(text.strip_prefix("gitdir:")?.trim());
     let target = if target.is_absolute() {
         target
     } else {
         dot_git.parent()?.join(target)
     };
-    let common = match std::fs::read_to_string(target.join("commondir")) {
-        Ok(common) => target.join(common.trim()),
-        Err(_) => target.clone(),
+    let common = match read(&target.join("commondir")) {
+        Some(common) => target.join(common.trim()),
+        None => target.clone(),
     };
     Some((target, common))
 }
@@ -92,7 +92,7 @@ impl GitHead {
 /// Where the work tree holding `root` is now, if it is one.
 pub fn head(root: &Path) -> Option<GitHead> {
     let (own, common) = git_dirs(root)?;
-    let text = std::fs::read_to_string(own.join("HEAD")).ok()?;
+    let text = read(&own.join("HEAD"))?;
     let text = text.trim();
     let Some(reference) = text.strip_prefix("ref:").map(str::trim) else {
         return Some(GitHead {
@@ -100,12 +100,11 @@ pub fn head(root: &Path) -> Option<GitHead> {
             commit: Some(text.to_string()),
         });
     };
-    let commit = std::fs::read_to_string(common.join(reference))
-        .or_else(|_| std::fs::read_to_string(own.join(reference)))
-        .ok()
+    let commit = read(&common.join(reference))
+        .or_else(|| read(&own.join(reference)))
         .map(|sha| sha.trim().to_string())
         .or_else(|| {
-            let packed = std::fs::read_to_string(common.join("packed-refs")).ok()?;
+            let packed = read(&common.join("packed-refs"))?;
             packed.lines().find_map(|line| {
                 let (sha, name) = line.split_once(' ')?;
                 (name == reference).then(|| sha.to_string())
@@ -131,11 +130,9 @@ pub fn exclude(root: &Path, pattern: &str) -> std::io::Result<()> {
     let Some(path) = exclude_file(root) else {
         return Ok(());
     };
-    let existing = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(error) => return Err(error),
-    };
+    let existing = crate::input::read_text_if_exists(&path, crate::input::MAX_TEXT_BYTES)
+        .map_err(std::io::Error::other)?
+        .unwrap_or_default();
     if existing.lines().any(|line| line.trim() == pattern) {
         return Ok(());
     }
@@ -188,6 +185,14 @@ pub fn unexclude(root: &Path, pattern: &str) -> std::io::Result<()> {
     }
     crate::state::write_atomic(&path, text.as_bytes()).map_err(std::io::Error::other)
 }
+
+/// A file of git's, read as berth reads any file of the work tree (regular, bounded).
+fn read(path: &Path) -> Option<String> {
+    crate::input::read_text(path, GIT_FILE_LIMIT).ok()
+}
+
+/// Large enough for the `packed-refs` of a big repository.
+const GIT_FILE_LIMIT: u64 = 64 * 1024 * 1024;
 
 #[cfg(test)]
 mod tests {

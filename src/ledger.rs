@@ -60,6 +60,11 @@ pub struct LedgerEntry {
     /// For a shared instance: the instances that use it. It stops when the last goes down.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub users: Vec<String>,
+    /// The env files (`[[env_files]]` targets) berth wrote for this instance: the record,
+    /// kept here rather than in the work tree, that lets `up` rewrite one and `rm`
+    /// delete it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_files: Vec<PathBuf>,
 }
 
 /// A host port leased to one port of one service of an instance.

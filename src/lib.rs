@@ -12,11 +12,16 @@
 //!   writes their state back (compose services through the Compose tool, watched with
 //!   [`docker`] engine queries); `up` waits for readiness and [`output`] renders the result.
 //!
-//! - [`envfiles`] writes the per-instance dotenv copies (edited by [`dotenv`]).
+//! - [`envfiles`] writes the per-instance dotenv copies (edited by [`dotenv`]), each
+//!   reached with [`beneath`] (no symlink followed) and recorded in the ledger.
+//!
+//! Every file berth reads from the work tree goes through [`input`]: regular files only,
+//! of bounded size.
 //!
 //! Every other command in [`commands`] starts from `instance.json` plus the ledger;
 //! `rm` and `gc` remove what instances leave with [`cleanup`].
 
+pub mod beneath;
 pub mod cgroup;
 pub mod cleanup;
 pub mod cli;
@@ -32,6 +37,7 @@ pub mod error;
 pub mod git;
 pub mod graph;
 pub mod identity;
+pub mod input;
 pub mod ledger;
 pub mod lifecycle;
 pub mod membership;

@@ -99,7 +99,8 @@ pub enum PortError {
         service: String,
         base: u16,
         offset: u32,
-        port: u32,
+        /// Wide enough that no base and offset wrap around.
+        port: u64,
     },
     #[error(
         "no offset (a multiple of {stride}) leaves every port free; last conflict: port {port} taken by {holder}"
@@ -176,7 +177,7 @@ pub fn plan(
 }
 
 fn shifted(request: &PortRequest, base: u16, offset: u32) -> Result<u16, PortError> {
-    let port = u32::from(base) + offset;
+    let port = u64::from(base) + u64::from(offset);
     if !(1024..=65535).contains(&port) {
         return Err(PortError::OutOfRange {
             service: request.service.clone(),

@@ -1,5 +1,7 @@
 //! End-to-end: `rm` removes one instance and nothing else; `gc` cleans up after dead
-//! supervisors and deleted worktrees and leaves live instances alone. Ports 15000-15499.
+//! supervisors and deleted worktrees and leaves live instances alone. Ports 15000-15499:
+//! the `rm` test holds 15000-15101 (two instances), the `gc` test 15200-15261, the
+//! squatter test 15450, so no two tests contend for a port.
 
 mod support;
 
@@ -107,10 +109,10 @@ fn rm_removes_one_instance_and_nothing_else() {
 #[test]
 fn gc_cleans_up_dead_instances_and_leaves_live_ones_alone() {
     let sandbox = Sandbox::new();
-    let crashed = sandbox.project("crashed", &stack(15100));
-    let deleted = sandbox.project("deleted", &stack(15200));
-    let alive = sandbox.project("alive", &stack(15300));
-    let stopped = sandbox.project("stopped", &stack(15400));
+    let crashed = sandbox.project("crashed", &stack(15200));
+    let deleted = sandbox.project("deleted", &stack(15220));
+    let alive = sandbox.project("alive", &stack(15240));
+    let stopped = sandbox.project("stopped", &stack(15260));
     let crashed_status = sandbox.berth(&crashed, &["up", "--json"]).success().json();
     let deleted_status = sandbox.berth(&deleted, &["up", "--json"]).success().json();
     let alive_status = sandbox.berth(&alive, &["up", "--json"]).success().json();

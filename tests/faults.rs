@@ -578,7 +578,6 @@ fn state_and_env_files_are_private_and_planted_symlinks_are_not_followed() {
     // Symlinks planted where berth writes, pointing at files berth must not touch.
     let victim = sandbox.dir.path().join("victim");
     std::fs::write(&victim, "untouched\n").unwrap();
-    std::os::unix::fs::symlink(&victim, root.join(".env.local")).unwrap();
     std::fs::create_dir_all(root.join(".berth/private")).unwrap();
     let state = root.join(".berth/private/instance.json");
     std::os::unix::fs::symlink(&victim, &state).unwrap();
@@ -593,14 +592,26 @@ fn state_and_env_files_are_private_and_planted_symlinks_are_not_followed() {
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched\n");
     std::fs::remove_file(&state).unwrap();
 
-    // A file berth only writes: the link itself is replaced, never followed.
+    // An env file target: a symlink there is the user's, refused and left as it is.
+    std::os::unix::fs::symlink(&victim, root.join(".env.local")).unwrap();
+    let refused = sandbox.berth(&root, &["up"]).code(2);
+    assert!(
+        refused.stderr.contains("`.env.local` is a symlink"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched\n");
+    assert!(
+        std::fs::symlink_metadata(root.join(".env.local"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    std::fs::remove_file(root.join(".env.local")).unwrap();
     sandbox.berth(&root, &["up"]).success();
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched\n");
     let meta = std::fs::symlink_metadata(root.join(".env.local")).unwrap();
-    assert!(
-        meta.file_type().is_file(),
-        ".env.local was replaced, not followed"
-    );
+    assert!(meta.file_type().is_file(), ".env.local is berth's own file");
     for path in [
         root.join(".env.local"),
         root.join(".berth/private/instance.json"),

@@ -609,14 +609,23 @@ fn check_loader_bytes(bytes: Vec<u8>) -> Result<(), TestCaseError> {
     let result = load_bytes(&bytes)?;
     match std::str::from_utf8(&bytes) {
         Ok(text) => check_load_result(text, &result),
-        Err(_) => {
+        Err(invalid) => {
             let message = result
                 .err()
                 .map(|error| error.to_string())
                 .unwrap_or_default();
             prop_assert!(
-                message.contains("cannot read"),
-                "invalid UTF-8 must be a read error: {message}"
+                message.contains("not valid UTF-8"),
+                "invalid UTF-8 must be an error saying so: {message}"
+            );
+            // Located at the first byte that is not UTF-8.
+            let before = std::str::from_utf8(&bytes[..invalid.valid_up_to()]).unwrap_or_default();
+            let expected = line_column(before, before.len());
+            prop_assert_eq!(
+                location(&message),
+                Some(expected),
+                "not located at the first invalid byte: {}",
+                message
             );
             Ok(())
         }
@@ -1411,7 +1420,9 @@ impl Writer<'_> {
             self.text.push_str("[[env_files]]\nsource = ");
             self.string(ENV_SOURCE);
             self.text.push_str("\ntarget = ");
-            let target = self.segments(&env_file.target);
+            // A target is one plain file name inside the project (a path with `..` or a
+            // leading `/` is an error); its text may hold any character but `/`.
+            let target = format!("out-{}", self.segments(&env_file.target).replace('/', "_"));
             self.string(&target);
             self.text.push_str("\nset = { ");
             for (index, (key, value)) in env_file.set.iter().enumerate() {
@@ -1588,6 +1599,11 @@ impl Writer<'_> {
                 .as_ref()
                 .map(|template| self.segments(template))
                 .unwrap_or_default();
+            // A `cwd` without templates must exist when loaded; under the instance's
+            // data directory it is known only per instance.
+            if field == Field::Cwd {
+                value.insert_str(0, "{{ instance.data }}/");
+            }
             self.key(key);
             let value_start = self.text.len();
             match bad {

@@ -1,7 +1,7 @@
 //! Readiness that tells the truth: a one-shot task gates its dependants until it exits 0
 //! (a failure fails them, with the task's own last lines); `up` and `restart` after a
 //! failure try again and report the new outcome; a compose service whose healthcheck
-//! passes before its port listens is not ready yet.
+//! passes before its port listens is not ready yet. Ports 29600-29799.
 
 mod support;
 
@@ -18,7 +18,7 @@ restart = "never"
 
 [services.web]
 command = "sh -c 'test -f migrated || { echo started before the migration; exit 9; }; exec python3 -m http.server $PORT --bind 127.0.0.1'"
-port = 23000
+port = 29600
 depends_on = ["migrate"]
 "#;
 
@@ -97,7 +97,7 @@ fn a_healthy_container_is_ready_only_once_its_port_listens() {
         // PostgreSQL's image does while its entrypoint runs the init server.
         let compose = format!(
             "services:\n  web:\n    image: {IMAGE}\n    command: [\"sh\", \"-c\", \"sleep 2; exec httpd -f -p 80 -h /www\"]\n    ports: [\"{}:80\"]\n    healthcheck:\n      test: [\"CMD\", \"test\", \"-d\", \"/www\"]\n      interval: 1s\n    stop_grace_period: 1s\n",
-            23100 + tool.len() as u16 * 10
+            29700 + tool.len() as u16 * 10
         );
         let dir = sandbox.project_files(
             &format!("early{}", tool.len()),

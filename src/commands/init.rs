@@ -67,7 +67,7 @@ struct ProcfileEntry {
 }
 
 fn parse_procfile(path: &Path) -> Result<Vec<ProcfileEntry>> {
-    let text = fs_err::read_to_string(path)?;
+    let text = crate::input::read_text(path, crate::input::MAX_TEXT_BYTES)?;
     let mut entries = Vec::new();
     for (line_number, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -161,7 +161,8 @@ pub fn generate(dir: &Path, procfile: Option<&Path>) -> Result<String> {
             services: compose_services(&dir.join(file)),
         });
     let dotenv = dir.join(".env");
-    let dotenv_text = std::fs::read_to_string(&dotenv).unwrap_or_default();
+    let dotenv_text =
+        crate::input::read_text(&dotenv, crate::input::MAX_TEXT_BYTES).unwrap_or_default();
     // `.env` pointing at a Compose port: each instance needs its own copy with its own
     // ports, which its processes then load.
     let compose_ports_in_env: Vec<(u16, String)> = match &compose {
@@ -351,7 +352,7 @@ pub fn generate(dir: &Path, procfile: Option<&Path>) -> Result<String> {
 /// The services of a Compose file and the ports they publish, read from the file as
 /// written (a comment only, so no Compose tool is needed).
 fn compose_services(file: &Path) -> Vec<(String, Vec<String>, Option<String>)> {
-    let Ok(text) = std::fs::read_to_string(file) else {
+    let Ok(text) = crate::input::read_text(file, crate::input::MAX_TEXT_BYTES) else {
         return Vec::new();
     };
     let Ok(document) = serde_saphyr::from_str::<serde_json::Value>(&text) else {

@@ -7,7 +7,9 @@ use crate::cleanup::{self, Removal};
 use crate::cli::RmArgs;
 use crate::context::Context;
 use crate::docker::Engine;
+use crate::envfiles;
 use crate::error::{Error, Result};
+use crate::ledger::LedgerEntry;
 use crate::lifecycle;
 use crate::output;
 use crate::state::FileLock;
@@ -35,7 +37,8 @@ pub fn run(context: &Context, args: &RmArgs) -> Result<()> {
         }
     }
     let mut removed: Vec<Removal> = Vec::new();
-    let mut env_targets: Vec<std::path::PathBuf> = Vec::new();
+    // From the ledger, never from the work tree's instance.json.
+    let env_targets: Vec<std::path::PathBuf> = selected.entry.env_files.clone();
     // Held until the ledger forgets the instance: an `up` racing this `rm` waits, then
     // finds the instance gone and reserves it afresh.
     let _operation =
@@ -52,16 +55,8 @@ pub fn run(context: &Context, args: &RmArgs) -> Result<()> {
                     removed.push(Removal::new(&name, "service", service.clone()));
                 }
             }
-            env_targets = file.env_files.clone();
-            for env_file in file.env_files.iter().filter(|path| path.is_file()) {
-                fs_err::remove_file(env_file)?;
-                removed.push(Removal::new(
-                    &name,
-                    "env file",
-                    env_file.display().to_string(),
-                ));
-            }
         }
+        removed.extend(remove_env_files(context, &selected.entry)?);
     }
     removed.extend(cleanup::stray_processes(&name, &root, false));
     // The engine is needed only if the instance ever had containers.
@@ -129,6 +124,31 @@ pub fn run(context: &Context, args: &RmArgs) -> Result<()> {
         output::note(&format!("removed `{name}`: {}", cleanup::summary(&removed)));
     }
     Ok(())
+}
+
+/// The env files the ledger records berth wrote for this instance, unless another
+/// instance of the root records one too (it shares a fixed `target`). A file there that
+/// no longer starts with berth's header, or that is reached through a symlink, is kept.
+fn remove_env_files(context: &Context, entry: &LedgerEntry) -> Result<Vec<Removal>> {
+    let ledger = context.ledger.read()?;
+    let shared: Vec<&std::path::PathBuf> = ledger
+        .at_root(&entry.root)
+        .filter(|other| other.name != entry.name)
+        .flat_map(|other| &other.env_files)
+        .collect();
+    let mut removed = Vec::new();
+    for path in entry.env_files.iter().filter(|path| !shared.contains(path)) {
+        match envfiles::remove(&entry.root, path) {
+            Ok(true) => removed.push(Removal::new(
+                &entry.name,
+                "env file",
+                path.display().to_string(),
+            )),
+            Ok(false) => {}
+            Err(reason) => output::note(&format!("note: kept `{}`: {reason}", path.display())),
+        }
+    }
+    Ok(removed)
 }
 
 fn confirm(name: &str, root: &std::path::Path) -> Result<bool> {

@@ -73,6 +73,7 @@ pub(super) fn reserve(context: &Context, config: &Config) -> Result<Identity> {
                 git: None,
                 shared: true,
                 users: Vec::new(),
+                env_files: Vec::new(),
             });
             ledger.save()?;
             Ok(Identity { name, index: 0 })

@@ -72,6 +72,8 @@ fn start(context: &Context, args: &UpArgs) -> Result<InstanceFile> {
 
 pub(super) fn start_part(context: &Context, args: &UpArgs, part: Part) -> Result<InstanceFile> {
     let root = context.project_root()?;
+    // Before anything is written, the Compose resolution cache in `.berth/` included.
+    crate::state::check_state_root(&root)?;
     let (mut config, mut resolved) = compose::load_project(&root)?;
     if config.service_names().is_empty() {
         return Err(Error::usage(
@@ -186,7 +188,12 @@ pub(super) fn start_part(context: &Context, args: &UpArgs, part: Part) -> Result
         {
             // Env files are regenerated on every `up`, even one that changes nothing else.
             if let Some(plan) = leased_plan(context, &identity)? {
-                envfiles::write(&envfiles::render(&config, &identity, &plan), &root)?;
+                let env_files = envfiles::render(&config, &identity, &plan);
+                let mut ledger = context.ledger.lock()?;
+                claim_env_files(&mut ledger.data, &config, &identity, &env_files)?;
+                ledger.save()?;
+                drop(ledger);
+                envfiles::write(&env_files, &root)?;
             }
             // A shared instance started afresh (its data removed) needs them again.
             super::shared::create_resources(file)?;
@@ -220,8 +227,7 @@ pub(super) fn start_part(context: &Context, args: &UpArgs, part: Part) -> Result
     }
 
     let published = published_ports(engine.as_ref(), &identity.name);
-    let plan = plan_and_lease(context, &config, &identity, args, &published)?;
-    let env_files = envfiles::render(&config, &identity, &plan);
+    let (plan, env_files) = plan_and_lease(context, &config, &identity, args, &published)?;
     envfiles::write(&env_files, &root)?;
     let env_values = envfiles::service_values(&config, &identity, &plan, &env_files)?;
     let compose = render_compose(&config, resolved.as_ref(), &identity, &plan, &env_values)?;
@@ -480,6 +486,7 @@ fn reserve_identity(
         git: None,
         shared: false,
         users: Vec::new(),
+        env_files: Vec::new(),
     });
     ledger.save()?;
     Ok(Identity { name, index })
@@ -519,14 +526,15 @@ fn new_name(
 }
 
 /// Plans the ports and records the leases, under the ledger lock: concurrent `up`s
-/// never lease the same port.
+/// never lease the same port. The env files rendered for the plan are checked and
+/// recorded in the same write, before any is written.
 fn plan_and_lease(
     context: &Context,
     config: &Config,
     identity: &Identity,
     args: &UpArgs,
     published: &HashMap<u16, String>,
-) -> Result<ports::PortPlan> {
+) -> Result<(ports::PortPlan, Vec<envfiles::RenderedEnvFile>)> {
     let requests: Vec<PortRequest> = config
         .service_names()
         .into_iter()
@@ -545,7 +553,16 @@ fn plan_and_lease(
     let choice = if let Some(offset) = args.port_offset {
         OffsetChoice::Exact(offset)
     } else if let Selector::Index(index) = context.selector {
-        OffsetChoice::Exact(index * config.stride)
+        let offset = index.checked_mul(config.stride).ok_or_else(|| {
+            Error::usage(
+                format!(
+                    "--instance {index} means port offset {index} × {} (the stride), past any port",
+                    config.stride
+                ),
+                Some("use a smaller --instance".to_string()),
+            )
+        })?;
+        OffsetChoice::Exact(offset)
     } else if let (true, Some(entry)) = (has_leases, &entry) {
         OffsetChoice::Exact(entry.port_offset)
     } else if args.strict_ports {
@@ -576,8 +593,15 @@ fn plan_and_lease(
         instance: &identity.name,
         published,
     };
-    let plan = match ports::plan(&requests, &settings, &probe) {
-        Ok(plan) => plan,
+    let planned = ports::plan(&requests, &settings, &probe)
+        .map_err(Error::from)
+        .and_then(|plan| {
+            let env_files = envfiles::render(config, identity, &plan);
+            claim_env_files(&mut ledger.data, config, identity, &env_files)?;
+            Ok((plan, env_files))
+        });
+    let (plan, env_files) = match planned {
+        Ok(planned) => planned,
         Err(error) => {
             // An instance that never got ports is only a reserved name: drop it, so a
             // failed first `up` leaves nothing behind in the ledger.
@@ -592,7 +616,7 @@ fn plan_and_lease(
                     .retain(|other| other.name != identity.name);
                 ledger.save()?;
             }
-            return Err(error.into());
+            return Err(error);
         }
     };
     if plan.offset != 0 && choice == OffsetChoice::Smallest {
@@ -625,7 +649,30 @@ fn plan_and_lease(
         })
         .collect();
     ledger.save()?;
-    Ok(plan)
+    Ok((plan, env_files))
+}
+
+/// Checks that berth may write each env file (see [`envfiles::claim`]) and records them
+/// in the instance's ledger entry, the authority `up` and `rm` go by; the caller saves.
+fn claim_env_files(
+    data: &mut LedgerData,
+    config: &Config,
+    identity: &Identity,
+    files: &[envfiles::RenderedEnvFile],
+) -> Result<()> {
+    let recorded: Vec<std::path::PathBuf> = data
+        .at_root(&config.root)
+        .flat_map(|entry| entry.env_files.iter().cloned())
+        .collect();
+    let claimed = envfiles::claim(config, files, &recorded)?;
+    if let Some(entry) = data.find_mut(&identity.name) {
+        for path in claimed {
+            if !entry.env_files.contains(&path) {
+                entry.env_files.push(path);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Whether the running instance was started from the same configuration: the model
@@ -688,18 +735,10 @@ fn leased_plan(context: &Context, identity: &Identity) -> Result<Option<ports::P
 }
 
 fn create_state_dir(paths: &InstancePaths, root: &Path) -> Result<()> {
+    crate::state::check_state_root(root)?;
     crate::state::create_private_dir(&paths.dir)?;
     // An existing directory (made by hand, or by an older tool) is made private too: it
-    // holds logs and env values. A symlink there is refused, never followed.
-    if fs_err::symlink_metadata(&paths.dir)?
-        .file_type()
-        .is_symlink()
-    {
-        return Err(crate::state::StateError::Symlink {
-            path: paths.dir.clone(),
-        }
-        .into());
-    }
+    // holds logs and env values.
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&paths.dir, std::fs::Permissions::from_mode(0o700)).map_err(
         |source| crate::state::StateError::Write {

@@ -18,6 +18,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::ComposeTool;
+use crate::input::{InputError, MAX_TEXT_BYTES};
 
 const CACHE_VERSION: u32 = 1;
 
@@ -33,9 +34,17 @@ pub fn path(root: &Path) -> PathBuf {
     root.join(".berth").join("compose-config.json")
 }
 
+/// Whether `<root>/.berth` is a directory berth may use (absent, or not a symlink).
+fn usable(root: &Path) -> bool {
+    std::fs::symlink_metadata(root.join(".berth")).map_or(true, |meta| meta.is_dir())
+}
+
 /// The cached `config` output for `key`, if any.
 pub fn read(root: &Path, key: &str) -> Option<String> {
-    let text = std::fs::read_to_string(path(root)).ok()?;
+    if !usable(root) {
+        return None;
+    }
+    let text = crate::input::read_text(&path(root), super::resolve::MAX_OUTPUT_BYTES).ok()?;
     let file: CacheFile = serde_json::from_str(&text).ok()?;
     (file.version == CACHE_VERSION && file.key == key).then_some(file.output)
 }
@@ -44,11 +53,12 @@ pub fn read(root: &Path, key: &str) -> Option<String> {
 pub fn write(root: &Path, key: &str, output: &str) {
     use std::os::unix::fs::DirBuilderExt;
     let dir = root.join(".berth");
-    if std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)
-        .is_err()
+    if !usable(root)
+        || std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .is_err()
         || crate::git::exclude(root, ".berth/").is_err()
     {
         return;
@@ -61,14 +71,16 @@ pub fn write(root: &Path, key: &str, output: &str) {
     let _ = crate::state::write_json_atomic(&path(root), &file);
 }
 
-/// The cache key, or `None` when the inputs cannot all be known.
+/// The cache key, or `None` when the inputs cannot all be known. A file the Compose
+/// tool would read that is not a regular file of bounded size (a FIFO `.env` would hang
+/// it) is an error.
 pub fn key(
     tool: &ComposeTool,
     project: &str,
     root: &Path,
     files: &[PathBuf],
     profiles: &[String],
-) -> Option<String> {
+) -> Result<Option<String>, InputError> {
     let mut hasher = Sha256::new();
     let mut add = |label: &str, value: &[u8]| {
         hasher.update(label.as_bytes());
@@ -79,8 +91,12 @@ pub fn key(
         add("tool", word.as_bytes());
     }
     for executable in tool.executables() {
-        let meta = std::fs::metadata(&executable).ok()?;
-        let mtime = meta.modified().ok()?;
+        let Some((meta, mtime)) = std::fs::metadata(&executable)
+            .ok()
+            .and_then(|meta| Some((meta.clone(), meta.modified().ok()?)))
+        else {
+            return Ok(None);
+        };
         add(
             "exe",
             format!("{} {} {mtime:?}", executable.display(), meta.len()).as_bytes(),
@@ -95,15 +111,21 @@ pub fn key(
     pending.push(root.join(".env"));
     let mut seen: BTreeMap<PathBuf, ()> = BTreeMap::new();
     let mut names: Vec<String> = Vec::new();
-    let variable = Regex::new(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)").ok()?;
+    let Ok(variable) = Regex::new(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)") else {
+        return Ok(None);
+    };
     while let Some(file) = pending.pop() {
         if seen.insert(file.clone(), ()).is_some() {
             continue;
         }
         add("file", file.as_os_str().as_encoded_bytes());
-        let Ok(text) = std::fs::read_to_string(&file) else {
-            add("missing", b"");
-            continue;
+        let text = match crate::input::read_bytes(&file, MAX_TEXT_BYTES) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(InputError::Open { .. }) => {
+                add("missing", b"");
+                continue;
+            }
+            Err(error) => return Err(error),
         };
         add("content", text.as_bytes());
         names.extend(variable.captures_iter(&text).map(|c| c[1].to_string()));
@@ -113,7 +135,10 @@ pub fn key(
         let is_compose = files.contains(&file) || is_yaml(&file);
         if is_compose {
             let dir = file.parent().unwrap_or(root);
-            for reference in references(&text)? {
+            let Some(references) = references(&text) else {
+                return Ok(None);
+            };
+            for reference in references {
                 pending.push(dir.join(reference));
             }
         }
@@ -134,13 +159,13 @@ pub fn key(
     for (name, value) in environment {
         add("env", format!("{name}={value}").as_bytes());
     }
-    Some(
+    Ok(Some(
         hasher
             .finalize()
             .iter()
             .map(|byte| format!("{byte:02x}"))
             .collect(),
-    )
+    ))
 }
 
 fn is_yaml(path: &Path) -> bool {
@@ -206,7 +231,7 @@ mod tests {
         let tool = ComposeTool {
             program: vec!["sh".into()],
         };
-        key(&tool, "p", dir, &[dir.join("compose.yml")], &[])
+        key(&tool, "p", dir, &[dir.join("compose.yml")], &[]).unwrap()
     }
 
     #[test]

@@ -47,6 +47,12 @@ pub enum ComposeError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Input(#[from] crate::input::InputError),
+    #[error("`{command}` did not finish within {seconds} s, so berth stopped it")]
+    Timeout { command: String, seconds: f64 },
+    #[error("`{command}` printed more than {limit_mib} MiB, so berth stopped it")]
+    TooMuchOutput { command: String, limit_mib: u64 },
 }
 
 impl ComposeError {
@@ -57,7 +63,10 @@ impl ComposeError {
             | ComposeError::Engine(_) => ExitCode::DockerUnavailable,
             ComposeError::Invalid { .. }
             | ComposeError::Port { .. }
-            | ComposeError::Unsupported { .. } => ExitCode::Usage,
+            | ComposeError::Unsupported { .. }
+            | ComposeError::Input(_)
+            | ComposeError::Timeout { .. }
+            | ComposeError::TooMuchOutput { .. } => ExitCode::Usage,
             ComposeError::Command { .. } => ExitCode::ServiceFailed,
             ComposeError::Spawn { .. }
             | ComposeError::Output { .. }
@@ -76,6 +85,13 @@ impl ComposeError {
             ComposeError::Engine(error) => error.hint().to_string(),
             ComposeError::Invalid { .. } => {
                 "fix the Compose file; `docker compose config` shows the same error".to_string()
+            }
+            ComposeError::Input(error) => return error.hint(),
+            ComposeError::Timeout { .. } | ComposeError::TooMuchOutput { .. } => {
+                "check the Compose files for YAML anchors and aliases that expand without end \
+                 (`docker compose config` shows what Compose makes of them); \
+                 BERTH_COMPOSE_CONFIG_TIMEOUT_MS allows a slow tool more time"
+                    .to_string()
             }
             ComposeError::Port { .. } => {
                 "write the port as HOST:CONTAINER with one host port per container port".to_string()

@@ -9,6 +9,7 @@ use indexmap::IndexMap;
 use toml::Spanned;
 
 use super::ConfigError;
+use super::error::Site;
 use super::model::{
     ComposeCatalog, ComposeConfig, ComposeSettings, Config, DEFAULT_PORT_NAME, DatabaseConfig,
     DatabaseKind, EnvFileConfig, PerInstanceConfig, PortBase, ReadyConfig, ServiceConfig,
@@ -16,6 +17,7 @@ use super::model::{
 use super::raw::{RawCommand, RawConfig, RawDatabase, RawPort, RawReady, RawService};
 use super::template::{CommandTemplate, Placeholder, Template, TemplateError, Var};
 use crate::identity::sanitize;
+use crate::input::{self, InputError, MAX_TEXT_BYTES};
 use crate::state::RestartPolicy;
 
 pub const CONFIG_FILE_NAME: &str = "berth.toml";
@@ -40,7 +42,7 @@ pub fn find_project_root(start: &Path) -> Result<PathBuf, ConfigError> {
     })?;
     canonical
         .ancestors()
-        .find(|dir| dir.join(CONFIG_FILE_NAME).is_file() || default_compose_file(dir).is_some())
+        .find(|dir| exists(&dir.join(CONFIG_FILE_NAME)) || default_compose_file(dir).is_some())
         .map(Path::to_path_buf)
         .ok_or(ConfigError::NotFound { dir: canonical })
 }
@@ -53,11 +55,11 @@ pub type ComposeResolver<'a> =
 /// Reads and validates `<root>/berth.toml` (or works from the Compose file alone).
 pub fn load(root: &Path, resolver: ComposeResolver) -> Result<Config, crate::Error> {
     let toml_path = root.join(CONFIG_FILE_NAME);
-    let (path, text) = if toml_path.is_file() {
-        let text = std::fs::read_to_string(&toml_path).map_err(|source| ConfigError::Read {
-            path: toml_path.clone(),
-            source,
-        })?;
+    // Whatever stands there is read as the configuration, so a FIFO or a device is
+    // refused by name rather than passed over for a Compose file.
+    let (path, text) = if exists(&toml_path) {
+        let bytes = input::read_bytes(&toml_path, MAX_TEXT_BYTES).map_err(ConfigError::from)?;
+        let text = String::from_utf8(bytes).map_err(|error| not_utf8(&toml_path, &error))?;
         (toml_path, text)
     } else if let Some(compose) = default_compose_file(root) {
         (compose, String::new())
@@ -70,8 +72,42 @@ pub fn load(root: &Path, resolver: ComposeResolver) -> Result<Config, crate::Err
     Loader {
         path: &path,
         text: &text,
+        root,
     }
     .load(root, resolver)
+}
+
+/// Whether anything (even a dangling symlink) stands at `path`.
+fn exists(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
+}
+
+/// berth.toml that is not UTF-8: located at the first byte that is not.
+fn not_utf8(path: &Path, error: &std::string::FromUtf8Error) -> ConfigError {
+    let bytes = error.as_bytes();
+    let offset = error.utf8_error().valid_up_to();
+    let (line, column) = input::position(bytes, offset);
+    let line_start = bytes[..offset]
+        .iter()
+        .rposition(|byte| *byte == b'\n')
+        .map_or(0, |index| index + 1);
+    let line_end = bytes[line_start..]
+        .iter()
+        .position(|byte| *byte == b'\n')
+        .map_or(bytes.len(), |end| line_start + end);
+    Site {
+        path: path.to_path_buf(),
+        line,
+        column,
+        snippet: String::from_utf8_lossy(&bytes[line_start..line_end])
+            .chars()
+            .take(120)
+            .collect(),
+    }
+    .error(
+        "this byte is not valid UTF-8: berth.toml must be UTF-8 text",
+        Some("save berth.toml as UTF-8".to_string()),
+    )
 }
 
 /// The Compose file Compose would read in `dir` without `-f`.
@@ -85,10 +121,16 @@ fn default_compose_file(dir: &Path) -> Option<PathBuf> {
 struct Loader<'a> {
     path: &'a Path,
     text: &'a str,
+    root: &'a Path,
 }
 
 impl Loader<'_> {
     fn error(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
+        self.site(span).error(message, None)
+    }
+
+    /// Where `span` starts: line, column and the text there.
+    fn site(&self, span: Range<usize>) -> Site {
         let start = self.char_boundary(span.start);
         let before = &self.text[..start];
         let line = before.matches('\n').count() + 1;
@@ -112,13 +154,58 @@ impl Loader<'_> {
         if snippet.chars().count() > 120 {
             snippet = snippet.chars().take(117).collect::<String>() + "...";
         }
-        ConfigError::Invalid {
+        Site {
             path: self.path.to_path_buf(),
             line,
             column,
-            message: message.into(),
             snippet,
         }
+    }
+
+    /// The key whose value starts at `start`, when the value stands on the key's line
+    /// (`port = [1]` gives `port`), for messages about a value of the wrong type.
+    fn key_before(&self, start: usize) -> Option<String> {
+        let start = self.char_boundary(start);
+        let line_start = self.text[..start].rfind('\n').map_or(0, |index| index + 1);
+        let before = self.text[line_start..start].trim_end();
+        let before = before.strip_suffix('=')?;
+        let key = before
+            .rsplit(['{', ','])
+            .next()
+            .unwrap_or(before)
+            .trim()
+            .trim_matches(['"', '\'']);
+        let plain = !key.is_empty()
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        plain.then(|| key.to_string())
+    }
+
+    /// A TOML or type error in plain words, naming the key where it can.
+    fn parse_error(&self, error: &toml::de::Error) -> ConfigError {
+        let span = error.span().unwrap_or(0..0);
+        let message = plain_words(error.message().trim(), self.key_before(span.start));
+        self.error(span, message)
+    }
+
+    /// A string that will be part of a command, a path or a variable: a NUL byte cannot
+    /// be (the kernel would refuse it at start), so it is refused here, where it is
+    /// written (`\u0000`) when the source shows it.
+    fn no_nul(&self, span: &Range<usize>, value: &str) -> Result<(), ConfigError> {
+        if !value.contains('\0') {
+            return Ok(());
+        }
+        let source = &self.text[self.char_boundary(span.start)..self.char_boundary(span.end)];
+        let at = ["\\u0000", "\\U00000000"]
+            .iter()
+            .filter_map(|escape| source.find(escape))
+            .min()
+            .map_or(span.start, |offset| span.start + offset);
+        Err(self.error(
+            at..span.end,
+            "a NUL character (`\\u0000`) cannot be part of a command, path or variable",
+        ))
     }
 
     /// The nearest char boundary at or before `index`, within the text.
@@ -195,10 +282,7 @@ impl Loader<'_> {
     }
 
     fn load(&self, root: &Path, resolver: ComposeResolver) -> Result<Config, crate::Error> {
-        let raw: RawConfig = toml::from_str(self.text).map_err(|error| {
-            let span = error.span().unwrap_or(0..0);
-            self.error(span, error.message().trim().to_string())
-        })?;
+        let raw: RawConfig = toml::from_str(self.text).map_err(|error| self.parse_error(&error))?;
 
         let project = match raw
             .project
@@ -272,6 +356,7 @@ impl Loader<'_> {
         self.check_names(&raw, &config)?;
         self.check_shared(&raw, &config)?;
         self.check_env_file_names(&raw, &config)?;
+        self.check_env_file_targets(&config)?;
         self.check_dependencies(&raw, &config)?;
         self.check_duplicate_ports(&raw, &config)?;
         Ok(config)
@@ -284,11 +369,14 @@ impl Loader<'_> {
         for entry in &raw.env_files {
             let entry = entry.get_ref();
             let source = root.join(entry.source.get_ref());
-            let text = std::fs::read_to_string(&source).map_err(|error| {
-                self.error(
-                    entry.source.span(),
-                    format!("cannot read env file `{}`: {error}", source.display()),
-                )
+            let text = input::read_text(&source, MAX_TEXT_BYTES).map_err(|error| {
+                let message = match &error {
+                    InputError::Open { path, error } => {
+                        format!("cannot read env file `{}`: {error}", path.display())
+                    }
+                    other => format!("cannot read env file: {other}"),
+                };
+                self.site(entry.source.span()).error(message, error.hint())
             })?;
             let document = crate::dotenv::parse(&text).map_err(|error| {
                 self.error(
@@ -310,6 +398,7 @@ impl Loader<'_> {
                 source,
                 document,
                 target: self.template(&entry.target)?,
+                target_site: self.site(entry.target.span()),
                 set,
                 services: entry.services.iter().map(|s| s.get_ref().clone()).collect(),
             });
@@ -359,6 +448,21 @@ impl Loader<'_> {
                     ));
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// A target without templates is checked now, as far as it can be without the
+    /// ledger's record of what berth wrote; every target is checked again once rendered.
+    fn check_env_file_targets(&self, config: &Config) -> Result<(), ConfigError> {
+        let protected = super::protected_files(config);
+        for file in &config.env_files {
+            if file.target.placeholders().next().is_some() {
+                continue;
+            }
+            let target = file.target.render(&|_| String::new());
+            super::check_target(&config.root, Path::new(&target), &protected, None)
+                .map_err(|problem| file.target_site.error(problem.message, Some(problem.hint)))?;
         }
         Ok(())
     }
@@ -578,7 +682,7 @@ impl Loader<'_> {
         command: &Spanned<RawCommand>,
     ) -> Result<ServiceConfig, ConfigError> {
         let command = self.command(command, raw.shell)?;
-        let cwd = raw.cwd.as_ref().map(|cwd| self.template(cwd)).transpose()?;
+        let cwd = raw.cwd.as_ref().map(|cwd| self.cwd(cwd)).transpose()?;
         let mut env = IndexMap::new();
         for (key, value) in &raw.env {
             if !is_env_name(key.get_ref()) {
@@ -617,6 +721,7 @@ impl Loader<'_> {
             .setup
             .as_ref()
             .map(|setup| {
+                self.no_nul(&setup.span(), setup.get_ref())?;
                 CommandTemplate::parse(setup.get_ref(), raw.shell)
                     .map_err(|error| self.template_error(&setup.span(), &error, setup.get_ref()))
             })
@@ -705,6 +810,14 @@ impl Loader<'_> {
     ) -> Result<CommandTemplate, ConfigError> {
         let span = command.span();
         match command.get_ref() {
+            RawCommand::Line(line) => self.no_nul(&span, line)?,
+            RawCommand::Argv(words) => {
+                for word in words {
+                    self.no_nul(&span, word)?;
+                }
+            }
+        }
+        match command.get_ref() {
             RawCommand::Line(line) => CommandTemplate::parse(line, shell)
                 .map_err(|error| self.template_error(&span, &error, line)),
             RawCommand::Argv(_) if shell => Err(self.error(
@@ -717,7 +830,32 @@ impl Loader<'_> {
         }
     }
 
+    /// `cwd`: without templates, it must be a directory now (a typo is caught here, not as
+    /// a service that fails to start); with them, it is known only per instance.
+    fn cwd(&self, cwd: &Spanned<String>) -> Result<Template, ConfigError> {
+        let template = self.template(cwd)?;
+        if template.placeholders().next().is_none() {
+            let path = self.root.join(cwd.get_ref());
+            let problem = match std::fs::metadata(&path) {
+                Ok(meta) if meta.is_dir() => None,
+                Ok(_) => Some("is not a directory"),
+                Err(_) => Some("does not exist"),
+            };
+            if let Some(problem) = problem {
+                return Err(self.site(cwd.span()).error(
+                    format!("`cwd` `{}` {problem} (`{}`)", cwd.get_ref(), path.display()),
+                    Some(
+                        "create that directory, or give `cwd` a directory relative to the project root"
+                            .to_string(),
+                    ),
+                ));
+            }
+        }
+        Ok(template)
+    }
+
     fn template(&self, value: &Spanned<String>) -> Result<Template, ConfigError> {
+        self.no_nul(&value.span(), value.get_ref())?;
         Template::parse(value.get_ref())
             .map_err(|error| self.template_error(&value.span(), &error, value.get_ref()))
     }
@@ -820,6 +958,7 @@ impl Loader<'_> {
             return Ok(ReadyConfig::Http(path.clone()));
         }
         if let Some(line) = exec {
+            self.no_nul(&span, line)?;
             let command = CommandTemplate::parse(line, raw.shell)
                 .map_err(|error| self.error(span.clone(), error.message))?;
             return Ok(ReadyConfig::Exec(command));
@@ -942,6 +1081,7 @@ impl Loader<'_> {
             value
                 .as_ref()
                 .map(|text| {
+                    self.no_nul(&text.span(), text.get_ref())?;
                     CommandTemplate::parse(text.get_ref(), raw.shell)
                         .map_err(|error| self.template_error(&text.span(), &error, text.get_ref()))
                 })
@@ -967,6 +1107,7 @@ impl Loader<'_> {
         let template = |text: &Option<String>| {
             text.as_ref()
                 .map(|text| {
+                    self.no_nul(&span, text)?;
                     Template::parse(text).map_err(|error| self.template_error(&span, &error, text))
                 })
                 .transpose()
@@ -1143,6 +1284,61 @@ impl Loader<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// A message of serde's about a value of the wrong type, in the words of berth.toml:
+/// `port = [1]` gives "`port` must be a port number … or \"auto\"", never a Rust type.
+fn plain_words(message: &str, key: Option<String>) -> String {
+    let subject = key.map_or_else(|| "this value".to_string(), |key| format!("`{key}`"));
+    // An untagged enum's `expecting` text, which says what it must be.
+    if let Some(expected) = message.strip_prefix("must be ") {
+        return format!("{subject} must be {expected}");
+    }
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some((found, expected)) = message
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.rsplit_once(", expected "))
+        {
+            return format!(
+                "{subject} must be {}, not {}",
+                expected_words(expected),
+                found_words(found)
+            );
+        }
+    }
+    message.to_string()
+}
+
+fn expected_words(expected: &str) -> String {
+    match expected {
+        "i8" | "i16" | "i32" | "i64" | "u8" | "u16" | "u32" | "u64" => "an integer".to_string(),
+        "a sequence" => "an array".to_string(),
+        "a map" => "a table".to_string(),
+        other if other.starts_with("struct ") => "a table".to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn found_words(found: &str) -> String {
+    match found {
+        "sequence" => return "an array".to_string(),
+        "map" => return "a table".to_string(),
+        _ => {}
+    }
+    if found.starts_with("string ") {
+        return format!("the {found}");
+    }
+    // `integer `5``, `floating point `1.5``, `boolean `true``.
+    match found.split_once(" `") {
+        Some((kind, value)) => {
+            let kind = match kind {
+                "floating point" => "number",
+                other => other,
+            };
+            format!("the {kind} {}", value.trim_end_matches('`'))
+        }
+        None => found.to_string(),
     }
 }
 

@@ -4,12 +4,17 @@ mod error;
 mod load;
 mod model;
 mod raw;
+mod target;
 pub mod template;
 
-pub use error::ConfigError;
+pub use error::{ConfigError, Site};
 pub use load::{COMPOSE_FILE_NAMES, CONFIG_FILE_NAME, ComposeResolver, find_project_root, load};
 pub use model::{
     ComposeCatalog, ComposeConfig, ComposeServiceConfig, ComposeSettings, Config,
     DEFAULT_PORT_NAME, DatabaseConfig, DatabaseKind, EnvFileConfig, PerInstanceConfig, PortBase,
     ReadyConfig, ServiceConfig,
+};
+pub use target::{
+    GENERATED_HEADER, Protected, TargetProblem, check_target, protected_files, target_path,
+    written_by_berth,
 };

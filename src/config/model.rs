@@ -71,6 +71,8 @@ pub struct EnvFileConfig {
     pub document: crate::dotenv::Document,
     /// Relative to the root; may use templates (`.env.{{ instance.name }}`).
     pub target: Template,
+    /// Where `target` is written in berth.toml, for errors about the rendered path.
+    pub target_site: super::Site,
     pub set: IndexMap<String, Template>,
     /// Services (process or compose) that get the file's variables.
     pub services: Vec<String>,

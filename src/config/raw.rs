@@ -20,7 +20,7 @@ pub struct RawConfig {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a table with `source` and `target`")]
 pub struct RawEnvFile {
     pub source: Spanned<String>,
     pub target: Spanned<String>,
@@ -31,7 +31,7 @@ pub struct RawEnvFile {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a table")]
 pub struct RawCompose {
     pub files: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
@@ -42,7 +42,7 @@ pub struct RawCompose {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a table")]
 pub struct RawProject {
     pub name: Option<Spanned<String>>,
     /// Variables every service gets (a service's own `env` wins).
@@ -53,14 +53,17 @@ pub struct RawProject {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a table")]
 pub struct RawPorts {
     pub stride: Option<Spanned<i64>>,
     pub range: Option<Spanned<Vec<i64>>>,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table such as `{ command = \"./run\" }`"
+)]
 pub struct RawService {
     /// Absent for a compose service that berth.toml only adds `depends_on` to.
     pub command: Option<Spanned<RawCommand>>,
@@ -93,15 +96,20 @@ pub struct RawService {
     pub per_instance: Option<Spanned<RawPerInstance>>,
 }
 
+// An untagged enum's `expecting` is its whole error message; the loader puts the key
+// before "must be".
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "must be \"postgres\" or a table such as `{ kind = \"postgres\", name = \"app\" }`"
+)]
 pub enum RawDatabase {
     Kind(String),
     Table(RawDatabaseTable),
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a table")]
 pub struct RawDatabaseTable {
     pub kind: String,
     pub name: Option<String>,
@@ -110,28 +118,40 @@ pub struct RawDatabaseTable {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table with `create` and `drop` commands"
+)]
 pub struct RawPerInstance {
     pub create: Option<Spanned<String>>,
     pub drop: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "must be a command line (a string) or its words (an array of strings)"
+)]
 pub enum RawCommand {
     Line(String),
     Argv(Vec<String>),
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "must be a port number (1024 to 65535) or \"auto\""
+)]
 pub enum RawPort {
     Number(i64),
     Word(String),
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table with one of `tcp`, `http`, `exec` or `log`, such as `{ tcp = true }`"
+)]
 pub struct RawReady {
     pub tcp: Option<bool>,
     pub http: Option<String>,

@@ -8,6 +8,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::StateError;
+use crate::input::InputError;
+
+/// The most berth reads of one of its state files (a ledger of thousands of instances is
+/// a few megabytes).
+const MAX_STATE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Creates `path` and any missing parents with mode 0700 (an existing directory is left
 /// as it is).
@@ -101,19 +106,24 @@ pub fn read_versioned<T: DeserializeOwned>(
     path: &Path,
     supported: u32,
 ) -> Result<Option<T>, StateError> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(StateError::Read {
-                path: path.to_path_buf(),
-                source,
-            });
-        }
-    };
     let corrupt = |reason: String| StateError::Corrupt {
         path: path.to_path_buf(),
         reason,
+    };
+    // Read as any file of the work tree is: a FIFO or a device planted there must not
+    // hang berth or make it read without end.
+    let bytes = match crate::input::read_bytes(path, MAX_STATE_BYTES) {
+        Ok(bytes) => bytes,
+        Err(InputError::Open { error, .. }) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(None);
+        }
+        Err(InputError::Open { error, .. }) => {
+            return Err(StateError::Read {
+                path: path.to_path_buf(),
+                source: error,
+            });
+        }
+        Err(error) => return Err(corrupt(error.to_string())),
     };
     let value: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|error| corrupt(error.to_string()))?;

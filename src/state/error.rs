@@ -30,6 +30,12 @@ pub enum StateError {
     },
     #[error("refusing to write through the symlink `{}`", path.display())]
     Symlink { path: PathBuf },
+    #[error(
+        "`{}` is {}: berth keeps each instance's state, logs and control socket in a directory there, and never follows a link",
+        path.display(),
+        if *symlink { "a symlink" } else { "not a directory" }
+    )]
+    Planted { path: PathBuf, symlink: bool },
 }
 
 impl StateError {
@@ -52,6 +58,10 @@ impl StateError {
             StateError::Symlink { .. } => {
                 Some("remove the symlink; berth writes only regular files it owns".to_string())
             }
+            StateError::Planted { path, .. } => Some(format!(
+                "remove `{}`; berth creates the directory itself",
+                path.display()
+            )),
             StateError::Read { .. } => None,
         }
     }

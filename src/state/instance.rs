@@ -363,6 +363,41 @@ impl InstancePaths {
     }
 }
 
+/// `<root>/.berth` must be a real directory or not exist yet, and hold no symlink: a link
+/// there (a cloned repository can carry one) would send state, logs and the control
+/// socket elsewhere, so it is refused, never followed. `up` checks before writing anything.
+pub fn check_state_root(root: &Path) -> Result<(), StateError> {
+    let top = root.join(".berth");
+    let read_error = |path: &Path, source| StateError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = match std::fs::symlink_metadata(&top) {
+        Ok(meta) => meta,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => return Err(read_error(&top, source)),
+    };
+    if !meta.is_dir() {
+        return Err(StateError::Planted {
+            path: top,
+            symlink: meta.file_type().is_symlink(),
+        });
+    }
+    for entry in std::fs::read_dir(&top).map_err(|source| read_error(&top, source))? {
+        let entry = entry.map_err(|source| read_error(&top, source))?;
+        let kind = entry
+            .file_type()
+            .map_err(|source| read_error(&entry.path(), source))?;
+        if kind.is_symlink() {
+            return Err(StateError::Planted {
+                path: entry.path(),
+                symlink: true,
+            });
+        }
+    }
+    Ok(())
+}
+
 impl InstanceFile {
     pub fn read(path: &Path) -> Result<Option<Self>, StateError> {
         read_versioned(path, INSTANCE_FORMAT_VERSION)

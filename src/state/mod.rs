@@ -10,6 +10,6 @@ pub use error::StateError;
 pub use instance::{
     ComposeBackend, ComposeReady, ComposeSpec, DatabaseSpec, INSTANCE_FORMAT_VERSION, InstanceFile,
     InstancePaths, InstanceState, ProcessSpec, ReadyCheck, RestartPolicy, ServiceRecord,
-    ServiceSpec, ServiceState, SharedUse,
+    ServiceSpec, ServiceState, SharedUse, check_state_root,
 };
 pub use lock::FileLock;
