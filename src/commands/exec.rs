@@ -60,12 +60,19 @@ fn command_for(file: &InstanceFile, service: &str, argv: &[String]) -> Result<Co
             &[
                 (LABEL_INSTANCE, &file.name),
                 (LABEL_ROOT, &root),
+                ("com.docker.compose.project", &file.name),
                 ("com.docker.compose.service", service),
             ],
             false,
         )
         .map_err(ComposeError::from)?;
-    let Some(container) = containers.first() else {
+    // Labels can be copied by anyone: the container must also be the one the supervisor
+    // recorded for the service (by name), in the instance's own Compose project.
+    let recorded = record.container.as_deref();
+    let Some(container) = containers
+        .iter()
+        .find(|container| recorded.is_none_or(|name| container.name == name))
+    else {
         return Err(Error::usage(
             format!(
                 "service `{service}` of `{}` has no running container",
