@@ -122,6 +122,7 @@ pub fn wait_ready(
 ) -> Result<InstanceFile> {
     let started = Instant::now();
     loop {
+        let read_started = Instant::now();
         let file = InstanceFile::read(&paths.instance_json())?.ok_or_else(|| {
             Error::failed(
                 format!("`{}` disappeared", paths.instance_json().display()),
@@ -196,7 +197,9 @@ pub fn wait_ready(
             );
             return Err(service_failed(&file, name, &reason));
         }
-        std::thread::sleep(POLL);
+        // Reading a large instance.json (a thousand services) takes milliseconds: poll
+        // less often then, so the wait does not compete with the supervisor for the CPU.
+        std::thread::sleep(POLL.max(read_started.elapsed() * 4));
     }
 }
 

@@ -68,6 +68,10 @@ pub fn run(dir: &Path) -> Result<()> {
     let cgroups = InstanceCgroups::enter(&file.name, &dir);
 
     let stop_requested = Arc::new(AtomicBool::new(false));
+    // A child exited: maybe an adopted orphan to reap (scanning for them costs a read per
+    // thread, so it is done only then).
+    let child_exited = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGCHLD, Arc::clone(&child_exited))?;
     for signal in [
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
@@ -84,6 +88,8 @@ pub fn run(dir: &Path) -> Result<()> {
         file.started_at =
             Some(humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string());
     });
+    shared.flush();
+    let writer = Shared::start_writer(&shared)?;
 
     let snapshot = shared.snapshot();
     let compose = match snapshot.compose.clone() {
@@ -145,7 +151,9 @@ pub fn run(dir: &Path) -> Result<()> {
         if stop_requested.load(Ordering::Relaxed) {
             break;
         }
-        children::reap_adopted();
+        if child_exited.swap(false, Ordering::Relaxed) {
+            children::reap_adopted();
+        }
         match listener.accept() {
             Ok((stream, _)) => {
                 let request = control::read_request(&stream);
@@ -157,10 +165,12 @@ pub fn run(dir: &Path) -> Result<()> {
                         },
                         true,
                     ),
-                    Ok(request) => (
-                        dispatch(&shared, &workers, compose.as_ref(), &request),
-                        false,
-                    ),
+                    Ok(request) => {
+                        let reply = dispatch(&shared, &workers, compose.as_ref(), &request);
+                        // The caller reads instance.json next: it must see the change.
+                        shared.flush();
+                        (reply, false)
+                    }
                     Err(error) => (
                         Reply {
                             ok: false,
@@ -182,7 +192,10 @@ pub fn run(dir: &Path) -> Result<()> {
     }
 
     shared.update(|file| file.state = InstanceState::Stopping);
+    shared.flush();
     stop_all(&shared, workers, compose);
+    shared.close();
+    let _ = writer.join();
     if let Some(cgroups) = cgroups {
         cgroups.leave();
     }

@@ -1,13 +1,36 @@
 //! The supervisor's view of the instance, shared by its threads and persisted on change.
+//!
+//! Writes are coalesced: a change marks the model dirty and a writer thread persists it,
+//! at once when the file is small, paced by its size when it is large, so a thousand
+//! services changing state write `instance.json` a few times, not two thousand times.
+//! Whoever must know a change is on disk before going on (a reply to `up`, the final
+//! state) calls [`Shared::flush`].
 
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use crate::state::{InstanceFile, InstanceState, RestartPolicy, ServiceRecord, ServiceState};
+
+/// How fast the writer may write `instance.json` while changes keep coming: a 10 KiB
+/// file is written within a millisecond of a change, a 1 MiB one about twice a second.
+const WRITE_BUDGET_BYTES_PER_SECOND: u64 = 2 * 1024 * 1024;
+const LONGEST_PAUSE: Duration = Duration::from_millis(500);
 
 pub struct Shared {
     file: Mutex<InstanceFile>,
     path: PathBuf,
+    /// Bumped by every change, under the `file` lock.
+    version: AtomicU64,
+    /// The version on disk.
+    written: AtomicU64,
+    /// Held while writing, so writes never interleave.
+    writing: Mutex<()>,
+    /// What the writer waits on; held only to wait and to notify.
+    signal: Mutex<()>,
+    changed: Condvar,
+    closed: AtomicBool,
 }
 
 impl Shared {
@@ -15,7 +38,83 @@ impl Shared {
         Shared {
             file: Mutex::new(file),
             path,
+            version: AtomicU64::new(0),
+            written: AtomicU64::new(0),
+            writing: Mutex::new(()),
+            signal: Mutex::new(()),
+            changed: Condvar::new(),
+            closed: AtomicBool::new(false),
         }
+    }
+
+    /// Starts the writer thread.
+    pub fn start_writer(shared: &Arc<Shared>) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let shared = Arc::clone(shared);
+        std::thread::Builder::new()
+            .name("state-writer".to_string())
+            .spawn(move || shared.write_loop())
+    }
+
+    fn write_loop(&self) {
+        loop {
+            {
+                let signal = self
+                    .signal
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                let _signal = self
+                    .changed
+                    .wait_while(signal, |_| {
+                        self.written.load(Ordering::Acquire) >= self.version.load(Ordering::Acquire)
+                            && !self.closed.load(Ordering::Acquire)
+                    })
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+            }
+            if self.closed.load(Ordering::Acquire) {
+                self.flush();
+                return;
+            }
+            let started = Instant::now();
+            let bytes = self.flush();
+            let pace = Duration::from_secs_f64(bytes as f64 / WRITE_BUDGET_BYTES_PER_SECOND as f64)
+                .min(LONGEST_PAUSE);
+            if let Some(rest) = pace.checked_sub(started.elapsed()) {
+                std::thread::sleep(rest);
+            }
+        }
+    }
+
+    /// Writes the current model if it changed since the last write; returns the size
+    /// written (0 when nothing was due).
+    pub fn flush(&self) -> u64 {
+        let _writing = self
+            .writing
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (file, version) = {
+            let file = self.lock();
+            (file.clone(), self.version.load(Ordering::Acquire))
+        };
+        if self.written.load(Ordering::Acquire) >= version {
+            return 0;
+        }
+        if let Err(error) = file.write(&self.path) {
+            eprintln!("berth supervisor: {error}");
+        }
+        self.written.store(version, Ordering::Release);
+        std::fs::metadata(&self.path).map_or(0, |meta| meta.len())
+    }
+
+    /// Writes what is left and stops the writer thread.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        drop(
+            self.signal
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        self.changed.notify_all();
+        self.flush();
     }
 
     fn lock(&self) -> MutexGuard<'_, InstanceFile> {
@@ -30,14 +129,19 @@ impl Shared {
         self.lock().clone()
     }
 
-    /// Applies `change` and writes instance.json atomically, under the mutex so that
-    /// writes from different threads never interleave.
+    /// Applies `change`; the writer thread persists it (see the module's comment).
     pub fn update(&self, change: impl FnOnce(&mut InstanceFile)) {
         let mut file = self.lock();
         change(&mut file);
-        if let Err(error) = file.write(&self.path) {
-            eprintln!("berth supervisor: {error}");
-        }
+        self.version.fetch_add(1, Ordering::AcqRel);
+        drop(file);
+        // Taking the signal's lock orders this notification after the writer's check.
+        drop(
+            self.signal
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        self.changed.notify_all();
     }
 
     /// Changes one service and, in the same write, the instance's state: running once
