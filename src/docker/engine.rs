@@ -290,7 +290,7 @@ impl Engine {
                 detail: error.to_string(),
             },
         })?;
-        let docker = docker.with_request_modifier(unversioned);
+        let docker = docker.with_request_modifier(prepare);
         *slot = Some(docker.clone());
         Ok(docker)
     }
@@ -383,10 +383,15 @@ fn label_filters(labels: &[(&str, &str)]) -> HashMap<String, Vec<String>> {
     HashMap::from([("label".to_string(), labels)])
 }
 
-/// Drops the `/v1.NN` bollard puts before every path, so the engine answers in its own
-/// API version: engines refuse versions above their own (Docker 20.10 speaks 1.41) and,
-/// since Docker 29, below 1.44, so no single version works with all of them.
-fn unversioned(mut request: BollardRequest) -> BollardRequest {
+/// Names berth as the client (engine logs and proxies tell it from the Compose tool),
+/// and drops the `/v1.NN` bollard puts before every path, so the engine answers in its
+/// own API version: engines refuse versions above their own (Docker 20.10 speaks 1.41)
+/// and, since Docker 29, below 1.44, so no single version works with all of them.
+fn prepare(mut request: BollardRequest) -> BollardRequest {
+    request.headers_mut().insert(
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(concat!("berth/", env!("CARGO_PKG_VERSION"))),
+    );
     let uri = request.uri();
     let Some(path_and_query) = uri.path_and_query() else {
         return request;
@@ -665,7 +670,7 @@ mod tests {
     }
 
     /// A fake engine on a temporary socket that answers one connection with `answer`;
-    /// the server thread returns the request's first line.
+    /// the server thread checks the client's name and returns the request's first line.
     fn serve_once(answer: &'static [u8]) -> (Engine, std::thread::JoinHandle<String>) {
         use std::os::unix::net::UnixListener;
         let socket = std::env::temp_dir().join(format!(
@@ -691,6 +696,13 @@ mod tests {
             drop(stream);
             fs_err::remove_file(&socket).unwrap();
             let request = String::from_utf8(request).unwrap();
+            // berth names itself to the engine.
+            assert!(
+                request.lines().any(|line| line
+                    .to_ascii_lowercase()
+                    .starts_with(concat!("user-agent: berth/", env!("CARGO_PKG_VERSION")))),
+                "{request}"
+            );
             request.lines().next().unwrap_or_default().to_string()
         });
         (engine, server)
