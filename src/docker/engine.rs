@@ -249,6 +249,11 @@ impl Engine {
         }
     }
 
+    /// Runs `future` to completion on this engine's runtime.
+    pub(super) fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.inner.runtime.block_on(future)
+    }
+
     /// Sends one request on this engine's runtime and waits for its answer, at most
     /// [`REQUEST_TIMEOUT`]. `path` names the request in errors (`GET /containers/json`).
     fn call<T, Request, Answer>(&self, path: String, request: Request) -> Result<T, EngineError>
@@ -269,7 +274,7 @@ impl Engine {
     }
 
     /// The connected client, connecting first if need be.
-    fn client(&self) -> Result<Docker, EngineError> {
+    pub(super) fn client(&self) -> Result<Docker, EngineError> {
         // A panic while holding the lock leaves nothing half-done: the slot holds a
         // client or nothing, so a poisoned lock is still usable.
         let mut slot = self
@@ -303,7 +308,7 @@ impl Engine {
     }
 
     /// Says what went wrong with `path` as an [`EngineError`].
-    fn error(&self, path: String, error: BollardError) -> EngineError {
+    pub(super) fn error(&self, path: String, error: BollardError) -> EngineError {
         match error {
             BollardError::DockerResponseServerError {
                 status_code,
@@ -372,7 +377,7 @@ fn io_cause(error: &(dyn std::error::Error + 'static)) -> Option<std::io::Error>
 }
 
 /// The engine's `filters` for objects carrying every `key=value` in `labels`.
-fn label_filters(labels: &[(&str, &str)]) -> HashMap<String, Vec<String>> {
+pub(super) fn label_filters(labels: &[(&str, &str)]) -> HashMap<String, Vec<String>> {
     if labels.is_empty() {
         return HashMap::new();
     }
@@ -1138,5 +1143,67 @@ mod tests {
         for thread in threads {
             assert_eq!(thread.join().unwrap(), expected);
         }
+    }
+
+    #[test]
+    fn streams_container_events() {
+        let Some(engine) = engine_or_skip() else {
+            return;
+        };
+        let unique = format!(
+            "{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        );
+        ensure_test_image(&unique);
+        let name = format!("berth-test-engine-events-{unique}");
+        let _cleanup = Cleanup {
+            containers: vec![name.clone()],
+            networks: Vec::new(),
+            volumes: Vec::new(),
+        };
+        let labels = [("berth.test.run", unique.as_str())];
+        let before = std::time::SystemTime::now();
+        let mut events = engine.events(&labels, None).unwrap();
+        assert_eq!(
+            events.next_within(Duration::from_millis(200)).unwrap(),
+            None
+        );
+        docker(&[
+            "run",
+            "--detach",
+            "--name",
+            &name,
+            "--label",
+            &format!("berth.test.run={unique}"),
+            TEST_IMAGE,
+            "sh",
+            "-c",
+            "exit 3",
+        ]);
+        let mut actions = Vec::new();
+        while !actions.iter().any(|action| action == "die") {
+            let event = events
+                .next_within(Duration::from_secs(20))
+                .unwrap()
+                .unwrap_or_else(|| panic!("no event within 20 s after {actions:?}"));
+            assert_eq!(event.attributes["name"], name);
+            if event.action == "die" {
+                assert_eq!(event.attributes["exitCode"], "3");
+            }
+            actions.push(event.action);
+        }
+        let position = |wanted: &str| actions.iter().position(|action| action == wanted);
+        assert!(position("create") < position("start"), "{actions:?}");
+        assert!(position("start") < position("die"), "{actions:?}");
+
+        // From a time in the past, the same events come again, and the iterator waits.
+        let mut again = engine.events(&labels, Some(before)).unwrap();
+        let first = again.next().unwrap().unwrap();
+        assert_eq!(first.action, "create");
+        assert_eq!(first.attributes["name"], name);
     }
 }
