@@ -44,14 +44,18 @@ pub fn run(context: &Context) -> Result<()> {
         Ok((engine, Ok(version))) => checks.push(check(
             "docker engine",
             "ok",
-            format!("{version} at {}", engine.socket().display()),
+            format!("{version} at {}", engine.endpoint()),
         )),
         Ok((_, Err(error))) => checks.push(check("docker engine", missing, error.to_string())),
         Err(error) => checks.push(check("docker engine", missing, error.to_string())),
     }
     match ComposeTool::detect() {
         Ok(tool) => {
-            let version = Command::new(&tool.program[0])
+            let mut command = Command::new(&tool.program[0]);
+            if let Ok(engine) = &engine {
+                engine.endpoint().configure(&mut command);
+            }
+            let version = command
                 .args(&tool.program[1..])
                 .args(["version", "--short"])
                 .output()

@@ -81,7 +81,7 @@ fn command_for(file: &InstanceFile, service: &str, argv: &[String]) -> Result<Co
             Some("start it with `berth up`; `berth status` shows its state".to_string()),
         ));
     };
-    let mut command = Command::new("docker");
+    let mut command = engine.endpoint().command("docker");
     command.arg("exec");
     if std::io::stdin().is_terminal() {
         command.arg("-it");

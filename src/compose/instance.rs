@@ -188,7 +188,9 @@ impl InstanceCompose {
 /// Creates a shared volume or network unless it exists (labelled, so `gc` knows it).
 fn ensure_shared(create: &[&str], name: &str, root: &Path) -> Result<(), ComposeError> {
     let kind = create[0];
-    let exists = std::process::Command::new("docker")
+    let endpoint = crate::docker::Endpoint::from_env()?;
+    let exists = endpoint
+        .command("docker")
         .args([kind, "inspect", name])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -198,7 +200,8 @@ fn ensure_shared(create: &[&str], name: &str, root: &Path) -> Result<(), Compose
         return Ok(());
     }
     let label = format!("{}={}", super::LABEL_SHARED, root.display());
-    let output = std::process::Command::new("docker")
+    let output = endpoint
+        .command("docker")
         .args(create)
         .args(["--label", &label, name])
         .output()

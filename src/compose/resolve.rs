@@ -56,7 +56,10 @@ pub fn resolve(
     let text = match cached {
         Some(text) => text,
         None => {
-            let mut command = tool.command(project_name, root, files);
+            // `config` may ask the engine (Compose v2 does), so it must ask the same one
+            // berth uses.
+            let endpoint = crate::docker::Endpoint::from_env()?;
+            let mut command = tool.command(&endpoint, project_name, root, files);
             for profile in profiles {
                 command.arg("--profile").arg(profile);
             }

@@ -3,6 +3,7 @@
 use std::process::{Command, Output, Stdio};
 
 use super::ComposeError;
+use crate::docker::Endpoint;
 use crate::state::ComposeBackend;
 
 /// The Compose tool bound to one instance's project name and file.
@@ -12,9 +13,10 @@ pub struct Runner<'a> {
 }
 
 impl Runner<'_> {
-    pub fn command(&self) -> Command {
+    /// The tool's command for this project, against the engine at `endpoint`.
+    pub fn command(&self, endpoint: &Endpoint) -> Command {
         let program = &self.backend.program;
-        let mut command = Command::new(&program[0]);
+        let mut command = endpoint.command(&program[0]);
         command
             .args(&program[1..])
             .arg("-p")
@@ -52,7 +54,8 @@ impl Runner<'_> {
     }
 
     fn run(&self, args: &[&str], services: &[String]) -> Result<(), ComposeError> {
-        let mut command = self.command();
+        let endpoint = Endpoint::from_env()?;
+        let mut command = self.command(&endpoint);
         command.args(args).args(services);
         let display = format!("{} {}", self.backend.program.join(" "), args.join(" "));
         let output: Output = command.output().map_err(|source| ComposeError::Spawn {

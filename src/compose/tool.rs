@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::ComposeError;
+use crate::docker::Endpoint;
 use crate::env_vars;
 
 /// A Compose command line prefix, such as `["docker", "compose"]`.
@@ -58,9 +59,16 @@ impl ComposeTool {
         self.program.join(" ")
     }
 
-    /// A command for this instance's project: `<tool> -p NAME --project-directory ROOT -f FILE…`.
-    pub fn command(&self, project: &str, root: &Path, files: &[PathBuf]) -> Command {
-        let mut command = Command::new(&self.program[0]);
+    /// A command for this instance's project, against the engine at `endpoint`:
+    /// `<tool> -p NAME --project-directory ROOT -f FILE…`.
+    pub fn command(
+        &self,
+        endpoint: &Endpoint,
+        project: &str,
+        root: &Path,
+        files: &[PathBuf],
+    ) -> Command {
+        let mut command = endpoint.command(&self.program[0]);
         command.args(&self.program[1..]);
         command.arg("-p").arg(project);
         command.arg("--project-directory").arg(root);

@@ -14,7 +14,8 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::compose::{LABEL_INSTANCE, LABEL_ROOT, as_map};
+use crate::compose::{ComposeError, LABEL_INSTANCE, LABEL_ROOT, as_map};
+use crate::docker::Endpoint;
 use crate::error::{Error, Result};
 
 /// Where the temporary container mounts the volume.
@@ -147,12 +148,12 @@ pub fn remove_leftovers(owner: &Owner) -> Result<()> {
     let copy = format!("label={LABEL_COPY}=1");
     let output = docker(&[
         "ps", "-aq", "--filter", &instance, "--filter", &root, "--filter", &copy,
-    ])
+    ])?
     .output()
     .map_err(spawn_error)?;
     for id in String::from_utf8_lossy(&output.stdout).split_whitespace() {
         run(
-            docker(&["rm", "-f", "-v", id]).stdout(Stdio::null()),
+            docker(&["rm", "-f", "-v", id])?.stdout(Stdio::null()),
             &format!("docker rm -f -v {id}"),
         )?;
     }
@@ -161,7 +162,7 @@ pub fn remove_leftovers(owner: &Owner) -> Result<()> {
 
 /// Whether the engine has a volume of that name.
 pub fn exists(name: &str) -> Result<bool> {
-    let output = docker(&["volume", "inspect", name])
+    let output = docker(&["volume", "inspect", name])?
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -175,7 +176,7 @@ pub fn export(volume: &InstanceVolume, owner: &Owner, out: &Path) -> Result<()> 
     let file = fs_err::File::create(out)?;
     let source = format!("{}:{MOUNT}", container.id);
     let status = run(
-        docker(&["cp", &source, "-"]).stdout(Stdio::from(file.into_parts().0)),
+        docker(&["cp", &source, "-"])?.stdout(Stdio::from(file.into_parts().0)),
         &format!("docker cp {source} -"),
     );
     status?;
@@ -197,11 +198,11 @@ pub fn import(volume: &InstanceVolume, owner: &Owner, archive: &Path) -> Result<
     labels.insert(LABEL_ROOT.to_string(), owner.root.display().to_string());
     if exists(&volume.name)? {
         run(
-            &mut docker(&["volume", "rm", &volume.name]),
+            &mut docker(&["volume", "rm", &volume.name])?,
             &format!("docker volume rm {}", volume.name),
         )?;
     }
-    let mut create = docker(&["volume", "create"]);
+    let mut create = docker(&["volume", "create"])?;
     if let Some(driver) = &volume.driver {
         create.args(["--driver", driver]);
     }
@@ -220,7 +221,7 @@ pub fn import(volume: &InstanceVolume, owner: &Owner, archive: &Path) -> Result<
     let file = fs_err::File::open(archive)?;
     let target = format!("{}:/", container.id);
     run(
-        docker(&["cp", "-a", "-", &target]).stdin(Stdio::from(file.into_parts().0)),
+        docker(&["cp", "-a", "-", &target])?.stdin(Stdio::from(file.into_parts().0)),
         &format!("docker cp -a - {target}"),
     )
 }
@@ -269,7 +270,7 @@ impl TemporaryContainer {
             "-v",
             &mount,
             image,
-        ])
+        ])?
         .stdin(Stdio::null())
         .output()
         .map_err(spawn_error)?;
@@ -287,25 +288,28 @@ impl TemporaryContainer {
 
 impl Drop for TemporaryContainer {
     fn drop(&mut self) {
-        let _ = docker(&["rm", "-f", "-v", &self.id])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        if let Ok(mut command) = docker(&["rm", "-f", "-v", &self.id]) {
+            let _ = command.stdout(Stdio::null()).stderr(Stdio::null()).status();
+        }
     }
 }
 
 fn image_exists(image: &str) -> bool {
-    docker(&["image", "inspect", image])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success())
+    docker(&["image", "inspect", image]).is_ok_and(|mut command| {
+        command
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    })
 }
 
-fn docker(args: &[&str]) -> Command {
-    let mut command = Command::new("docker");
+/// `docker ARGS…` against the engine berth uses (and the Compose tool too).
+fn docker(args: &[&str]) -> Result<Command> {
+    let endpoint = Endpoint::from_env().map_err(ComposeError::from)?;
+    let mut command = endpoint.command("docker");
     command.args(args);
-    command
+    Ok(command)
 }
 
 /// Runs `command`, its stderr captured for the error.

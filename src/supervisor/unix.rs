@@ -114,7 +114,8 @@ pub fn spawn_log_follower(
     token: &str,
 ) -> std::io::Result<Child> {
     let log = open_log(log)?;
-    let mut command = Command::new("docker");
+    let endpoint = crate::docker::Endpoint::from_env().map_err(std::io::Error::other)?;
+    let mut command = endpoint.command("docker");
     command.args(["logs", "--follow"]);
     if let Some(since) = since {
         command.arg("--since").arg(since);
