@@ -37,13 +37,44 @@ pub fn run(context: &Context, args: &DbArgs) -> Result<()> {
             run_to_exit(command, "pg_dump")
         }
         // A relative FILE is relative to `-C DIR`, as if berth had started there.
-        DbCommand::Dump { file: Some(path) } => dump_to_file(database, &context.cwd.join(path)),
-        DbCommand::Restore { file: path } => restore(database, &context.cwd.join(path)),
+        DbCommand::Dump { file: Some(path) } => {
+            let path = context.cwd.join(path);
+            dump_to_file(database, &path)?;
+            report(context, "dump", &service, &path)
+        }
+        DbCommand::Restore { file: path } => {
+            let path = context.cwd.join(path);
+            restore(database, &path)?;
+            report(context, "restore", &service, &path)
+        }
         DbCommand::Shell { args } => {
             let mut command = client(database, "psql");
             command.args(args);
             run_to_exit(command, "psql")
         }
+    }
+}
+
+/// What a dump or restore did: a line on stderr, or with `--json` an object on stdout.
+fn report(context: &Context, action: &str, service: &str, path: &Path) -> Result<()> {
+    if context.json {
+        crate::output::print_json(&serde_json::json!({
+            "action": action,
+            "service": service,
+            "file": path,
+        }))
+    } else {
+        let verb = if action == "dump" {
+            "dumped"
+        } else {
+            "restored"
+        };
+        crate::output::note(&format!(
+            "{verb} the database of `{service}` {} `{}`",
+            if action == "dump" { "to" } else { "from" },
+            path.display()
+        ));
+        Ok(())
     }
 }
 
