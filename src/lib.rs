@@ -13,6 +13,8 @@
 //!   [`docker`] engine queries); `up` waits for readiness and [`output`] renders the result.
 //!
 //! - [`envfiles`] writes the per-instance dotenv copies (edited by [`dotenv`]).
+//! - [`logs`] writes every service's output through one pump thread of the supervisor
+//!   into size-capped, rotated files, and reads them back for `logs`, `up` and readiness.
 //!
 //! Every other command in [`commands`] starts from `instance.json` plus the ledger;
 //! `rm` and `gc` remove what instances leave with [`cleanup`].
@@ -33,6 +35,7 @@ pub mod graph;
 pub mod identity;
 pub mod ledger;
 pub mod lifecycle;
+pub mod logs;
 pub mod model;
 pub mod output;
 pub mod ports;

@@ -116,6 +116,7 @@ pub fn build(config: &Config, inputs: &ModelInputs) -> InstanceFile {
                 depends_on: service.depends_on.clone(),
                 ready,
                 log: paths.log(name),
+                log_limits: config.logs,
             });
             let url = tcp_ports
                 .first()
@@ -176,6 +177,7 @@ pub fn build(config: &Config, inputs: &ModelInputs) -> InstanceFile {
             depends_on: service.depends_on.clone(),
             stop_grace_ms: service.stop_grace.as_millis() as u64,
             log: paths.log(name),
+            log_limits: config.logs,
         };
         let url = first_port.map(|port| format!("http://127.0.0.1:{port}"));
         let spec = ServiceSpec::Process(spec);

@@ -4,6 +4,7 @@ mod error;
 mod load;
 mod model;
 mod raw;
+mod size;
 pub mod template;
 
 pub use error::ConfigError;

@@ -166,6 +166,9 @@ pub struct ComposeSpec {
     pub ready: ComposeReady,
     /// Where the supervisor copies the container's output.
     pub log: PathBuf,
+    /// How much of that output is kept.
+    #[serde(default)]
+    pub log_limits: LogLimits,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -193,6 +196,13 @@ impl ServiceRecord {
         match &self.spec {
             ServiceSpec::Process(spec) => &spec.log,
             ServiceSpec::Compose(spec) => &spec.log,
+        }
+    }
+
+    pub fn log_limits(&self) -> LogLimits {
+        match &self.spec {
+            ServiceSpec::Process(spec) => spec.log_limits,
+            ServiceSpec::Compose(spec) => spec.log_limits,
         }
     }
 
@@ -227,6 +237,32 @@ pub struct ProcessSpec {
     pub depends_on: Vec<String>,
     pub stop_grace_ms: u64,
     pub log: PathBuf,
+    /// How much of the service's output is kept (`[logs]`).
+    #[serde(default)]
+    pub log_limits: LogLimits,
+}
+
+/// How much of one service's output is kept: the log rotates before it would exceed
+/// `max_size` bytes, and `max_files` files are kept (`<service>.log` and
+/// `<service>.log.1` … `.log.{max_files - 1}`, the oldest dropped).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LogLimits {
+    pub max_size: u64,
+    pub max_files: u32,
+}
+
+impl LogLimits {
+    pub const DEFAULT_MAX_SIZE: u64 = 10 * 1024 * 1024;
+    pub const DEFAULT_MAX_FILES: u32 = 5;
+}
+
+impl Default for LogLimits {
+    fn default() -> Self {
+        LogLimits {
+            max_size: Self::DEFAULT_MAX_SIZE,
+            max_files: Self::DEFAULT_MAX_FILES,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
