@@ -16,11 +16,15 @@ use super::service::{Command, ServiceThread};
 use super::shared::Shared;
 use crate::error::{Error, Result};
 use crate::graph;
+use crate::logs::LogSink;
 use crate::process::ProcessIdentity;
 use crate::state::{FileLock, InstanceFile, InstancePaths, InstanceState};
 
 /// Longer than any liveness probe holds the supervisor lock.
 const PROBE_WINDOW: Duration = Duration::from_millis(500);
+/// How long the log sink may take, once everything is stopped, to write what the pipes
+/// still hold (a stray process may keep one open forever).
+const LOG_DRAIN: Duration = Duration::from_secs(2);
 
 struct Worker {
     commands: Sender<Command>,
@@ -70,6 +74,8 @@ pub fn run(dir: &Path) -> Result<()> {
     }
 
     let token = file.token.clone();
+    // Every service's output goes through this sink into its rotating log.
+    let logs = LogSink::start()?;
     let shared = Arc::new(Shared::new(file, instance_json));
     shared.update(|file| {
         file.supervisor = ProcessIdentity::current();
@@ -88,6 +94,7 @@ pub fn run(dir: &Path) -> Result<()> {
                 backend,
                 project: snapshot.name.clone(),
                 token: token.clone(),
+                logs: logs.clone(),
             };
             let handle = std::thread::Builder::new()
                 .name("compose".to_string())
@@ -120,6 +127,8 @@ pub fn run(dir: &Path) -> Result<()> {
             commands: receiver,
             token: token.clone(),
             setup_marker: paths.setup_marker(&name),
+            logs: logs.clone(),
+            runs: std::cell::Cell::new(0),
         };
         let handle = std::thread::Builder::new()
             .name(format!("service-{name}"))
@@ -171,6 +180,7 @@ pub fn run(dir: &Path) -> Result<()> {
 
     shared.update(|file| file.state = InstanceState::Stopping);
     stop_all(&shared, workers, compose);
+    logs.finish(LOG_DRAIN);
     let _ = std::fs::remove_file(control::SOCKET_NAME);
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! One service's life in the supervisor: wait for dependencies, setup, start, readiness,
 //! restarts with backoff and a burst limit, and a clean stop of its process group.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::process::Child;
 use std::sync::Arc;
@@ -11,8 +12,9 @@ use nix::sys::signal::Signal;
 
 use super::readiness::{Probe, Readiness};
 use super::shared::Shared;
-use super::unix::{ExitInfo, append_line, peek_exit, signal_child_group, spawn_process};
-use super::{BACKOFF_INITIAL, BACKOFF_MAX, BURST_LIMIT, BURST_WINDOW};
+use super::unix::{ExitInfo, peek_exit, signal_child_group, spawn_process};
+use super::{BACKOFF_INITIAL, BACKOFF_MAX, BURST_LIMIT, BURST_WINDOW, LOG_FLUSH_WAIT};
+use crate::logs::{self, LogCursor, LogHandle, LogSink};
 use crate::process::ProcessIdentity;
 use crate::state::{ProcessSpec, RestartPolicy, ServiceState};
 
@@ -36,6 +38,10 @@ pub struct ServiceThread {
     pub commands: Receiver<Command>,
     pub token: String,
     pub setup_marker: std::path::PathBuf,
+    pub logs: LogSink,
+    /// How many times the process was started by this supervisor (for the separator
+    /// written into the log at each start).
+    pub runs: Cell<u32>,
 }
 
 /// How waiting ended.
@@ -74,6 +80,20 @@ impl ServiceThread {
         self.shared
             .service(&self.name)
             .and_then(|record| record.process().cloned())
+    }
+
+    fn log(&self, spec: &ProcessSpec) -> LogHandle {
+        self.logs.open(&spec.log, spec.log_limits)
+    }
+
+    /// Starts `argv` with its output going into the service's log.
+    fn spawn(
+        &self,
+        argv: &[String],
+        spec: &ProcessSpec,
+        log: &LogHandle,
+    ) -> std::io::Result<Child> {
+        spawn_process(argv, spec, &self.token, log.attach()?)
     }
 
     fn set_state(&self, state: ServiceState, message: Option<String>) {
@@ -236,13 +256,16 @@ impl ServiceThread {
         argv: &[String],
         spec: &ProcessSpec,
     ) -> Result<ExitInfo, Interrupt> {
-        let mut child = match spawn_process(argv, spec, &self.token) {
+        let log = self.log(spec);
+        let _ = log.remark(&logs::setup_started(SystemTime::now()));
+        let mut child = match self.spawn(argv, spec, &log) {
             Ok(child) => child,
-            Err(error) => return Ok(self.spawn_failure(&error)),
+            Err(error) => return Ok(self.spawn_failure(&log, &error)),
         };
         loop {
             if let Some(exit) = peek_exit(&child) {
                 finish(&mut child);
+                log.flush(LOG_FLUSH_WAIT);
                 return Ok(exit);
             }
             if let Some(interrupt) = self.poll_command(FAST_TICK) {
@@ -252,11 +275,8 @@ impl ServiceThread {
         }
     }
 
-    fn spawn_failure(&self, error: &std::io::Error) -> ExitInfo {
-        let _ = append_line(
-            &self.spec().map(|spec| spec.log).unwrap_or_default(),
-            &format!("berth: {error}"),
-        );
+    fn spawn_failure(&self, log: &LogHandle, error: &std::io::Error) -> ExitInfo {
+        let _ = log.remark(&format!("berth: {error}"));
         self.set_state(ServiceState::Failed, Some(error.to_string()));
         ExitInfo {
             code: Some(127),
@@ -266,12 +286,15 @@ impl ServiceThread {
 
     /// Starts the process, waits for readiness, then watches it until it exits.
     fn run_once(&self, spec: &ProcessSpec) -> Result<ExitInfo, Interrupt> {
-        let log_offset = std::fs::metadata(&spec.log)
-            .map(|meta| meta.len())
-            .unwrap_or(0);
-        let mut child = match spawn_process(&spec.argv, spec, &self.token) {
+        let log = self.log(spec);
+        let run = self.runs.get() + 1;
+        self.runs.set(run);
+        let _ = log.remark(&logs::run_started(run, SystemTime::now()));
+        // A `log` readiness check looks only at what this run writes.
+        let log_start = LogCursor::at_end(&spec.log);
+        let mut child = match self.spawn(&spec.argv, spec, &log) {
             Ok(child) => child,
-            Err(error) => return Ok(self.spawn_failure(&error)),
+            Err(error) => return Ok(self.spawn_failure(&log, &error)),
         };
         let pid = child.id();
         self.shared.update_service(&self.name, |record| {
@@ -282,12 +305,14 @@ impl ServiceThread {
             record.exit_code = None;
             record.message = None;
         });
-        let mut readiness = Readiness::new(spec, &self.token, log_offset);
+        let mut readiness = Readiness::new(spec, &self.token, log_start);
         let mut ready = false;
         let mut foreign_reported = false;
         loop {
             if let Some(exit) = peek_exit(&child) {
                 finish(&mut child);
+                // Its last lines are in the log before anyone is told it exited.
+                log.flush(LOG_FLUSH_WAIT);
                 return Ok(exit);
             }
             if !ready {

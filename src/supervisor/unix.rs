@@ -1,6 +1,7 @@
 //! Unix specifics: spawning in a new process group, peeking at exits, signalling groups.
 
 use std::fs::OpenOptions;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -31,11 +32,16 @@ fn open_log(path: &Path) -> std::io::Result<std::fs::File> {
         })
 }
 
-/// Starts `argv` as a service process: its own process group, output appended to the
-/// service's log, the instance's token in its environment, and SIGTERM if the supervisor
-/// thread that started it dies.
-pub fn spawn_process(argv: &[String], spec: &ProcessSpec, token: &str) -> std::io::Result<Child> {
-    let log = open_log(&spec.log)?;
+/// Starts `argv` as a service process: its own process group, output to `output` (the
+/// write end of its log's pipe), the instance's token in its environment, and SIGTERM if
+/// the supervisor thread that started it dies.
+pub fn spawn_process(
+    argv: &[String],
+    spec: &ProcessSpec,
+    token: &str,
+    output: OwnedFd,
+) -> std::io::Result<Child> {
+    let log = std::fs::File::from(output);
     let (program, arguments) = argv
         .split_first()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty command"))?;
@@ -69,15 +75,16 @@ fn die_with_parent(command: &mut Command) {
     }
 }
 
-/// Starts `docker logs -f` on a container, appending its output to the service's log.
-/// `since` (Unix seconds, fractional) skips what an earlier follower already copied.
+/// Starts `docker logs -f` on a container, its output to `output` (the write end of the
+/// service's log pipe). `since` (Unix seconds, fractional) skips what an earlier follower
+/// already copied.
 pub fn spawn_log_follower(
     container: &str,
     since: Option<&str>,
-    log: &Path,
+    output: OwnedFd,
     token: &str,
 ) -> std::io::Result<Child> {
-    let log = open_log(log)?;
+    let log = std::fs::File::from(output);
     let mut command = Command::new("docker");
     command.args(["logs", "--follow"]);
     if let Some(since) = since {
@@ -100,13 +107,6 @@ fn supervised(command: &mut Command, log: std::fs::File, token: &str) -> std::io
         .process_group(0);
     die_with_parent(command);
     Ok(())
-}
-
-/// Appends one line to a log (berth's own remarks among a service's output).
-pub fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut file = open_log(path)?;
-    writeln!(file, "{line}")
 }
 
 /// The exit status of `child` if it has exited, without reaping it: while the zombie is
