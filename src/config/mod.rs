@@ -14,3 +14,4 @@ pub use model::{
     DEFAULT_PORT_NAME, DatabaseConfig, DatabaseKind, EnvFileConfig, PerInstanceConfig, PortBase,
     ReadyConfig, ServiceConfig,
 };
+pub use size::format_size;

@@ -33,6 +33,25 @@ pub fn parse_size(text: &str) -> Option<u64> {
     number.checked_mul(multiplier)
 }
 
+/// `bytes` as [`parse_size`] reads it back: in the largest unit that divides it exactly.
+pub fn format_size(bytes: u64) -> String {
+    let by_size = [
+        ("GiB", 1 << 30),
+        ("MiB", 1 << 20),
+        ("GB", 1_000_000_000),
+        ("MB", 1_000_000),
+        ("KiB", 1 << 10),
+        ("KB", 1_000),
+    ];
+    by_size
+        .iter()
+        .find(|(_, unit)| bytes > 0 && bytes % unit == 0)
+        .map_or_else(
+            || format!("{bytes}B"),
+            |(name, unit)| format!("{}{name}", bytes / unit),
+        )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,6 +81,21 @@ mod tests {
         ];
         for (text, expected) in cases {
             assert_eq!(parse_size(text), *expected, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn sizes_are_written_back_in_their_largest_exact_unit() {
+        for (bytes, text) in [
+            (10 << 20, "10MiB"),
+            (64 << 10, "64KiB"),
+            (3_000_000, "3MB"),
+            (1 << 30, "1GiB"),
+            (100_001, "100001B"),
+            (0, "0B"),
+        ] {
+            assert_eq!(format_size(bytes), text);
+            assert_eq!(parse_size(text), Some(bytes));
         }
     }
 }
