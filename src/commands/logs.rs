@@ -78,7 +78,7 @@ pub fn run(context: &Context, args: &LogsArgs) -> Result<()> {
 fn shortfall(log: &Chosen, tail: &Tail, count: usize, scope: Scope) -> Option<String> {
     let name = &log.name;
     let kept = format!(
-        "logs keep {} × {} per service (`[logs]` in berth.toml)",
+        "`[logs]` keeps {} × {} per service",
         format_size(log.limits.max_size),
         log.limits.max_files
     );

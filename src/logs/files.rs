@@ -60,18 +60,36 @@ pub fn id_of(path: &Path) -> Option<FileId> {
         .map(|metadata| FileId::of(&metadata))
 }
 
-/// The files of the log `log` that exist, oldest first: the rotated ones from the
-/// highest number down (numbers above the first missing one are not looked at), then
-/// the current one.
-pub fn existing(log: &Path) -> Vec<(PathBuf, FileId)> {
-    let mut found: Vec<(PathBuf, FileId)> = (1..=MAX_FILES)
-        .map(|index| rotated_path(log, index))
-        .map_while(|path| id_of(&path).map(|id| (path, id)))
-        .collect();
-    found.reverse();
-    if let Some(id) = id_of(log) {
-        found.push((log.to_path_buf(), id));
+/// Calls `visit` with the log's files newest first (`<log>`, `<log>.1`, `<log>.2`, …)
+/// and their numbers; `visit` says whether the file is there. Stops at two missing
+/// numbers in a row: a rotation renames one file at a time, so while it runs one number
+/// may be missing.
+pub fn walk(log: &Path, mut visit: impl FnMut(u32, &Path) -> bool) {
+    let mut missing = 0;
+    for index in 0..=MAX_FILES {
+        if visit(index, &rotated_path(log, index)) {
+            missing = 0;
+        } else {
+            missing += 1;
+            if missing == 2 {
+                return;
+            }
+        }
     }
+}
+
+/// The files of the log `log` that exist, oldest first: the rotated ones from the
+/// highest number down, then the current one.
+pub fn existing(log: &Path) -> Vec<(PathBuf, FileId)> {
+    let mut found = Vec::new();
+    walk(log, |_, path| match id_of(path) {
+        Some(id) => {
+            found.push((path.to_path_buf(), id));
+            true
+        }
+        None => false,
+    });
+    found.reverse();
     found
 }
 
@@ -91,13 +109,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("api.log");
         assert!(existing(&log).is_empty());
-        for index in [0, 1, 2, 4] {
+        // One number missing (a rotation in progress) is skipped; two end the list.
+        for index in [0, 2, 3, 6] {
             std::fs::write(rotated_path(&log, index), "x\n").unwrap();
         }
         let names: Vec<PathBuf> = existing(&log).into_iter().map(|(path, _)| path).collect();
         assert_eq!(
             names,
-            [rotated_path(&log, 2), rotated_path(&log, 1), log.clone()]
+            [rotated_path(&log, 3), rotated_path(&log, 2), log.clone()]
         );
     }
 

@@ -152,12 +152,7 @@ impl RotatingLog {
     fn prune(&self) -> io::Result<()> {
         let first = self.limits.max_files.clamp(1, MAX_FILES);
         for index in first..=MAX_FILES {
-            let path = rotated_path(&self.path, index);
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(error) if error.kind() == io::ErrorKind::NotFound => break,
-                Err(error) => return Err(located(error, "cannot remove", &path)),
-            }
+            remove(&rotated_path(&self.path, index))?;
         }
         Ok(())
     }

@@ -9,7 +9,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use super::cursor::LogCursor;
-use super::files::{self, FileId, MAX_FILES, rotated_path};
+use super::files::{self, FileId};
 use super::header::{MAX_HEADER, is_header};
 use super::lines::{LineSplitter, each_line};
 use crate::state::LogLimits;
@@ -63,14 +63,21 @@ impl Tail {
     /// The last `count` lines of the log at `path` (of its current run with
     /// [`Scope::CurrentRun`]). A log that does not exist is empty.
     pub fn read(path: &Path, count: usize, scope: Scope, limits: LogLimits) -> Tail {
-        let files = open_files(path);
+        let (mut files, oldest) = open_files(path);
+        if let Some(newest) = files.first_mut() {
+            newest.length = whole_lines(newest);
+        }
         let mut scan = Scan {
             count,
             scope,
             found: 0,
             start: (0, files.first().map_or(0, |segment| segment.length)),
         };
-        let end = scan.run(&files, limits);
+        let mut end = scan.run(&files);
+        // Reaching the start of `.log.{max_files - 1}` means older lines were dropped.
+        if end == TailEnd::Beginning && limits.max_files > 1 && oldest + 1 >= limits.max_files {
+            end = TailEnd::Rotated;
+        }
         Tail {
             files,
             start: scan.start,
@@ -136,24 +143,37 @@ pub fn tail_lines(path: &Path, count: usize, scope: Scope, limits: LogLimits) ->
     lines
 }
 
-/// Opens the log's files newest first: the current one, then `.1`, `.2`, … up to the
-/// first missing one. A file met twice (renamed by a rotation between two opens) is
-/// taken once.
-fn open_files(path: &Path) -> Vec<Segment> {
+/// Opens the log's files newest first: the current one, then `.1`, `.2`, … A file met
+/// twice (renamed by a rotation between two opens) is taken once. Also returns the
+/// highest number found.
+fn open_files(path: &Path) -> (Vec<Segment>, u32) {
     let mut files: Vec<Segment> = Vec::new();
-    for index in 0..=MAX_FILES {
-        match files::open(&rotated_path(path, index)) {
-            Ok((file, id, length)) => {
-                if files.iter().all(|segment| segment.id != id) {
-                    files.push(Segment { file, id, length });
-                }
+    let mut oldest = 0;
+    files::walk(path, |index, path| match files::open(path) {
+        Ok((file, id, length)) => {
+            if files.iter().all(|segment| segment.id != id) {
+                files.push(Segment { file, id, length });
             }
-            // Between a rotation and the next write there is no current file.
-            Err(_) if index == 0 => {}
-            Err(_) => break,
+            oldest = index;
+            true
         }
+        Err(_) => false,
+    });
+    (files, oldest)
+}
+
+/// The length of the part of `segment` that ends with a whole line. The sink writes
+/// only whole lines, but a reader may see a write in progress: its unfinished end waits
+/// for the next read (or a cursor from [`Tail::follow`]). Only the last block is searched,
+/// which holds a newline unless the file predates bounded lines.
+fn whole_lines(segment: &Segment) -> u64 {
+    let size = segment.length.min(BLOCK as u64);
+    let from = segment.length - size;
+    let mut block = vec![0u8; size as usize];
+    if segment.file.read_exact_at(&mut block, from).is_err() {
+        return segment.length;
     }
-    files
+    memchr::memrchr(b'\n', &block).map_or(segment.length, |end| from + end as u64 + 1)
 }
 
 /// The backward search for where the tail starts.
@@ -165,7 +185,7 @@ struct Scan {
 }
 
 impl Scan {
-    fn run(&mut self, files: &[Segment], limits: LogLimits) -> TailEnd {
+    fn run(&mut self, files: &[Segment]) -> TailEnd {
         if self.count == 0 {
             return TailEnd::Count;
         }
@@ -210,12 +230,7 @@ impl Scan {
                 return end;
             }
         }
-        let kept = u32::try_from(files.len()).unwrap_or(u32::MAX);
-        if limits.max_files > 1 && kept >= limits.max_files {
-            TailEnd::Rotated
-        } else {
-            TailEnd::Beginning
-        }
+        TailEnd::Beginning
     }
 
     /// Takes the complete line `range` of file `index` (the block read last is `view`,
@@ -263,7 +278,7 @@ fn is_separator(segment: &Segment, range: &Range<u64>, view: (&[u8], u64)) -> bo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::logs::{RotatingLog, run_started};
+    use crate::logs::{RotatingLog, rotated_path, run_started};
 
     fn limits(max_size: u64, max_files: u32) -> LogLimits {
         LogLimits {
@@ -351,20 +366,26 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_log_is_empty_and_a_partial_last_line_counts() {
+    fn a_missing_log_is_empty_and_a_line_being_written_waits() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("api.log");
         let tail = Tail::read(&path, 10, Scope::All, LogLimits::default());
         assert_eq!((tail.lines, tail.end), (0, TailEnd::Beginning));
-        std::fs::write(&path, "one\n\ntwo").unwrap();
+        std::fs::write(&path, "one\n\ntw").unwrap();
         assert_eq!(
             tail_lines(&path, 10, Scope::All, LogLimits::default()),
-            ["one", "", "two"]
+            ["one", ""]
         );
-        assert_eq!(
-            tail_lines(&path, 1, Scope::All, LogLimits::default()),
-            ["two"]
-        );
+        let tail = Tail::read(&path, 1, Scope::All, LogLimits::default());
+        assert_eq!(lines(&tail), [""]);
+        // A cursor from the tail takes the line once it is whole.
+        let mut cursor = tail.follow(&path);
+        std::fs::write(&path, "one\n\ntwo\n").unwrap();
+        let mut seen = Vec::new();
+        cursor.read(u64::MAX, &mut |line| {
+            seen.push(String::from_utf8_lossy(line).into_owned())
+        });
+        assert_eq!(seen, ["two"]);
     }
 
     #[test]
@@ -372,6 +393,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("api.log");
         let long = "x".repeat(3 * crate::logs::MAX_LINE);
+        // Older logs may end without a newline, beyond the last block.
+        std::fs::write(&path, &long).unwrap();
+        assert_eq!(
+            tail_lines(&path, 10, Scope::All, LogLimits::default()).len(),
+            3
+        );
         std::fs::write(&path, format!("start\n{long}\nend\n")).unwrap();
         let tail = Tail::read(&path, 2, Scope::All, LogLimits::default());
         let lines = lines(&tail);
