@@ -34,10 +34,6 @@ impl RotatingLog {
         }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     pub fn set_limits(&mut self, limits: LogLimits) {
         if limits != self.limits {
             self.limits = limits;

@@ -190,10 +190,6 @@ impl LogHandle {
         self.inner.wake();
         let _ = finished.recv_timeout(within);
     }
-
-    pub fn path(&self) -> PathBuf {
-        lock(&self.log).writer.path().to_path_buf()
-    }
 }
 
 /// The thread that moves output from pipes to logs.

@@ -436,3 +436,30 @@ impl InstanceFile {
         crate::state::FileLock::is_held(&self.paths().supervisor_lock())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_written_before_log_limits_read_with_the_defaults() {
+        let process: ProcessSpec = serde_json::from_value(serde_json::json!({
+            "argv": ["api"], "cwd": "/x", "env": {}, "setup": null,
+            "ready": "started", "restart": "on-failure", "depends_on": [],
+            "stop_grace_ms": 5000, "log": "/x/.berth/x/logs/api.log"
+        }))
+        .unwrap();
+        assert_eq!(process.log_limits, LogLimits::default());
+        let compose: ComposeSpec = serde_json::from_value(serde_json::json!({
+            "depends_on": [], "ready": "running", "log": "/x/.berth/x/logs/db.log"
+        }))
+        .unwrap();
+        assert_eq!(
+            compose.log_limits,
+            LogLimits {
+                max_size: 10 * 1024 * 1024,
+                max_files: 5
+            }
+        );
+    }
+}
