@@ -322,3 +322,44 @@ ready = { log = "^now-ready$" }
     assert_eq!(names, ["late.log", "late.log.1"]);
     sandbox.berth(&root, &["down"]).success();
 }
+
+#[test]
+fn a_restart_puts_the_old_process_s_last_lines_before_the_new_separator() {
+    let sandbox = Sandbox::new();
+    let root = sandbox.project(
+        "restarts",
+        r#"
+[services.job]
+command = "sh -c 'trap \"echo stopping-$$; exit 0\" TERM; echo started-$$; while :; do sleep 0.05; done'"
+ready = { log = "^started-" }
+"#,
+    );
+    sandbox.berth(&root, &["up"]).success();
+    sandbox.berth(&root, &["restart", "job"]).success();
+    let log = std::fs::read_to_string(root.join(".berth/restarts/logs/job.log")).unwrap();
+    // (sh also reports the `sleep` the TERM killed: `Terminated`.)
+    let shape: Vec<&str> = log
+        .lines()
+        .filter_map(|line| {
+            if line.starts_with("----- berth: run ") {
+                Some("separator")
+            } else {
+                ["started", "stopping"]
+                    .into_iter()
+                    .find(|word| line.starts_with(&format!("{word}-")))
+            }
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        ["separator", "started", "stopping", "separator", "started"],
+        "{log}"
+    );
+    assert!(log.contains("----- berth: run 2 started "), "{log}");
+    let current = sandbox
+        .berth(&root, &["logs", "--since-start", "job"])
+        .success();
+    assert_eq!(current.stdout.lines().count(), 1, "{}", current.stdout);
+    assert!(current.stdout.starts_with("job | started-"));
+    sandbox.berth(&root, &["down"]).success();
+}

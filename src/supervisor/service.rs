@@ -270,6 +270,7 @@ impl ServiceThread {
             }
             if let Some(interrupt) = self.poll_command(FAST_TICK) {
                 stop_child(&mut child, spec.stop_grace_ms);
+                log.flush(LOG_FLUSH_WAIT);
                 return Err(interrupt);
             }
         }
@@ -336,6 +337,8 @@ impl ServiceThread {
             if let Some(interrupt) = self.poll_command(tick) {
                 self.set_state(ServiceState::Stopping, None);
                 stop_child(&mut child, spec.stop_grace_ms);
+                // Its last lines land before a restart's separator.
+                log.flush(LOG_FLUSH_WAIT);
                 self.shared.update_service(&self.name, |record| {
                     record.pid = None;
                     record.state = ServiceState::Stopped;
