@@ -171,9 +171,13 @@ pub struct LogsArgs {
     /// Keep following new lines.
     #[arg(short, long)]
     pub follow: bool,
-    /// Lines to show from the end of each log.
-    #[arg(short = 'n', long = "lines", default_value_t = 100, value_name = "N")]
-    pub lines: usize,
+    /// Lines to show from the end of each log [default: 100; with --since-start, all of
+    /// the current run].
+    #[arg(short = 'n', long = "lines", value_name = "N")]
+    pub lines: Option<usize>,
+    /// Only the lines of each service's current run: those since it last started.
+    #[arg(long)]
+    pub since_start: bool,
 }
 
 #[derive(Debug, Args)]

@@ -17,6 +17,8 @@
 //!
 //! Every file berth reads from the work tree goes through [`input`]: regular files only,
 //! of bounded size.
+//! - [`logs`] writes every service's output through one pump thread of the supervisor
+//!   into size-capped, rotated files, and reads them back for `logs`, `up` and readiness.
 //!
 //! Every other command in [`commands`] starts from `instance.json` plus the ledger;
 //! `rm` and `gc` remove what instances leave with [`cleanup`].
@@ -40,6 +42,7 @@ pub mod identity;
 pub mod input;
 pub mod ledger;
 pub mod lifecycle;
+pub mod logs;
 pub mod membership;
 pub mod model;
 pub mod output;

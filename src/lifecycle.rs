@@ -1,14 +1,15 @@
 //! Starting, stopping and waiting on an instance's supervisor, shared by the commands.
 
-use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::compose::{ComposeError, LABEL_INSTANCE, LABEL_ROOT, Runner};
 use crate::docker::Engine;
 use crate::error::{Error, Result};
+use crate::logs::{self, Scope};
 use crate::process::ProcessIdentity;
-use crate::state::{FileLock, InstanceFile, InstancePaths, InstanceState, ServiceState};
+use crate::state::{
+    FileLock, InstanceFile, InstancePaths, InstanceState, LogLimits, ServiceRecord, ServiceState,
+};
 use crate::supervisor::{self, Request};
 
 const POLL: Duration = Duration::from_millis(2);
@@ -99,7 +100,7 @@ pub fn remove_containers(file: &InstanceFile, volumes: bool) -> Result<()> {
 /// file in the work tree: it is signalled only if that process really is the supervisor
 /// of this state directory (its command line says so), never an unrelated one a copied
 /// or edited file names.
-fn kill_supervisor(identity: Option<ProcessIdentity>, dir: &Path) {
+fn kill_supervisor(identity: Option<ProcessIdentity>, dir: &std::path::Path) {
     let is_supervisor = |identity: &ProcessIdentity| {
         crate::process::command_line(identity.pid)
             .is_some_and(|command| command.ends_with(&format!("__supervise {}", dir.display())))
@@ -141,6 +142,7 @@ pub fn wait_ready(
             return Err(service_failed(
                 &file,
                 name,
+                record,
                 record.message.as_deref().unwrap_or("failed"),
             ));
         }
@@ -161,12 +163,13 @@ pub fn wait_ready(
                 Some((dependency, failed)) => service_failed(
                     &file,
                     dependency,
+                    failed,
                     &format!(
                         "{} (so `{name}` cannot start)",
                         failed.message.as_deref().unwrap_or("failed")
                     ),
                 ),
-                None => service_failed(&file, name, message),
+                None => service_failed(&file, name, record, message),
             });
         }
         if !file.supervisor_alive() {
@@ -175,7 +178,12 @@ pub fn wait_ready(
                     "the supervisor of `{}` exited before the services were ready",
                     file.name
                 ),
-                details: tail_lines(&paths.supervisor_log(), 20),
+                details: logs::tail_lines(
+                    &paths.supervisor_log(),
+                    20,
+                    Scope::All,
+                    LogLimits::default(),
+                ),
                 hint: Some("run `berth up` again; the log above says why it stopped".to_string()),
             });
         }
@@ -195,7 +203,7 @@ pub fn wait_ready(
                     .map(|message| format!(": {message}"))
                     .unwrap_or_default()
             );
-            return Err(service_failed(&file, name, &reason));
+            return Err(service_failed(&file, name, record, &reason));
         }
         // Reading a large instance.json (a thousand services) takes milliseconds: poll
         // less often then, so the wait does not compete with the supervisor for the CPU.
@@ -203,11 +211,13 @@ pub fn wait_ready(
     }
 }
 
-fn service_failed(file: &InstanceFile, name: &str, reason: &str) -> Error {
+/// The error for a service that failed, with the last lines of its current run (those
+/// of earlier runs, above the last separator in its log, say nothing about this failure).
+fn service_failed(file: &InstanceFile, name: &str, record: &ServiceRecord, reason: &str) -> Error {
     let log = file.paths().log(name);
-    let mut details = vec![format!("last lines of `{}`:", log.display())];
+    let mut details = vec![format!("last lines of this run in `{}`:", log.display())];
     details.extend(
-        tail_lines(&log, 20)
+        logs::tail_lines(&log, 20, Scope::CurrentRun, record.log_limits())
             .into_iter()
             .map(|line| format!("  {name} | {line}")),
     );
@@ -218,27 +228,4 @@ fn service_failed(file: &InstanceFile, name: &str, reason: &str) -> Error {
             "`berth logs {name}` shows more; `berth down` stops the instance"
         )),
     }
-}
-
-/// The last `count` lines of a file (reading at most its last 64 KiB).
-pub fn tail_lines(path: &Path, count: usize) -> Vec<String> {
-    let Ok(mut file) = std::fs::File::open(path) else {
-        return Vec::new();
-    };
-    let length = file.metadata().map(|meta| meta.len()).unwrap_or(0);
-    let start = length.saturating_sub(64 * 1024);
-    if file.seek(SeekFrom::Start(start)).is_err() {
-        return Vec::new();
-    }
-    let mut bytes = Vec::new();
-    let _ = file.read_to_end(&mut bytes);
-    let text = String::from_utf8_lossy(&bytes);
-    let lines: Vec<&str> = text.lines().collect();
-    // When reading from the middle of the file the first line is partial: drop it.
-    let skip = usize::from(start > 0 && !lines.is_empty());
-    let lines = &lines[skip..];
-    lines[lines.len().saturating_sub(count)..]
-        .iter()
-        .map(|line| line.to_string())
-        .collect()
 }

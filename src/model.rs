@@ -119,6 +119,7 @@ pub fn build(config: &Config, inputs: &ModelInputs) -> InstanceFile {
                 depends_on: service.depends_on.clone(),
                 ready,
                 log: paths.log(name),
+                log_limits: config.logs,
             });
             let url = service_ports
                 .iter()
@@ -185,6 +186,7 @@ pub fn build(config: &Config, inputs: &ModelInputs) -> InstanceFile {
             stop_grace_ms: service.stop_grace.as_millis() as u64,
             stop_signal: service.stop_signal.clone(),
             log: paths.log(name),
+            log_limits: config.logs,
         };
         // Only a service known to speak HTTP has a URL: `berth url` of PostgreSQL or
         // Redis gives `127.0.0.1:PORT`, never a made-up `http://`.

@@ -1,80 +1,150 @@
-//! `berth logs`: service logs prefixed with the service name; `-f` merges them live.
+//! `berth logs`: service logs prefixed with the service name, read across their rotated
+//! files; `--since-start` keeps only each service's current run; `-f` merges them live.
 
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::cli::LogsArgs;
+use crate::config::format_size;
 use crate::context::Context;
 use crate::error::Result;
-use crate::lifecycle::{self, tail_lines};
+use crate::lifecycle;
+use crate::logs::{LogCursor, READ_BUDGET, Scope, Tail, TailEnd};
 use crate::output;
-use crate::state::{FileLock, InstanceFile};
+use crate::state::{FileLock, InstanceFile, LogLimits};
+
+/// Lines shown per log without `-n` (and without `--since-start`).
+const DEFAULT_LINES: usize = 100;
+/// The most `-f` reads from one log before it looks at the next.
+const FOLLOW_BUDGET: u64 = 8 * 1024 * 1024;
+
+/// One service's log, as chosen for printing.
+struct Chosen {
+    name: String,
+    path: PathBuf,
+    limits: LogLimits,
+}
 
 pub fn run(context: &Context, args: &LogsArgs) -> Result<()> {
     let selected = context.select()?;
     let file = selected.started_with(&args.services)?;
     let logs = chosen_logs(file, &args.services);
-    let width = logs.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
+    let scope = if args.since_start {
+        Scope::CurrentRun
+    } else {
+        Scope::All
+    };
+    let count = args.lines.unwrap_or(if args.since_start {
+        usize::MAX
+    } else {
+        DEFAULT_LINES
+    });
+    let width = logs.iter().map(|log| log.name.len()).max().unwrap_or(0);
+    let mut notes = Vec::new();
+    let mut cursors = Vec::new();
     let mut stdout = std::io::stdout().lock();
-    for (name, path) in &logs {
-        for line in tail_lines(path, args.lines) {
-            writeln!(stdout, "{name:<width$} | {line}")?;
+    for log in &logs {
+        let tail = Tail::read(&log.path, count, scope, log.limits);
+        let printed = tail.for_each(|line| {
+            writeln!(
+                stdout,
+                "{:<width$} | {}",
+                log.name,
+                String::from_utf8_lossy(line)
+            )
+        });
+        match printed {
+            // stdout closed (piped into `head`): nothing more to do.
+            Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            result => result?,
         }
+        notes.extend(shortfall(log, &tail, count, scope));
+        cursors.push(tail.follow(&log.path));
     }
     drop(stdout);
+    for note in notes {
+        output::note(&note);
+    }
     if args.follow {
-        follow(&logs, &AtomicBool::new(false))?;
+        follow(&logs, cursors, &AtomicBool::new(false))?;
     }
     Ok(())
 }
 
-fn chosen_logs(file: &InstanceFile, services: &[String]) -> Vec<(String, PathBuf)> {
+/// What to say when a tail holds fewer lines than asked for.
+fn shortfall(log: &Chosen, tail: &Tail, count: usize, scope: Scope) -> Option<String> {
+    let name = &log.name;
+    let kept = format!(
+        "`[logs]` keeps {} × {} per service",
+        format_size(log.limits.max_size),
+        log.limits.max_files
+    );
+    match (tail.end, scope) {
+        (TailEnd::Count | TailEnd::RunStart, _) => None,
+        (TailEnd::Beginning, Scope::All) => None,
+        (TailEnd::Beginning, Scope::CurrentRun) if tail.lines == 0 => None,
+        (TailEnd::Beginning, Scope::CurrentRun) => Some(format!(
+            "note: `{name}`: no run separator in its log; showing all {} lines",
+            tail.lines
+        )),
+        (TailEnd::Rotated, Scope::All) => Some(format!(
+            "note: `{name}`: {} of the {count} lines asked for are left; older ones were rotated away ({kept})",
+            tail.lines
+        )),
+        (TailEnd::Rotated, Scope::CurrentRun) => Some(format!(
+            "note: `{name}`: the start of its current run was rotated away; showing the {} lines left ({kept})",
+            tail.lines
+        )),
+        (TailEnd::Bounded, _) => Some(format!(
+            "note: `{name}`: showing its last {} lines; reading stopped after {}",
+            tail.lines,
+            format_size(READ_BUDGET)
+        )),
+    }
+}
+
+fn chosen_logs(file: &InstanceFile, services: &[String]) -> Vec<Chosen> {
     file.services
         .iter()
         .filter(|(name, _)| services.is_empty() || services.contains(name))
-        .map(|(name, record)| (name.clone(), record.log().to_path_buf()))
+        .map(|(name, record)| Chosen {
+            name: name.clone(),
+            path: record.log().to_path_buf(),
+            limits: record.log_limits(),
+        })
         .collect()
 }
 
 /// Prints lines appended to any of the logs, as they arrive, until `stop` is set.
-fn follow(logs: &[(String, PathBuf)], stop: &AtomicBool) -> Result<()> {
-    let width = logs.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
-    let mut offsets: Vec<u64> = logs
-        .iter()
-        .map(|(_, path)| std::fs::metadata(path).map(|meta| meta.len()).unwrap_or(0))
-        .collect();
-    let mut partial: Vec<String> = vec![String::new(); logs.len()];
+fn follow(logs: &[Chosen], mut cursors: Vec<LogCursor>, stop: &AtomicBool) -> Result<()> {
+    let width = logs.iter().map(|log| log.name.len()).max().unwrap_or(0);
     while !stop.load(Ordering::Relaxed) {
         let mut stdout = std::io::stdout().lock();
-        for (index, (name, path)) in logs.iter().enumerate() {
-            let Ok(mut file) = std::fs::File::open(path) else {
-                continue;
-            };
-            let length = file.metadata().map(|meta| meta.len()).unwrap_or(0);
-            if length < offsets[index] {
-                offsets[index] = 0;
-            }
-            if length == offsets[index] || file.seek(SeekFrom::Start(offsets[index])).is_err() {
-                continue;
-            }
-            let mut bytes = Vec::new();
-            let _ = file.read_to_end(&mut bytes);
-            offsets[index] += bytes.len() as u64;
-            partial[index].push_str(&String::from_utf8_lossy(&bytes));
-            while let Some(end) = partial[index].find('\n') {
-                let line: String = partial[index].drain(..=end).collect();
-                if writeln!(stdout, "{name:<width$} | {}", line.trim_end_matches('\n')).is_err() {
-                    // stdout closed (piped into `head`): following is over.
-                    return Ok(());
-                }
-            }
+        let mut read = 0;
+        let mut closed = false;
+        for (log, cursor) in logs.iter().zip(&mut cursors) {
+            read += cursor.read(FOLLOW_BUDGET, &mut |line| {
+                closed = closed
+                    || writeln!(
+                        stdout,
+                        "{:<width$} | {}",
+                        log.name,
+                        String::from_utf8_lossy(line)
+                    )
+                    .is_err();
+            });
         }
-        let _ = stdout.flush();
+        if closed || stdout.flush().is_err() {
+            // stdout closed (piped into `head`): following is over.
+            return Ok(());
+        }
         drop(stdout);
-        std::thread::sleep(Duration::from_millis(100));
+        if read == 0 {
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
     Ok(())
 }
@@ -92,7 +162,12 @@ pub fn interrupt_flag() -> Result<Arc<AtomicBool>> {
 /// then bring the instance down.
 pub fn attach(context: &Context, file: &InstanceFile, stop: &AtomicBool) -> Result<()> {
     output::note("attached; press Ctrl-C to stop the instance");
-    follow(&chosen_logs(file, &[]), stop)?;
+    let logs = chosen_logs(file, &[]);
+    let cursors = logs
+        .iter()
+        .map(|log| LogCursor::at_end(&log.path))
+        .collect();
+    follow(&logs, cursors, stop)?;
     let paths = file.paths();
     let _operation = FileLock::acquire(
         &context.ledger.operation_lock(&file.name)?,

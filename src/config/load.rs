@@ -14,16 +14,21 @@ use super::model::{
     ComposeCatalog, ComposeConfig, ComposeSettings, Config, DEFAULT_PORT_NAME, DatabaseConfig,
     DatabaseKind, EnvFileConfig, PerInstanceConfig, PortBase, ReadyConfig, ServiceConfig,
 };
-use super::raw::{RawCommand, RawConfig, RawDatabase, RawPort, RawReady, RawService};
+use super::raw::{RawCommand, RawConfig, RawDatabase, RawPort, RawReady, RawService, RawSize};
+use super::size::parse_size;
 use super::template::{CommandTemplate, Placeholder, Template, TemplateError, Var};
 use crate::identity::sanitize;
 use crate::input::{self, InputError, MAX_TEXT_BYTES};
-use crate::state::RestartPolicy;
+use crate::state::{LogLimits, RestartPolicy};
 
 pub const CONFIG_FILE_NAME: &str = "berth.toml";
 const DEFAULT_STRIDE: u32 = 100;
 const DEFAULT_AUTO_RANGE: (u16, u16) = (20000, 29999);
 const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(5);
+/// The smallest `[logs] max_size`: room for several of the longest lines a log holds.
+const MIN_LOG_SIZE: u64 = 64 * 1024;
+/// The most `[logs] max_files`.
+const MAX_LOG_FILES: i64 = 100;
 
 /// The Compose file names Compose itself looks for, in its order.
 pub const COMPOSE_FILE_NAMES: [&str; 4] = [
@@ -318,6 +323,7 @@ impl Loader<'_> {
         };
 
         let (stride, auto_range) = self.ports_section(&raw)?;
+        let logs = self.logs_section(&raw)?;
         let compose = match self.compose_settings(&raw, root)? {
             Some(settings) => {
                 let catalog = resolver(&settings, &project)?;
@@ -343,6 +349,7 @@ impl Loader<'_> {
             project,
             stride,
             auto_range,
+            logs,
             services,
             compose,
             env_files,
@@ -619,6 +626,47 @@ impl Loader<'_> {
             None => DEFAULT_AUTO_RANGE,
         };
         Ok((stride, range))
+    }
+
+    /// `[logs]`: `max_size` (bytes, or a string with a unit) and `max_files`.
+    fn logs_section(&self, raw: &RawConfig) -> Result<LogLimits, ConfigError> {
+        let mut limits = LogLimits::default();
+        let Some(logs) = &raw.logs else {
+            return Ok(limits);
+        };
+        if let Some(size) = &logs.get_ref().max_size {
+            let bytes = match size.get_ref() {
+                RawSize::Bytes(bytes) => u64::try_from(*bytes).ok(),
+                RawSize::Text(text) => parse_size(text),
+            };
+            limits.max_size = match bytes {
+                Some(bytes) if bytes >= MIN_LOG_SIZE => bytes,
+                Some(_) => {
+                    return Err(self.error(
+                        size.span(),
+                        "`max_size` must be at least 64KiB (65536 bytes)",
+                    ));
+                }
+                None => {
+                    return Err(self.error(
+                        size.span(),
+                        "`max_size` must be a number of bytes or a size such as \"10MiB\" (units: B, KiB, MiB, GiB, KB, MB, GB)",
+                    ));
+                }
+            };
+        }
+        if let Some(files) = &logs.get_ref().max_files {
+            limits.max_files = match u32::try_from(*files.get_ref()) {
+                Ok(count) if (1..=MAX_LOG_FILES).contains(files.get_ref()) => count,
+                _ => {
+                    return Err(self.error(
+                        files.span(),
+                        format!("`max_files` must be between 1 and {MAX_LOG_FILES} (the current file counts)"),
+                    ));
+                }
+            };
+        }
+        Ok(limits)
     }
 
     fn services(
@@ -1482,6 +1530,7 @@ stop_grace = "2s"
         .unwrap();
         assert_eq!(config.project, "shop");
         assert_eq!(config.stride, 10);
+        assert_eq!(config.logs, LogLimits::default());
         let api = &config.services["api"];
         assert_eq!(api.ports["admin"], PortBase::Auto);
         assert_eq!(api.restart, RestartPolicy::Always);
@@ -1549,6 +1598,20 @@ stop_grace = "2s"
             ),
             ("[ports]\nstride = 0\n", ":2:10:", "stride"),
             (
+                "[logs]\nmax_size = \"10 MiBs\"\n",
+                ":2:12:",
+                "`max_size` must be a number of bytes or a size such as \"10MiB\"",
+            ),
+            ("[logs]\nmax_size = 1024\n", ":2:12:", "at least 64KiB"),
+            ("[logs]\nmax_size = -5\n", ":2:12:", "`max_size` must be"),
+            ("[logs]\nmax_files = 0\n", ":2:13:", "between 1 and 100"),
+            (
+                "[logs]\nmax_files = \"3\"\n",
+                ":2:13:",
+                "must be an integer",
+            ),
+            ("[logs]\nkeep = 3\n", ":2:1:", "unknown field `keep`"),
+            (
                 "[services.a]\ncommand = \"echo 'x\"\n",
                 ":2:",
                 "unbalanced quotes",
@@ -1562,6 +1625,21 @@ stop_grace = "2s"
             );
             assert!(error.contains(message), "{text:?}: {error}");
         }
+    }
+
+    #[test]
+    fn logs_limits_take_bytes_or_sizes_with_units() {
+        let config = load_text("[logs]\nmax_size = \"1MiB\"\nmax_files = 3\n").unwrap();
+        assert_eq!(
+            config.logs,
+            LogLimits {
+                max_size: 1024 * 1024,
+                max_files: 3
+            }
+        );
+        let config = load_text("[logs]\nmax_size = 100000\n").unwrap();
+        assert_eq!(config.logs.max_size, 100_000);
+        assert_eq!(config.logs.max_files, LogLimits::DEFAULT_MAX_FILES);
     }
 
     #[test]

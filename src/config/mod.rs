@@ -4,6 +4,7 @@ mod error;
 mod load;
 mod model;
 mod raw;
+mod size;
 mod target;
 pub mod template;
 
@@ -14,6 +15,7 @@ pub use model::{
     DEFAULT_PORT_NAME, DatabaseConfig, DatabaseKind, EnvFileConfig, PerInstanceConfig, PortBase,
     ReadyConfig, ServiceConfig,
 };
+pub use size::format_size;
 pub use target::{
     GENERATED_HEADER, Protected, TargetProblem, check_target, protected_files, target_path,
     written_by_berth,

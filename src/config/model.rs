@@ -7,7 +7,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 
 use super::template::{CommandTemplate, Template};
-use crate::state::RestartPolicy;
+use crate::state::{LogLimits, RestartPolicy};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -19,6 +19,8 @@ pub struct Config {
     pub stride: u32,
     /// Inclusive range for `port = "auto"`.
     pub auto_range: (u16, u16),
+    /// `[logs]`: how much of each service's output is kept.
+    pub logs: LogLimits,
     /// Process services, from berth.toml.
     pub services: IndexMap<String, ServiceConfig>,
     /// The Compose side of the project, when it has a Compose file.

@@ -14,6 +14,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub compose: Option<Spanned<RawCompose>>,
     #[serde(default)]
+    pub logs: Option<Spanned<RawLogs>>,
+    #[serde(default)]
     pub env_files: Vec<Spanned<RawEnvFile>>,
     #[serde(default)]
     pub services: IndexMap<Spanned<String>, Spanned<RawService>>,
@@ -57,6 +59,22 @@ pub struct RawProject {
 pub struct RawPorts {
     pub stride: Option<Spanned<i64>>,
     pub range: Option<Spanned<Vec<i64>>>,
+}
+
+/// `[logs]`: how much of each service's output is kept.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLogs {
+    pub max_size: Option<Spanned<RawSize>>,
+    pub max_files: Option<Spanned<i64>>,
+}
+
+/// A number of bytes, or a string with a unit (`"10MiB"`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawSize {
+    Bytes(i64),
+    Text(String),
 }
 
 #[derive(Debug, Deserialize)]

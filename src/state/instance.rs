@@ -169,6 +169,9 @@ pub struct ComposeSpec {
     pub ready: ComposeReady,
     /// Where the supervisor copies the container's output.
     pub log: PathBuf,
+    /// How much of that output is kept.
+    #[serde(default)]
+    pub log_limits: LogLimits,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -201,6 +204,13 @@ impl ServiceRecord {
         match &self.spec {
             ServiceSpec::Process(spec) => &spec.log,
             ServiceSpec::Compose(spec) => &spec.log,
+        }
+    }
+
+    pub fn log_limits(&self) -> LogLimits {
+        match &self.spec {
+            ServiceSpec::Process(spec) => spec.log_limits,
+            ServiceSpec::Compose(spec) => spec.log_limits,
         }
     }
 
@@ -238,6 +248,32 @@ pub struct ProcessSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
     pub log: PathBuf,
+    /// How much of the service's output is kept (`[logs]`).
+    #[serde(default)]
+    pub log_limits: LogLimits,
+}
+
+/// How much of one service's output is kept: the log rotates before it would exceed
+/// `max_size` bytes, and `max_files` files are kept (`<service>.log` and
+/// `<service>.log.1` … `.log.{max_files - 1}`, the oldest dropped).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LogLimits {
+    pub max_size: u64,
+    pub max_files: u32,
+}
+
+impl LogLimits {
+    pub const DEFAULT_MAX_SIZE: u64 = 10 * 1024 * 1024;
+    pub const DEFAULT_MAX_FILES: u32 = 5;
+}
+
+impl Default for LogLimits {
+    fn default() -> Self {
+        LogLimits {
+            max_size: Self::DEFAULT_MAX_SIZE,
+            max_files: Self::DEFAULT_MAX_FILES,
+        }
+    }
 }
 
 impl ProcessSpec {
@@ -450,5 +486,32 @@ impl InstanceFile {
     /// Whether the supervisor of this instance is alive (it holds its lock while it lives).
     pub fn supervisor_alive(&self) -> bool {
         crate::state::FileLock::is_held(&self.paths().supervisor_lock())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_written_before_log_limits_read_with_the_defaults() {
+        let process: ProcessSpec = serde_json::from_value(serde_json::json!({
+            "argv": ["api"], "cwd": "/x", "env": {}, "setup": null,
+            "ready": "started", "restart": "on-failure", "depends_on": [],
+            "stop_grace_ms": 5000, "log": "/x/.berth/x/logs/api.log"
+        }))
+        .unwrap();
+        assert_eq!(process.log_limits, LogLimits::default());
+        let compose: ComposeSpec = serde_json::from_value(serde_json::json!({
+            "depends_on": [], "ready": "running", "log": "/x/.berth/x/logs/db.log"
+        }))
+        .unwrap();
+        assert_eq!(
+            compose.log_limits,
+            LogLimits {
+                max_size: 10 * 1024 * 1024,
+                max_files: 5
+            }
+        );
     }
 }

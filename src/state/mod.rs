@@ -9,7 +9,7 @@ pub use atomic::{create_private_dir, read_versioned, write_atomic, write_json_at
 pub use error::StateError;
 pub use instance::{
     ComposeBackend, ComposeReady, ComposeSpec, DatabaseSpec, INSTANCE_FORMAT_VERSION, InstanceFile,
-    InstancePaths, InstanceState, ProcessSpec, ReadyCheck, RestartPolicy, ServiceRecord,
+    InstancePaths, InstanceState, LogLimits, ProcessSpec, ReadyCheck, RestartPolicy, ServiceRecord,
     ServiceSpec, ServiceState, SharedUse, check_state_root,
 };
 pub use lock::FileLock;

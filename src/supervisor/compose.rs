@@ -11,11 +11,13 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant, SystemTime};
 
+use super::LOG_FLUSH_WAIT;
 use super::shared::Shared;
-use super::unix::{append_line, spawn_log_follower};
+use super::unix::spawn_log_follower;
 use crate::compose::Runner;
 use crate::docker::{Container, Engine, Health};
-use crate::state::{ComposeBackend, ComposeReady, ServiceSpec, ServiceState};
+use crate::logs::{self, LogHandle, LogSink};
+use crate::state::{ComposeBackend, ComposeReady, ServiceRecord, ServiceSpec, ServiceState};
 
 /// What the supervisor's main thread asks of the compose thread.
 pub enum ComposeCommand {
@@ -46,6 +48,7 @@ pub struct ComposeThread {
     pub backend: ComposeBackend,
     pub project: String,
     pub token: String,
+    pub logs: LogSink,
 }
 
 /// The `docker logs -f` copying one container's output into the service's log.
@@ -63,6 +66,8 @@ struct Watch {
     tested_at: HashMap<String, Instant>,
     /// When each service's last follower ended, so a new one does not copy lines twice.
     followed_until: HashMap<String, String>,
+    /// How many times each service was started, for the separators in its log.
+    runs: HashMap<String, u32>,
 }
 
 impl ComposeThread {
@@ -130,6 +135,22 @@ impl ComposeThread {
                         | ServiceState::Stopped
                 )
             })
+    }
+
+    fn log(&self, record: &ServiceRecord) -> LogHandle {
+        self.logs.open(record.log(), record.log_limits())
+    }
+
+    /// Writes the separator of a new run into the service's log.
+    fn mark_run(&self, name: &str, watch: &mut Watch) {
+        let Some(record) = self.shared.service(name) else {
+            return;
+        };
+        let run = watch.runs.entry(name.to_string()).or_default();
+        *run += 1;
+        let _ = self
+            .log(&record)
+            .remark(&logs::run_started(*run, SystemTime::now()));
     }
 
     fn set_state(&self, name: &str, state: ServiceState, message: Option<String>) {
@@ -212,6 +233,7 @@ impl ComposeThread {
             return;
         }
         for name in &batch {
+            self.mark_run(name, watch);
             self.shared.update_service(name, |record| {
                 record.state = ServiceState::Starting;
                 record.started_at = Some(now());
@@ -229,7 +251,9 @@ impl ComposeThread {
             Err(error) => {
                 let text = error.to_string();
                 for name in &batch {
-                    let _ = append_line(file.services[name].log(), &format!("berth: {text}"));
+                    let _ = self
+                        .log(&file.services[name])
+                        .remark(&format!("berth: {text}"));
                     self.set_state(name, ServiceState::Failed, Some(first_line(&text)));
                 }
             }
@@ -277,7 +301,7 @@ impl ComposeThread {
                 self.shared
                     .update_service(&name, |record| record.container = Some(container_name));
             }
-            self.follow(&name, container, record.log(), watch);
+            self.follow(&name, container, record, watch);
             let (state, message) = match container.state.as_str() {
                 "running" => match (&spec.ready, container.health()) {
                     (_, Some(Health::Unhealthy)) => (
@@ -326,7 +350,7 @@ impl ComposeThread {
                     let code = exit_code(&container.status);
                     // Let the follower copy the container's last lines before `up`
                     // reads them for its error.
-                    self.wait_follower(&name, watch);
+                    self.wait_follower(&name, record, watch);
                     self.shared
                         .update_service(&name, |record| record.exit_code = code);
                     match code {
@@ -373,7 +397,7 @@ impl ComposeThread {
     }
 
     /// Keeps one `docker logs -f` running per container.
-    fn follow(&self, name: &str, container: &Container, log: &std::path::Path, watch: &mut Watch) {
+    fn follow(&self, name: &str, container: &Container, record: &ServiceRecord, watch: &mut Watch) {
         if let Some(follower) = watch.followers.get_mut(name) {
             let alive = matches!(follower.child.try_wait(), Ok(None));
             if alive && follower.container == container.id {
@@ -392,7 +416,10 @@ impl ComposeThread {
             return;
         }
         let since = watch.followed_until.get(name).map(String::as_str);
-        if let Ok(child) = spawn_log_follower(&container.id, since, log, &self.token) {
+        let Ok(output) = self.log(record).attach() else {
+            return;
+        };
+        if let Ok(child) = spawn_log_follower(&container.id, since, output, &self.token) {
             watch.followers.insert(
                 name.to_string(),
                 Follower {
@@ -403,13 +430,14 @@ impl ComposeThread {
         }
     }
 
-    fn wait_follower(&self, name: &str, watch: &mut Watch) {
+    fn wait_follower(&self, name: &str, record: &ServiceRecord, watch: &mut Watch) {
         if let Some(follower) = watch.followers.get_mut(name) {
             let deadline = Instant::now() + Duration::from_millis(500);
             while matches!(follower.child.try_wait(), Ok(None)) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
+        self.log(record).flush(LOG_FLUSH_WAIT);
     }
 
     fn restart(&self, services: &[String], watch: &mut Watch) {
@@ -426,6 +454,7 @@ impl ComposeThread {
             return;
         }
         for name in &running {
+            self.mark_run(name, watch);
             self.shared.update_service(name, |record| {
                 record.state = ServiceState::Starting;
                 record.restarts += 1;

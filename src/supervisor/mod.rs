@@ -25,3 +25,6 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(8);
 /// Restarts allowed within [`BURST_WINDOW`]; one more exit and the service is failed.
 pub const BURST_LIMIT: usize = 5;
 pub const BURST_WINDOW: Duration = Duration::from_secs(60);
+/// How long a service's thread waits for the log sink to write what an exited process
+/// left in its pipe.
+pub const LOG_FLUSH_WAIT: Duration = Duration::from_secs(1);

@@ -1,13 +1,13 @@
 //! Readiness checks: TCP connect, HTTP status, a command's exit status, a log line.
 
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use regex::Regex;
 
+use crate::logs::LogCursor;
 use crate::membership::ServiceScope;
 use crate::process;
 use crate::state::{ProcessSpec, ReadyCheck};
@@ -29,26 +29,28 @@ pub struct Readiness {
     last_exec: Option<Instant>,
 }
 
+/// Reads the log as it grows (across rotations), a bounded piece per probe and one line
+/// of at most [`MAX_LINE`](crate::logs::MAX_LINE) bytes at a time, so a service writing
+/// without newlines cannot make the supervisor grow.
 struct LogScan {
-    path: PathBuf,
-    offset: u64,
-    pending: String,
+    cursor: LogCursor,
     pattern: Regex,
 }
+
+/// The most one `log` probe reads; the rest waits for the next tick.
+const LOG_SCAN_BUDGET: u64 = 4 * 1024 * 1024;
 
 /// How often an `exec` check runs; the others are cheap enough to run every tick.
 const EXEC_INTERVAL: Duration = Duration::from_millis(250);
 const EXEC_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Readiness {
-    /// `log_offset` is the log's size when the process started: a log check only looks
-    /// at lines written since.
-    pub fn new(spec: &ProcessSpec, log_offset: u64) -> Self {
+    /// `log_start` is where the log stood when the process started: a log check only
+    /// looks at lines written since.
+    pub fn new(spec: &ProcessSpec, log_start: LogCursor) -> Self {
         let log = match &spec.ready {
             ReadyCheck::Log { pattern } => Regex::new(pattern).ok().map(|pattern| LogScan {
-                path: spec.log.clone(),
-                offset: log_offset,
-                pending: String::new(),
+                cursor: log_start,
                 pattern,
             }),
             _ => None,
@@ -146,24 +148,11 @@ impl Readiness {
 
 impl LogScan {
     fn scan(&mut self) -> bool {
-        let Ok(mut file) = std::fs::File::open(&self.path) else {
-            return false;
-        };
-        if file.seek(SeekFrom::Start(self.offset)).is_err() {
-            return false;
-        }
-        let mut bytes = Vec::new();
-        if file.read_to_end(&mut bytes).is_err() {
-            return false;
-        }
-        self.offset += bytes.len() as u64;
-        self.pending.push_str(&String::from_utf8_lossy(&bytes));
-        let found = self.pending.lines().any(|line| self.pattern.is_match(line));
-        // Keep only the unfinished last line for the next scan.
-        match self.pending.rfind('\n') {
-            Some(end) => self.pending.drain(..=end),
-            None => self.pending.drain(..0),
-        };
+        let mut found = false;
+        let pattern = &self.pattern;
+        self.cursor.read(LOG_SCAN_BUDGET, &mut |line| {
+            found = found || pattern.is_match(&String::from_utf8_lossy(line));
+        });
         found
     }
 }

@@ -18,11 +18,15 @@ use super::shared::Shared;
 use crate::cgroup::Cgroup;
 use crate::error::{Error, Result};
 use crate::graph;
+use crate::logs::LogSink;
 use crate::process::ProcessIdentity;
 use crate::state::{FileLock, InstanceFile, InstancePaths, InstanceState, ServiceState};
 
 /// Longer than any liveness probe holds the supervisor lock.
 const PROBE_WINDOW: Duration = Duration::from_millis(500);
+/// How long the log sink may take, once everything is stopped, to write what the pipes
+/// still hold (a stray process may keep one open forever).
+const LOG_DRAIN: Duration = Duration::from_secs(2);
 
 struct Worker {
     commands: Sender<Command>,
@@ -81,6 +85,8 @@ pub fn run(dir: &Path) -> Result<()> {
     }
 
     let token = file.token.clone();
+    // Every service's output goes through this sink into its rotating log.
+    let logs = LogSink::start()?;
     let shared = Arc::new(Shared::new(file, instance_json));
     shared.update(|file| {
         file.supervisor = ProcessIdentity::current();
@@ -101,6 +107,7 @@ pub fn run(dir: &Path) -> Result<()> {
                 backend,
                 project: snapshot.name.clone(),
                 token: token.clone(),
+                logs: logs.clone(),
             };
             let handle = std::thread::Builder::new()
                 .name("compose".to_string())
@@ -134,6 +141,8 @@ pub fn run(dir: &Path) -> Result<()> {
             token: token.clone(),
             setup_marker: paths.setup_marker(&name),
             cgroup: cgroups.as_ref().and_then(|cgroups| cgroups.service(&name)),
+            logs: logs.clone(),
+            runs: std::cell::Cell::new(0),
         };
         let handle = std::thread::Builder::new()
             .name(format!("service-{name}"))
@@ -194,6 +203,7 @@ pub fn run(dir: &Path) -> Result<()> {
     shared.update(|file| file.state = InstanceState::Stopping);
     shared.flush();
     stop_all(&shared, workers, compose);
+    logs.finish(LOG_DRAIN);
     shared.close();
     let _ = writer.join();
     if let Some(cgroups) = cgroups {

@@ -1,6 +1,7 @@
 //! One service's life in the supervisor: wait for dependencies, setup, start, readiness,
 //! restarts with backoff and a burst limit, and a clean stop of its process group.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::process::Child;
 use std::sync::Arc;
@@ -10,9 +11,10 @@ use std::time::{Duration, Instant, SystemTime};
 use super::children;
 use super::readiness::{Probe, Readiness};
 use super::shared::Shared;
-use super::unix::{ExitInfo, append_line, peek_exit, spawn_process};
-use super::{BACKOFF_INITIAL, BACKOFF_MAX, BURST_LIMIT, BURST_WINDOW};
+use super::unix::{ExitInfo, peek_exit, spawn_process};
+use super::{BACKOFF_INITIAL, BACKOFF_MAX, BURST_LIMIT, BURST_WINDOW, LOG_FLUSH_WAIT};
 use crate::cgroup::Cgroup;
+use crate::logs::{self, LogCursor, LogHandle, LogSink};
 use crate::membership::ServiceScope;
 use crate::process::ProcessIdentity;
 use crate::state::{ProcessSpec, RestartPolicy, ServiceState};
@@ -39,6 +41,10 @@ pub struct ServiceThread {
     pub setup_marker: std::path::PathBuf,
     /// The service's cgroup leaf, when the instance has a cgroup.
     pub cgroup: Option<Cgroup>,
+    pub logs: LogSink,
+    /// How many times the process was started by this supervisor (for the separator
+    /// written into the log at each start).
+    pub runs: Cell<u32>,
 }
 
 /// How waiting ended.
@@ -77,6 +83,20 @@ impl ServiceThread {
         self.shared
             .service(&self.name)
             .and_then(|record| record.process().cloned())
+    }
+
+    fn log(&self, spec: &ProcessSpec) -> LogHandle {
+        self.logs.open(&spec.log, spec.log_limits)
+    }
+
+    /// Starts `argv` with its output going into the service's log.
+    fn spawn(
+        &self,
+        argv: &[String],
+        spec: &ProcessSpec,
+        log: &LogHandle,
+    ) -> std::io::Result<Child> {
+        spawn_process(argv, spec, &self.token, self.cgroup.as_ref(), log.attach()?)
     }
 
     fn set_state(&self, state: ServiceState, message: Option<String>) {
@@ -249,29 +269,30 @@ impl ServiceThread {
         argv: &[String],
         spec: &ProcessSpec,
     ) -> Result<ExitInfo, Interrupt> {
-        let mut child = match spawn_process(argv, spec, &self.token, self.cgroup.as_ref()) {
+        let log = self.log(spec);
+        let _ = log.remark(&logs::setup_started(SystemTime::now()));
+        let mut child = match self.spawn(argv, spec, &log) {
             Ok(child) => child,
-            Err(error) => return Ok(self.spawn_failure(&error)),
+            Err(error) => return Ok(self.spawn_failure(&log, &error)),
         };
         let scope = self.scope(child.id());
         loop {
             if let Some(exit) = peek_exit(&child) {
                 scope.kill_all();
                 children::wait_leader(&mut child);
+                log.flush(LOG_FLUSH_WAIT);
                 return Ok(exit);
             }
             if let Some(interrupt) = self.poll_command(FAST_TICK) {
                 stop(&scope, Some(&mut child), spec);
+                log.flush(LOG_FLUSH_WAIT);
                 return Err(interrupt);
             }
         }
     }
 
-    fn spawn_failure(&self, error: &std::io::Error) -> ExitInfo {
-        let _ = append_line(
-            &self.spec().map(|spec| spec.log).unwrap_or_default(),
-            &format!("berth: {error}"),
-        );
+    fn spawn_failure(&self, log: &LogHandle, error: &std::io::Error) -> ExitInfo {
+        let _ = log.remark(&format!("berth: {error}"));
         self.set_state(ServiceState::Failed, Some(error.to_string()));
         ExitInfo {
             code: Some(127),
@@ -283,12 +304,15 @@ impl ServiceThread {
     /// process that exits 0 while others of the service keep running has daemonized:
     /// the service then lives as long as they do.
     fn run_once(&self, spec: &ProcessSpec) -> Result<ExitInfo, Interrupt> {
-        let log_offset = std::fs::metadata(&spec.log)
-            .map(|meta| meta.len())
-            .unwrap_or(0);
-        let child = match spawn_process(&spec.argv, spec, &self.token, self.cgroup.as_ref()) {
+        let log = self.log(spec);
+        let run = self.runs.get() + 1;
+        self.runs.set(run);
+        let _ = log.remark(&logs::run_started(run, SystemTime::now()));
+        // A `log` readiness check looks only at what this run writes.
+        let log_start = LogCursor::at_end(&spec.log);
+        let child = match self.spawn(&spec.argv, spec, &log) {
             Ok(child) => child,
-            Err(error) => return Ok(self.spawn_failure(&error)),
+            Err(error) => return Ok(self.spawn_failure(&log, &error)),
         };
         let scope = self.scope(child.id());
         self.shared.update_service(&self.name, |record| {
@@ -300,7 +324,7 @@ impl ServiceThread {
             record.message = None;
         });
         let mut leader = Some(child);
-        let mut readiness = Readiness::new(spec, log_offset);
+        let mut readiness = Readiness::new(spec, log_start);
         let mut ready = false;
         let mut foreign_reported = false;
         loop {
@@ -319,6 +343,8 @@ impl ServiceThread {
                 } else {
                     scope.kill_all();
                     children::wait_leader(child);
+                    // Its last lines are in the log before anyone is told it exited.
+                    log.flush(LOG_FLUSH_WAIT);
                     return Ok(exit);
                 }
             }
@@ -353,6 +379,8 @@ impl ServiceThread {
             if let Some(interrupt) = self.poll_command(tick) {
                 self.set_state(ServiceState::Stopping, None);
                 stop(&scope, leader.as_mut(), spec);
+                // Its last lines land before a restart's separator.
+                log.flush(LOG_FLUSH_WAIT);
                 self.shared.update_service(&self.name, |record| {
                     record.pid = None;
                     record.state = ServiceState::Stopped;

@@ -2,6 +2,7 @@
 //! exits, signalling groups.
 
 use std::fs::OpenOptions;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -37,16 +38,17 @@ fn open_log(path: &Path) -> std::io::Result<std::fs::File> {
 
 /// Starts `argv` as a service process: the leader of a session of its own, in the
 /// service's cgroup when there is one (it moves itself in between fork and exec, so all
-/// it ever starts is in there too), output appended to the service's log, the
-/// instance's token in its environment, and SIGTERM if the supervisor thread that
-/// started it dies.
+/// it ever starts is in there too), output to `output` (the write end of its log's
+/// pipe), the instance's token in its environment, and SIGTERM if the supervisor thread
+/// that started it dies.
 pub fn spawn_process(
     argv: &[String],
     spec: &ProcessSpec,
     token: &str,
     cgroup: Option<&Cgroup>,
+    output: OwnedFd,
 ) -> std::io::Result<Child> {
-    let log = open_log(&spec.log)?;
+    let log = std::fs::File::from(output);
     let (program, arguments) = argv
         .split_first()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty command"))?;
@@ -105,15 +107,16 @@ fn die_with_parent(command: &mut Command) {
     }
 }
 
-/// Starts `docker logs -f` on a container, appending its output to the service's log.
-/// `since` (Unix seconds, fractional) skips what an earlier follower already copied.
+/// Starts `docker logs -f` on a container, its output to `output` (the write end of the
+/// service's log pipe). `since` (Unix seconds, fractional) skips what an earlier follower
+/// already copied.
 pub fn spawn_log_follower(
     container: &str,
     since: Option<&str>,
-    log: &Path,
+    output: OwnedFd,
     token: &str,
 ) -> std::io::Result<Child> {
-    let log = open_log(log)?;
+    let log = std::fs::File::from(output);
     let endpoint = crate::docker::Endpoint::from_env().map_err(std::io::Error::other)?;
     let mut command = endpoint.command("docker");
     command.args(["logs", "--follow"]);
@@ -137,13 +140,6 @@ fn supervised(command: &mut Command, log: std::fs::File, token: &str) -> std::io
         .process_group(0);
     die_with_parent(command);
     Ok(())
-}
-
-/// Appends one line to a log (berth's own remarks among a service's output).
-pub fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut file = open_log(path)?;
-    writeln!(file, "{line}")
 }
 
 /// The exit status of `child` if it has exited, without reaping it: while the zombie is

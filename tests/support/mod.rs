@@ -166,8 +166,12 @@ pub fn kill_and_wait(pid: u32) {
         nix::sys::signal::Signal::SIGKILL,
     )
     .expect("kill");
-    wait_for("the process to die", Duration::from_secs(5), || {
+    // Every thread must be gone, not only the leader: a leader that exits first shows as
+    // a zombie while its other threads (one in fsync, say) still hold its files and locks.
+    wait_for("the process to die", Duration::from_secs(10), || {
         !pid_alive(pid)
+            && std::fs::read_dir(format!("/proc/{pid}/task"))
+                .map_or(true, |tasks| tasks.count() <= 1)
     });
 }
 
