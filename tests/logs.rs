@@ -363,3 +363,44 @@ ready = { log = "^started-" }
     assert!(current.stdout.starts_with("job | started-"));
     sandbox.berth(&root, &["down"]).success();
 }
+
+/// `logs --json` prints JSON lines: instance, service, stream (berth's own lines apart
+/// from the service's output) and the line.
+#[test]
+fn logs_json_prints_one_object_per_line() {
+    let sandbox = Sandbox::new();
+    let root = sandbox.project(
+        "jsonlogs",
+        "[services.talk]\ncommand = \"sh -c 'echo hello; echo world >&2; exec sleep 600'\"\n",
+    );
+    sandbox.berth(&root, &["up"]).success();
+    wait_for("the lines", std::time::Duration::from_secs(10), || {
+        sandbox.berth(&root, &["logs"]).stdout.contains("world")
+    });
+    let run = sandbox.berth(&root, &["logs", "--json"]).success();
+    let objects: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|error| panic!("{error}: {line}")))
+        .collect();
+    let lines: Vec<(&str, &str)> = objects
+        .iter()
+        .map(|object| {
+            assert_eq!(object["instance"], "jsonlogs");
+            assert_eq!(object["service"], "talk");
+            (
+                object["stream"].as_str().unwrap(),
+                object["line"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(lines.contains(&("output", "hello")), "{lines:?}");
+    assert!(lines.contains(&("output", "world")), "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|(stream, line)| *stream == "berth" && line.contains("run 1 started")),
+        "{lines:?}"
+    );
+    sandbox.berth(&root, &["down"]).success();
+}

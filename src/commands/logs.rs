@@ -46,16 +46,14 @@ pub fn run(context: &Context, args: &LogsArgs) -> Result<()> {
     let mut notes = Vec::new();
     let mut cursors = Vec::new();
     let mut stdout = std::io::stdout().lock();
+    let format = LineFormat {
+        json: context.json,
+        instance: &file.name,
+        width,
+    };
     for log in &logs {
         let tail = Tail::read(&log.path, count, scope, log.limits);
-        let printed = tail.for_each(|line| {
-            writeln!(
-                stdout,
-                "{:<width$} | {}",
-                log.name,
-                String::from_utf8_lossy(line)
-            )
-        });
+        let printed = tail.for_each(|line| format.write(&mut stdout, &log.name, line, None));
         match printed {
             // stdout closed (piped into `head`): nothing more to do.
             Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
@@ -69,9 +67,47 @@ pub fn run(context: &Context, args: &LogsArgs) -> Result<()> {
         output::note(&note);
     }
     if args.follow {
-        follow(&logs, cursors, &AtomicBool::new(false))?;
+        follow(&logs, cursors, &AtomicBool::new(false), &format)?;
     }
     Ok(())
+}
+
+/// How a log line is printed: `service | line`, or with `--json` one JSON object per
+/// line (`time` is when `-f` saw it; lines read back from the files carry no time).
+struct LineFormat<'a> {
+    json: bool,
+    instance: &'a str,
+    width: usize,
+}
+
+impl LineFormat<'_> {
+    fn write(
+        &self,
+        out: &mut impl Write,
+        service: &str,
+        line: &[u8],
+        seen: Option<std::time::SystemTime>,
+    ) -> std::io::Result<()> {
+        let text = String::from_utf8_lossy(line);
+        if !self.json {
+            return writeln!(out, "{service:<width$} | {text}", width = self.width);
+        }
+        // berth's own lines (run separators, spawn errors) are told apart from the
+        // service's output, which is stdout and stderr together.
+        let stream = if text.starts_with("----- berth:") || text.starts_with("berth: ") {
+            "berth"
+        } else {
+            "output"
+        };
+        let object = serde_json::json!({
+            "time": seen.map(|time| humantime::format_rfc3339_millis(time).to_string()),
+            "instance": self.instance,
+            "service": service,
+            "stream": stream,
+            "line": text,
+        });
+        writeln!(out, "{object}")
+    }
 }
 
 /// What to say when a tail holds fewer lines than asked for.
@@ -119,8 +155,12 @@ fn chosen_logs(file: &InstanceFile, services: &[String]) -> Vec<Chosen> {
 }
 
 /// Prints lines appended to any of the logs, as they arrive, until `stop` is set.
-fn follow(logs: &[Chosen], mut cursors: Vec<LogCursor>, stop: &AtomicBool) -> Result<()> {
-    let width = logs.iter().map(|log| log.name.len()).max().unwrap_or(0);
+fn follow(
+    logs: &[Chosen],
+    mut cursors: Vec<LogCursor>,
+    stop: &AtomicBool,
+    format: &LineFormat,
+) -> Result<()> {
     while !stop.load(Ordering::Relaxed) {
         let mut stdout = std::io::stdout().lock();
         let mut read = 0;
@@ -128,13 +168,14 @@ fn follow(logs: &[Chosen], mut cursors: Vec<LogCursor>, stop: &AtomicBool) -> Re
         for (log, cursor) in logs.iter().zip(&mut cursors) {
             read += cursor.read(FOLLOW_BUDGET, &mut |line| {
                 closed = closed
-                    || writeln!(
-                        stdout,
-                        "{:<width$} | {}",
-                        log.name,
-                        String::from_utf8_lossy(line)
-                    )
-                    .is_err();
+                    || format
+                        .write(
+                            &mut stdout,
+                            &log.name,
+                            line,
+                            Some(std::time::SystemTime::now()),
+                        )
+                        .is_err();
             });
         }
         if closed || stdout.flush().is_err() {
@@ -167,7 +208,13 @@ pub fn attach(context: &Context, file: &InstanceFile, stop: &AtomicBool) -> Resu
         .iter()
         .map(|log| LogCursor::at_end(&log.path))
         .collect();
-    follow(&logs, cursors, stop)?;
+    let width = logs.iter().map(|log| log.name.len()).max().unwrap_or(0);
+    let format = LineFormat {
+        json: context.json,
+        instance: &file.name,
+        width,
+    };
+    follow(&logs, cursors, stop, &format)?;
     let paths = file.paths();
     let _operation = FileLock::acquire(
         &context.ledger.operation_lock(&file.name)?,
