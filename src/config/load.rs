@@ -731,19 +731,7 @@ impl Loader<'_> {
     ) -> Result<ServiceConfig, ConfigError> {
         let command = self.command(command, raw.shell)?;
         let cwd = raw.cwd.as_ref().map(|cwd| self.cwd(cwd)).transpose()?;
-        let mut env = IndexMap::new();
-        for (key, value) in &raw.env {
-            if !is_env_name(key.get_ref()) {
-                return Err(self.error(
-                    key.span(),
-                    format!(
-                        "`{}` is not a valid environment variable name",
-                        key.get_ref()
-                    ),
-                ));
-            }
-            env.insert(key.get_ref().clone(), self.template(value)?);
-        }
+        let env = self.env_templates(&raw.env)?;
         let ports = self.ports(raw)?;
         let ready = self.ready(raw, &ports)?;
         let env_file = raw
@@ -1021,17 +1009,13 @@ impl Loader<'_> {
         Ok(ReadyConfig::Log(pattern))
     }
 
-    /// `[project] env` and `env_file`.
-    #[allow(clippy::type_complexity)]
-    fn project_env(
+    /// An `env` table: valid variable names, values as templates.
+    fn env_templates(
         &self,
-        raw: &RawConfig,
-    ) -> Result<(IndexMap<String, Template>, Option<Template>), ConfigError> {
-        let Some(project) = &raw.project else {
-            return Ok((IndexMap::new(), None));
-        };
+        raw: &IndexMap<Spanned<String>, Spanned<String>>,
+    ) -> Result<IndexMap<String, Template>, ConfigError> {
         let mut env = IndexMap::new();
-        for (key, value) in &project.get_ref().env {
+        for (key, value) in raw {
             if !is_env_name(key.get_ref()) {
                 return Err(self.error(
                     key.span(),
@@ -1043,6 +1027,19 @@ impl Loader<'_> {
             }
             env.insert(key.get_ref().clone(), self.template(value)?);
         }
+        Ok(env)
+    }
+
+    /// `[project] env` and `env_file`.
+    #[allow(clippy::type_complexity)]
+    fn project_env(
+        &self,
+        raw: &RawConfig,
+    ) -> Result<(IndexMap<String, Template>, Option<Template>), ConfigError> {
+        let Some(project) = &raw.project else {
+            return Ok((IndexMap::new(), None));
+        };
+        let env = self.env_templates(&project.get_ref().env)?;
         let env_file = project
             .get_ref()
             .env_file
@@ -1055,19 +1052,13 @@ impl Loader<'_> {
     /// Every placeholder must name a service and port that exist.
     fn check_names(&self, raw: &RawConfig, config: &Config) -> Result<(), ConfigError> {
         if let Some(project) = &raw.project {
-            let mut located: Vec<(Range<usize>, Vec<&Placeholder>)> = Vec::new();
-            for (key, value) in &project.get_ref().env {
-                located.push((
-                    value.span(),
-                    config.env[key.get_ref()].placeholders().collect(),
-                ));
-            }
-            if let (Some(span), Some(env_file)) = (
-                project.get_ref().env_file.as_ref().map(Spanned::span),
-                &config.env_file,
-            ) {
-                located.push((span, env_file.placeholders().collect()));
-            }
+            let project = project.get_ref();
+            let located = env_placeholders(
+                &project.env,
+                &config.env,
+                project.env_file.as_ref(),
+                config.env_file.as_ref(),
+            );
             self.check_references(located, config)?;
         }
         for (name, raw_service) in &raw.services {
@@ -1085,18 +1076,12 @@ impl Loader<'_> {
             ) {
                 located.push((span, cwd.placeholders().collect()));
             }
-            for (key, value) in &raw_service.get_ref().env {
-                located.push((
-                    value.span(),
-                    service.env[key.get_ref()].placeholders().collect(),
-                ));
-            }
-            if let (Some(span), Some(env_file)) = (
-                raw_service.get_ref().env_file.as_ref().map(Spanned::span),
-                &service.env_file,
-            ) {
-                located.push((span, env_file.placeholders().collect()));
-            }
+            located.extend(env_placeholders(
+                &raw_service.get_ref().env,
+                &service.env,
+                raw_service.get_ref().env_file.as_ref(),
+                service.env_file.as_ref(),
+            ));
             if let (Some(setup), Some(template)) = (&raw_service.get_ref().setup, &service.setup) {
                 located.push((setup.span(), template.placeholders()));
             }
@@ -1412,6 +1397,24 @@ fn is_valid_name(name: &str) -> bool {
     matches!(chars.next(), Some(first) if first.is_ascii_lowercase() || first.is_ascii_digit())
         && name.len() <= 63
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+/// Where each placeholder of an `env` table and an `env_file` stands in berth.toml.
+#[allow(clippy::type_complexity)]
+fn env_placeholders<'a>(
+    raw_env: &IndexMap<Spanned<String>, Spanned<String>>,
+    env: &'a IndexMap<String, Template>,
+    raw_env_file: Option<&Spanned<String>>,
+    env_file: Option<&'a Template>,
+) -> Vec<(Range<usize>, Vec<&'a Placeholder>)> {
+    let mut located: Vec<(Range<usize>, Vec<&Placeholder>)> = raw_env
+        .iter()
+        .map(|(key, value)| (value.span(), env[key.get_ref()].placeholders().collect()))
+        .collect();
+    if let (Some(raw), Some(template)) = (raw_env_file, env_file) {
+        located.push((raw.span(), template.placeholders().collect()));
+    }
+    located
 }
 
 fn is_env_name(name: &str) -> bool {
