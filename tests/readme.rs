@@ -66,3 +66,47 @@ fn the_postgresql_recipe_runs_as_written() {
     );
     sandbox.berth(&shared, &["down"]).success();
 }
+
+/// Every block of the configuration reference, taken from README.md as written, makes one
+/// project (api, db, the Compose web, logs, an env file) that berth loads without error.
+/// The per-instance block needs `shared = true` and runs in the recipe test above.
+#[test]
+fn the_configuration_reference_loads_as_written() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let start = readme
+        .find("## Configuration reference")
+        .expect("the reference");
+    let end = start + readme[start..].find("\n## ").expect("the next section");
+    let blocks: Vec<&str> = readme[start..end]
+        .split("```toml\n")
+        .skip(1)
+        .map(|rest| &rest[..rest.find("```").expect("the block ends")])
+        .filter(|block| !block.starts_with("[services.db.per_instance]"))
+        .collect();
+    assert!(blocks.len() >= 5, "{} blocks", blocks.len());
+    let compose = "services:\n  web:\n    image: busybox\n    ports: [\"8080:80\"]\n    volumes: [pgdata:/data]\nvolumes:\n  pgdata:\n";
+    let sandbox = Sandbox::new();
+    let root = sandbox.project_files(
+        "shop",
+        &[
+            ("berth.toml", &blocks.join("\n")),
+            (".env", "API_URL=http://localhost:3000\n"),
+            ("compose.yml", compose),
+            (
+                "compose.dev.yml",
+                "services:\n  web:\n    environment:\n      DEBUG: \"1\"\n",
+            ),
+        ],
+    );
+    std::fs::create_dir(root.join("api")).unwrap();
+    let doctor = sandbox.berth(&root, &["doctor", "--json"]);
+    let checks = doctor.json();
+    let project = checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|check| check["check"] == "project")
+        .unwrap_or_else(|| panic!("no project check: {checks}"));
+    assert_eq!(project["status"], "ok", "{project}\n{}", doctor.stderr);
+}
