@@ -116,3 +116,48 @@ fn a_healthy_container_is_ready_only_once_its_port_listens() {
         sandbox.berth(&dir, &["down"]).success();
     }
 }
+
+/// A one-shot that leaves a process in the background is still done when it exits 0:
+/// its dependants start, and what it left behind is killed.
+#[test]
+fn a_one_shot_that_leaves_a_background_process_is_done_and_cleaned_up() {
+    let sandbox = Sandbox::new();
+    let root = sandbox.project(
+        "oneshotbg",
+        "[services.prepare]\ncommand = \"sh -c 'sleep 600 & echo prepared'\"\nrestart = \"never\"\n\n[services.app]\ncommand = \"sleep 600\"\ndepends_on = [\"prepare\"]\n",
+    );
+    let status = sandbox
+        .berth(&root, &["up", "--json", "--timeout", "20"])
+        .success()
+        .json();
+    let states: Vec<String> = status["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {}",
+                s["name"].as_str().unwrap(),
+                s["state"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(states.contains(&"prepare exited".to_string()), "{states:?}");
+    assert!(states.contains(&"app ready".to_string()), "{states:?}");
+    // Only the app's `sleep 600` is left.
+    wait_for(
+        "the background sleep to be killed",
+        std::time::Duration::from_secs(5),
+        || {
+            pids_matching("sleep 600")
+                .iter()
+                .filter(|pid| {
+                    std::fs::read_link(format!("/proc/{pid}/cwd"))
+                        .is_ok_and(|cwd| cwd.starts_with(&root))
+                })
+                .count()
+                == 1
+        },
+    );
+    sandbox.berth(&root, &["down"]).success();
+}

@@ -331,7 +331,10 @@ impl ServiceThread {
             if let Some(child) = leader.as_mut()
                 && let Some(exit) = peek_exit(child)
             {
+                // A one-shot task is done when its process exits: what it left behind
+                // is killed below, never taken for a daemon.
                 if exit.success()
+                    && spec.restart != RestartPolicy::Never
                     && let Some(main) = scope.main_member()
                 {
                     children::wait_leader(child);
@@ -349,6 +352,7 @@ impl ServiceThread {
                 }
             }
             if leader.is_none() && scope.members().is_empty() {
+                log.flush(LOG_FLUSH_WAIT);
                 return Ok(ExitInfo {
                     code: None,
                     signal: None,
