@@ -10,7 +10,8 @@
 //! - [`model`] renders the instance model, which [`state`] writes as `instance.json`;
 //! - [`supervisor`] (the same binary, detached) starts and watches the processes and
 //!   writes their state back (compose services through the Compose tool, watched with
-//!   [`docker`] engine queries); `up` waits for readiness and [`output`] renders the result.
+//!   [`docker`] engine queries while they start and the engine's events once settled);
+//!   `up` waits for readiness and [`output`] renders the result.
 //!
 //! - [`envfiles`] writes the per-instance dotenv copies (edited by [`dotenv`]), each
 //!   reached with [`beneath`] (no symlink followed) and recorded in the ledger.

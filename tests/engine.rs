@@ -78,9 +78,22 @@ fn data_in_an_image_declared_volume_survives_down_and_up_and_goes_with_down_volu
             "services:\n  store:\n    image: {VOLUME_IMAGE}\n    command: [\"sleep\", \"600\"]\n    stop_grace_period: 1s\n"
         );
         let dir = sandbox.project_files(&name, &[("compose.yml", &compose)]);
-        let before = all_volumes();
         sandbox.berth(&dir, &["up"]).success();
         let container = container_of(&sandbox, &dir, "store");
+        // No anonymous volume: every volume the container mounts is the instance's own.
+        let mounts = docker::lines(&[
+            "inspect",
+            "--format",
+            "{{range .Mounts}}{{.Name}}\n{{end}}",
+            &container,
+        ]);
+        assert!(
+            !mounts.is_empty()
+                && mounts
+                    .iter()
+                    .all(|mount| mount.starts_with(&format!("{name}_"))),
+            "{tool}: {mounts:?}"
+        );
         exec(&container, "echo kept > /data/file");
         let volume = format!("{name}_store-data");
         assert!(
@@ -119,11 +132,11 @@ fn data_in_an_image_declared_volume_survives_down_and_up_and_goes_with_down_volu
             !docker::volume_exists(&volume),
             "{tool}: down --volumes kept it"
         );
-        let after: Vec<String> = all_volumes()
+        let left: Vec<String> = all_volumes()
             .into_iter()
-            .filter(|volume| !before.contains(volume))
+            .filter(|volume| volume.starts_with(&format!("{name}_")))
             .collect();
-        assert!(after.is_empty(), "{tool}: volumes leaked: {after:?}");
+        assert!(left.is_empty(), "{tool}: volumes left: {left:?}");
     }
 }
 
@@ -216,4 +229,34 @@ fn containers_of_a_killed_supervisor_are_reaped_and_up_works_at_once() {
         sandbox.berth(&dir, &["down"]).success();
         assert!(docker::containers_of(&name).is_empty());
     }
+}
+
+/// The compose supervisor learns of a container's death from the engine's events: a
+/// container stopped behind berth's back shows as failed within seconds, although a
+/// settled instance is polled only every 30 s.
+#[test]
+fn a_container_stopped_behind_berths_back_is_seen_through_the_engines_events() {
+    if !docker::available("container_events") {
+        return;
+    }
+    let mut sandbox = Sandbox::new();
+    sandbox.compose = Some(docker::compose_tools()[0].to_string());
+    let compose = format!(
+        "services:\n  web:\n    image: {IMAGE}\n    command: [\"httpd\", \"-f\", \"-p\", \"80\", \"-h\", \"/www\"]\n    ports: [\"29180:80\"]\n    stop_grace_period: 1s\n"
+    );
+    let dir = sandbox.project_files("evented", &[("compose.yml", &compose)]);
+    sandbox.berth(&dir, &["up"]).success();
+    let container = container_of(&sandbox, &dir, "web");
+    // Settled: the supervisor now waits for events.
+    std::thread::sleep(Duration::from_millis(1500));
+    docker::lines(&["kill", &container]);
+    wait_for(
+        "berth to see the container die",
+        Duration::from_secs(10),
+        || {
+            let status = sandbox.berth(&dir, &["status", "--json"]).success().json();
+            status["services"][0]["state"] == "failed"
+        },
+    );
+    sandbox.berth(&dir, &["down"]).success();
 }

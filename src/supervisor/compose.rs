@@ -29,12 +29,18 @@ pub enum ComposeCommand {
     Stop(Vec<String>, Sender<()>),
     /// Remove every container and network of the instance and end the thread.
     Down(Sender<()>),
+    /// The engine reported an event of one of the instance's containers (it started,
+    /// died, changed health, …): look at them now.
+    Changed,
 }
 
 /// Poll interval while a service is starting.
 const FAST_TICK: Duration = Duration::from_millis(20);
-/// Poll interval once every service is settled.
+/// Poll interval once every service is settled, when the engine's events cannot be had.
 const SLOW_TICK: Duration = Duration::from_millis(1000);
+/// Once every service is settled and the engine reports the containers' events, the
+/// thread sleeps until one comes; this is only a safety net.
+const IDLE_TICK: Duration = Duration::from_secs(30);
 /// How often berth runs a starting service's healthcheck test itself.
 const TEST_INTERVAL: Duration = Duration::from_millis(50);
 /// How long one run of the test may take before it counts as failed.
@@ -49,6 +55,40 @@ pub struct ComposeThread {
     pub project: String,
     pub token: String,
     pub logs: LogSink,
+    /// The sending side of `commands`, for the thread that forwards the engine's events.
+    pub changes: Sender<ComposeCommand>,
+}
+
+/// Forwards the engine's events about the instance's containers as
+/// [`ComposeCommand::Changed`], until the compose thread is gone. Returns whether the
+/// event stream could be opened (else the compose thread keeps polling).
+fn forward_events(
+    engine: &Engine,
+    project: &str,
+    changes: Sender<ComposeCommand>,
+    done: Arc<std::sync::atomic::AtomicBool>,
+) -> bool {
+    let labels = [(crate::compose::LABEL_INSTANCE, project)];
+    let Ok(mut events) = engine.events(&labels, Some(std::time::SystemTime::now())) else {
+        return false;
+    };
+    std::thread::Builder::new()
+        .name("compose-events".to_string())
+        .spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                match events.next_within(Duration::from_secs(1)) {
+                    Ok(Some(_)) => {
+                        if changes.send(ComposeCommand::Changed).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => {}
+                    // The stream broke: the compose thread's safety-net poll goes on.
+                    Err(_) => return,
+                }
+            }
+        })
+        .is_ok()
 }
 
 /// The `docker logs -f` copying one container's output into the service's log.
@@ -73,6 +113,20 @@ struct Watch {
 impl ComposeThread {
     pub fn run(self) {
         let engine = Engine::from_env().ok();
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let evented = engine.as_ref().is_some_and(|engine| {
+            forward_events(
+                engine,
+                &self.project,
+                self.changes.clone(),
+                Arc::clone(&done),
+            )
+        });
+        self.watch(engine.as_ref(), evented);
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn watch(&self, engine: Option<&Engine>, evented: bool) {
         let mut watch = Watch::default();
         // Nothing to wait for before the first launch.
         let mut tick = Duration::ZERO;
@@ -93,13 +147,19 @@ impl ComposeThread {
                     self.down(&mut watch);
                     return;
                 }
-                Err(RecvTimeoutError::Timeout) => {}
+                Ok(ComposeCommand::Changed) | Err(RecvTimeoutError::Timeout) => {}
             }
             self.launch(&mut watch);
             if !watch.launched.is_empty() {
-                self.observe(engine.as_ref(), &mut watch);
+                self.observe(engine, &mut watch);
             }
-            tick = if self.settled() { SLOW_TICK } else { FAST_TICK };
+            // Starting services are polled (a port starts to listen without an event);
+            // settled ones wait for the engine's next event about them.
+            tick = match (self.settled(), evented) {
+                (false, _) => FAST_TICK,
+                (true, true) => IDLE_TICK,
+                (true, false) => SLOW_TICK,
+            };
         }
     }
 

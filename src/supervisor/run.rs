@@ -108,6 +108,7 @@ pub fn run(dir: &Path) -> Result<()> {
                 project: snapshot.name.clone(),
                 token: token.clone(),
                 logs: logs.clone(),
+                changes: sender.clone(),
             };
             let handle = std::thread::Builder::new()
                 .name("compose".to_string())
