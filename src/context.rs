@@ -207,7 +207,17 @@ pub fn reap_orphaned_locked(
         }
         drop(locked);
         // Its containers outlived it too: the supervisor would have taken them down.
-        let containers = crate::lifecycle::remove_containers(&fresh, false);
+        let containers = crate::lifecycle::remove_containers(&fresh, false).or_else(|error| {
+            // The Compose tool failed (a busy engine, say): remove them by their labels,
+            // which needs no Compose tool, and say why.
+            output::note(&format!(
+                "note: `compose down` failed ({error}); removing the containers by their labels"
+            ));
+            let engine =
+                crate::docker::Engine::from_env().map_err(crate::compose::ComposeError::from)?;
+            crate::cleanup::engine_objects(&engine, &fresh.name, &fresh.root, false, false)
+                .map(drop)
+        });
         output::note(&format!(
             "note: the supervisor of `{}` had died; stopped the processes{} it left",
             fresh.name,

@@ -215,8 +215,9 @@ fn containers_of_a_killed_supervisor_are_reaped_and_up_works_at_once() {
         assert_eq!(http_get(port, "/health").map(|(code, _)| code), Some(200));
         kill_and_wait(status["supervisor_pid"].as_u64().unwrap() as u32);
 
-        let ls = sandbox.berth(&dir, &["ls", "--json"]).success().json();
-        assert_eq!(ls[0]["state"], "crashed", "{tool}: {ls}");
+        let run = sandbox.berth(&dir, &["ls", "--json"]).success();
+        let ls = run.json();
+        assert_eq!(ls[0]["state"], "crashed", "{tool}: {ls}\n{}", run.stderr);
         assert!(
             docker::containers_of(&name).is_empty(),
             "{tool}: containers outlived it"

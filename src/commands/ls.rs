@@ -26,7 +26,13 @@ pub fn run(context: &Context) -> Result<()> {
                 (true, false) if entry.started_at.is_some() => match reap(context, entry) {
                     Ok(true) => "crashed",
                     Ok(false) => "stopped",
-                    Err(_) => "stale: supervisor dead",
+                    Err(error) => {
+                        output::note(&format!(
+                            "warning: cannot clean up after `{}`: {error}",
+                            entry.name
+                        ));
+                        "stale: supervisor dead"
+                    }
                 },
                 (true, false) => "stopped",
             };
