@@ -51,7 +51,7 @@ fn a_procfile_project_runs_twice_from_berth_init_alone() {
         if std::env::var("BERTH_REQUIRE_PROGRAMS").as_deref() == Ok("1") {
             panic!("gunicorn is missing, and BERTH_REQUIRE_PROGRAMS=1 requires it");
         }
-        eprintln!("\n*** SKIPPED: gunicorn is not installed (scripts/test installs it) ***\n");
+        eprintln!("\n*** SKIPPED: gunicorn is not installed (scripts/test-deps installs it) ***\n");
         return;
     }
     let sandbox = Sandbox::new();

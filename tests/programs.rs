@@ -8,8 +8,8 @@
 //!
 //! Each test has its own thousand ports (20000–28999), so no two tests contend for one.
 //!
-//! `scripts/test` installs the programs; without them these tests skip loudly, unless
-//! BERTH_REQUIRE_PROGRAMS=1 (set by `scripts/test`) makes that a failure.
+//! `scripts/test-deps` installs the programs; without them these tests skip loudly, unless
+//! BERTH_REQUIRE_PROGRAMS=1 (set by `.ci/run`) makes that a failure.
 
 mod support;
 
@@ -47,10 +47,12 @@ fn installed(test: &str, programs: &[&str]) -> bool {
     }
     if std::env::var("BERTH_REQUIRE_PROGRAMS").as_deref() == Ok("1") {
         panic!(
-            "{test}: {missing:?} missing, and BERTH_REQUIRE_PROGRAMS=1 requires them (scripts/test installs them)"
+            "{test}: {missing:?} missing, and BERTH_REQUIRE_PROGRAMS=1 requires them (scripts/test-deps installs them)"
         );
     }
-    eprintln!("\n*** SKIPPED {test}: {missing:?} not installed (scripts/test installs them) ***\n");
+    eprintln!(
+        "\n*** SKIPPED {test}: {missing:?} not installed (scripts/test-deps installs them) ***\n"
+    );
     false
 }
 
