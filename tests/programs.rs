@@ -407,15 +407,20 @@ fn a_double_forking_daemon() {
     });
 }
 
+/// The tests' PostgreSQL service, stopped with its fast shutdown (SIGINT).
+fn postgres_stopped_by_sigint(bin: &Path, port: u16) -> String {
+    support::postgres::process_service(bin, "db", port).replace(
+        "stop_grace = \"20s\"",
+        "stop_grace = \"20s\"\nstop_signal = \"SIGINT\"",
+    )
+}
+
 #[test]
 fn postgresql_as_its_own_user() {
     let Some(bin) = support::postgres::server_bin("postgresql_as_its_own_user") else {
         return;
     };
-    let service = support::postgres::process_service(&bin, "db", 27000).replace(
-        "stop_grace = \"20s\"",
-        "stop_grace = \"20s\"\nstop_signal = \"SIGINT\"",
-    );
+    let service = postgres_stopped_by_sigint(&bin, 27000);
     conformance(Program {
         name: "postgres",
         files: vec![("berth.toml", config(&service))],
@@ -435,10 +440,7 @@ fn postgresql_with_a_connected_client_stops_cleanly() {
         return;
     };
     let sandbox = Sandbox::new();
-    let service = support::postgres::process_service(&bin, "db", 28000).replace(
-        "stop_grace = \"20s\"",
-        "stop_grace = \"20s\"\nstop_signal = \"SIGINT\"",
-    );
+    let service = postgres_stopped_by_sigint(&bin, 28000);
     let root = sandbox.project("pgstop", &service);
     sandbox.berth(&root, &["up", "--timeout", "60"]).success();
     let port = port_of(&status(&sandbox, &root), "db");
