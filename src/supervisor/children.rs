@@ -58,14 +58,16 @@ pub fn reap_adopted() -> usize {
     let set = leaders();
     let own_session = getsid(None).map(|pid| pid.as_raw() as u32).ok();
     let mut reaped = 0;
-    for pid in process::own_children() {
+    // Registered leaders are most of the children: skipped before reading anything.
+    let adopted = process::own_children()
+        .into_iter()
+        .filter(|pid| !set.as_ref().is_some_and(|set| set.contains(pid)));
+    for pid in adopted {
         let Some(stat) = process::stat(pid) else {
             continue;
         };
-        let registered = set.as_ref().is_some_and(|set| set.contains(&pid));
         if stat.state == 'Z'
             && Some(stat.session) != own_session
-            && !registered
             && waitpid(Pid::from_raw(pid as i32), Some(WaitPidFlag::WNOHANG)).is_ok()
         {
             reaped += 1;

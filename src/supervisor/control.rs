@@ -36,21 +36,6 @@ pub fn bind() -> std::io::Result<UnixListener> {
     Ok(listener)
 }
 
-/// Reads one request from a connection accepted by the supervisor.
-pub fn read_request(stream: &UnixStream) -> std::io::Result<Request> {
-    stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-    let mut line = String::new();
-    BufReader::new(stream).read_line(&mut line)?;
-    serde_json::from_str(&line).map_err(std::io::Error::other)
-}
-
-pub fn write_reply(mut stream: &UnixStream, reply: &Reply) -> std::io::Result<()> {
-    let mut bytes = serde_json::to_vec(reply).map_err(std::io::Error::other)?;
-    bytes.push(b'\n');
-    stream.write_all(&bytes)
-}
-
 /// Sends `request` to the supervisor of the instance in `dir` and returns its reply.
 pub fn send(dir: &Path, request: &Request) -> std::io::Result<Reply> {
     // Connect through /proc/self/fd/N/…: the path stays short however deep `dir` is.

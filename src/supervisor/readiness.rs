@@ -1,11 +1,14 @@
 //! Readiness checks: TCP connect, HTTP status, a command's exit status, a log line.
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use regex::Regex;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::unix::ProcessWatch;
 
 use crate::logs::LogCursor;
 use crate::membership::ServiceScope;
@@ -43,6 +46,9 @@ const LOG_SCAN_BUDGET: u64 = 4 * 1024 * 1024;
 /// How often an `exec` check runs; the others are cheap enough to run every tick.
 const EXEC_INTERVAL: Duration = Duration::from_millis(250);
 const EXEC_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long an `http` check may take, connection and answer together.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Readiness {
     /// `log_start` is where the log stood when the process started: a log check only
@@ -63,18 +69,18 @@ impl Readiness {
         }
     }
 
-    pub fn probe(&mut self, spec: &ProcessSpec, scope: &ServiceScope) -> Probe {
+    pub async fn probe(&mut self, spec: &ProcessSpec, scope: &ServiceScope) -> Probe {
         match self.check.clone() {
             ReadyCheck::Started => Probe::Ready,
-            ReadyCheck::Tcp { port } => match connect(port) {
+            ReadyCheck::Tcp { port } => match connect(port).await {
                 Some(_) => self.owned(port, scope),
                 None => Probe::NotYet,
             },
-            ReadyCheck::Http { port, path } => match http_ok(port, &path) {
+            ReadyCheck::Http { port, path } => match http_ok(port, &path).await {
                 Some(true) => self.owned(port, scope),
                 _ => Probe::NotYet,
             },
-            ReadyCheck::Exec { argv } => self.exec(&argv, spec),
+            ReadyCheck::Exec { argv } => self.exec(&argv, spec).await,
             ReadyCheck::Log { .. } => match self.log.as_mut().map(LogScan::scan) {
                 Some(true) => Probe::Ready,
                 _ => Probe::NotYet,
@@ -101,7 +107,7 @@ impl Readiness {
         }
     }
 
-    fn exec(&mut self, argv: &[String], spec: &ProcessSpec) -> Probe {
+    async fn exec(&mut self, argv: &[String], spec: &ProcessSpec) -> Probe {
         if self
             .last_exec
             .is_some_and(|last| last.elapsed() < EXEC_INTERVAL)
@@ -123,26 +129,16 @@ impl Readiness {
         let Ok(mut child) = child else {
             return Probe::NotYet;
         };
-        let started = Instant::now();
-        loop {
-            match child.try_wait() {
-                Ok(Some(status)) => {
-                    return if status.success() {
-                        Probe::Ready
-                    } else {
-                        Probe::NotYet
-                    };
-                }
-                Ok(None) if started.elapsed() < EXEC_TIMEOUT => {
-                    std::thread::sleep(Duration::from_millis(5))
-                }
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Probe::NotYet;
-                }
+        let watch = ProcessWatch::new(child.id());
+        let passed = match tokio::time::timeout(EXEC_TIMEOUT, watch.exit()).await {
+            Ok(exit) => exit.success(),
+            Err(_) => {
+                let _ = child.kill();
+                false
             }
-        }
+        };
+        let _ = child.wait();
+        if passed { Probe::Ready } else { Probe::NotYet }
     }
 }
 
@@ -157,35 +153,34 @@ impl LogScan {
     }
 }
 
-fn connect(port: u16) -> Option<TcpStream> {
-    TcpStream::connect_timeout(
-        &SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
-        Duration::from_millis(500),
-    )
-    .ok()
+async fn connect(port: u16) -> Option<TcpStream> {
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address))
+        .await
+        .ok()?
+        .ok()
 }
 
 /// `Some(true)` for a 2xx or 3xx answer to `GET path`.
-fn http_ok(port: u16, path: &str) -> Option<bool> {
-    let mut stream = connect(port)?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    stream
-        .set_write_timeout(Some(Duration::from_secs(2)))
-        .ok()?;
-    let request = format!(
-        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: berth\r\nConnection: close\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).ok()?;
-    let mut head = [0u8; 32];
-    let mut filled = 0;
-    while filled < 12 {
-        let read = stream.read(&mut head[filled..]).ok()?;
-        if read == 0 {
-            break;
+async fn http_ok(port: u16, path: &str) -> Option<bool> {
+    let exchange = async {
+        let mut stream = connect(port).await?;
+        let request = format!(
+            "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: berth\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut head = [0u8; 32];
+        let mut filled = 0;
+        while filled < 12 {
+            let read = stream.read(&mut head[filled..]).await.ok()?;
+            if read == 0 {
+                break;
+            }
+            filled += read;
         }
-        filled += read;
-    }
-    let status_line = std::str::from_utf8(&head[..filled]).ok()?;
-    let code: u16 = status_line.split_ascii_whitespace().nth(1)?.parse().ok()?;
-    Some((200..400).contains(&code))
+        let status_line = std::str::from_utf8(&head[..filled]).ok()?;
+        let code: u16 = status_line.split_ascii_whitespace().nth(1)?.parse().ok()?;
+        Some((200..400).contains(&code))
+    };
+    tokio::time::timeout(HTTP_TIMEOUT, exchange).await.ok()?
 }

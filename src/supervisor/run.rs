@@ -2,18 +2,20 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Sender};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use indexmap::IndexMap;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, oneshot};
 
 use super::children;
 use super::compose::{ComposeCommand, ComposeThread};
 use super::control::{self, Reply, Request};
 use super::reap::stop_processes;
-use super::service::{Command, ServiceThread};
+use super::service::{Command, ServiceTask};
 use super::shared::Shared;
 use crate::cgroup::Cgroup;
 use crate::error::{Error, Result};
@@ -29,13 +31,13 @@ const PROBE_WINDOW: Duration = Duration::from_millis(500);
 const LOG_DRAIN: Duration = Duration::from_secs(2);
 
 struct Worker {
-    commands: Sender<Command>,
-    handle: JoinHandle<()>,
+    commands: mpsc::UnboundedSender<Command>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 /// The one thread that runs every compose service of the instance.
 struct ComposeWorker {
-    commands: Sender<ComposeCommand>,
+    commands: std::sync::mpsc::Sender<ComposeCommand>,
     handle: JoinHandle<()>,
     names: Vec<String>,
 }
@@ -71,23 +73,36 @@ pub fn run(dir: &Path) -> Result<()> {
     }
     let cgroups = InstanceCgroups::enter(&file.name, &dir);
 
-    let stop_requested = Arc::new(AtomicBool::new(false));
-    // A child exited: maybe an adopted orphan to reap (scanning for them costs a read per
-    // thread, so it is done only then).
-    let child_exited = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGCHLD, Arc::clone(&child_exited))?;
-    for signal in [
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGHUP,
-    ] {
-        signal_hook::flag::register(signal, Arc::clone(&stop_requested))?;
+    // One thread runs every service: each is a task on this event loop.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let local = tokio::task::LocalSet::new();
+    let result = local.block_on(&runtime, supervise(paths, file, listener, cgroups.as_ref()));
+    if let Some(cgroups) = cgroups {
+        cgroups.leave();
     }
+    let _ = std::fs::remove_file(control::SOCKET_NAME);
+    result
+}
+
+async fn supervise(
+    paths: InstancePaths,
+    file: InstanceFile,
+    listener: std::os::unix::net::UnixListener,
+    cgroups: Option<&InstanceCgroups>,
+) -> Result<()> {
+    let listener = UnixListener::from_std(listener)?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut hangup = signal(SignalKind::hangup())?;
+    // A child exited: maybe an adopted orphan to reap.
+    let mut child_exited = signal(SignalKind::child())?;
 
     let token = file.token.clone();
     // Every service's output goes through this sink into its rotating log.
     let logs = LogSink::start()?;
-    let shared = Arc::new(Shared::new(file, instance_json));
+    let shared = Arc::new(Shared::new(file, paths.dir.join("instance.json")));
     shared.update(|file| {
         file.supervisor = ProcessIdentity::current();
         file.state = InstanceState::Starting;
@@ -100,7 +115,7 @@ pub fn run(dir: &Path) -> Result<()> {
     let snapshot = shared.snapshot();
     let compose = match snapshot.compose.clone() {
         Some(backend) => {
-            let (sender, receiver) = mpsc::channel();
+            let (sender, receiver) = std::sync::mpsc::channel();
             let thread = ComposeThread {
                 shared: Arc::clone(&shared),
                 commands: receiver,
@@ -126,92 +141,112 @@ pub fn run(dir: &Path) -> Result<()> {
         }
         None => None,
     };
-    let names: Vec<String> = snapshot
+    let mut workers: IndexMap<String, Worker> = IndexMap::new();
+    for (name, _) in snapshot
         .services
         .iter()
         .filter(|(_, record)| !record.is_compose())
-        .map(|(name, _)| name.clone())
-        .collect();
-    let mut workers: IndexMap<String, Worker> = IndexMap::new();
-    for name in names {
-        let (sender, receiver) = mpsc::channel();
-        let thread = ServiceThread {
+    {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let service = ServiceTask {
             name: name.clone(),
             shared: Arc::clone(&shared),
             commands: receiver,
             token: token.clone(),
-            setup_marker: paths.setup_marker(&name),
-            cgroup: cgroups.as_ref().and_then(|cgroups| cgroups.service(&name)),
+            setup_marker: paths.setup_marker(name),
+            cgroup: cgroups.and_then(|cgroups| cgroups.service(name)),
             logs: logs.clone(),
-            runs: std::cell::Cell::new(0),
+            runs: 0,
         };
-        let handle = std::thread::Builder::new()
-            .name(format!("service-{name}"))
-            .spawn(move || thread.run())?;
+        let task = tokio::task::spawn_local(service.run());
         workers.insert(
-            name,
+            name.clone(),
             Worker {
                 commands: sender,
-                handle,
+                task,
             },
         );
     }
+    drop(snapshot);
 
     loop {
-        if stop_requested.load(Ordering::Relaxed) {
-            break;
-        }
-        if child_exited.swap(false, Ordering::Relaxed) {
-            children::reap_adopted();
-        }
-        match listener.accept() {
-            Ok((stream, _)) => {
-                let request = control::read_request(&stream);
-                let (reply, stop) = match request {
-                    Ok(Request::Stop) => (
-                        Reply {
-                            ok: true,
-                            error: None,
-                        },
-                        true,
-                    ),
-                    Ok(request) => {
-                        let reply = dispatch(&shared, &workers, compose.as_ref(), &request);
-                        // The caller reads instance.json next: it must see the change.
-                        shared.flush();
-                        (reply, false)
+        tokio::select! {
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+            _ = hangup.recv() => break,
+            _ = child_exited.recv() => {
+                children::reap_adopted();
+            }
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(error) => {
+                        eprintln!("berth supervisor: control socket: {error}");
+                        continue;
                     }
-                    Err(error) => (
-                        Reply {
-                            ok: false,
-                            error: Some(format!("bad request: {error}")),
-                        },
-                        false,
-                    ),
                 };
-                let _ = control::write_reply(&stream, &reply);
-                if stop {
+                if answer(stream, &shared, &workers, compose.as_ref()).await {
                     break;
                 }
             }
-            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(25));
-            }
-            Err(error) => eprintln!("berth supervisor: control socket: {error}"),
         }
     }
 
     shared.update(|file| file.state = InstanceState::Stopping);
     shared.flush();
-    stop_all(&shared, workers, compose);
+    stop_all(&shared, workers, compose).await;
     logs.finish(LOG_DRAIN);
     shared.close();
     let _ = writer.join();
-    if let Some(cgroups) = cgroups {
-        cgroups.leave();
-    }
-    let _ = std::fs::remove_file(control::SOCKET_NAME);
     Ok(())
+}
+
+/// How long a client of the control socket may take to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Reads one request from a control connection, carries it out and replies. Returns
+/// whether the supervisor was asked to stop.
+async fn answer(
+    stream: UnixStream,
+    shared: &Shared,
+    workers: &IndexMap<String, Worker>,
+    compose: Option<&ComposeWorker>,
+) -> bool {
+    let mut stream = BufReader::new(stream);
+    let mut line = String::new();
+    let read = tokio::time::timeout(REQUEST_TIMEOUT, stream.read_line(&mut line)).await;
+    let request = match read {
+        Ok(Ok(_)) => serde_json::from_str::<Request>(&line).map_err(|error| error.to_string()),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err("no request within 2 s".to_string()),
+    };
+    let (reply, stop) = match request {
+        Ok(Request::Stop) => (
+            Reply {
+                ok: true,
+                error: None,
+            },
+            true,
+        ),
+        Ok(request) => {
+            let reply = dispatch(shared, workers, compose, &request);
+            // The caller reads instance.json next: it must see the change.
+            shared.flush();
+            (reply, false)
+        }
+        Err(error) => (
+            Reply {
+                ok: false,
+                error: Some(format!("bad request: {error}")),
+            },
+            false,
+        ),
+    };
+    if let Ok(mut bytes) = serde_json::to_vec(&reply) {
+        bytes.push(b'\n');
+        let _ = stream.get_mut().write_all(&bytes).await;
+    }
+    stop
 }
 
 /// The instance's cgroup as the supervisor sets it up: itself in the `supervisor` leaf,
@@ -336,7 +371,7 @@ fn dispatch(
 /// parallel, then removes the instance's containers and sweeps any process left with the
 /// instance's token. A compose service is stopped early only when a process service it
 /// depends on must outlive it; the others go with the final `down`.
-fn stop_all(
+async fn stop_all(
     shared: &Shared,
     mut workers: IndexMap<String, Worker>,
     compose: Option<ComposeWorker>,
@@ -347,6 +382,7 @@ fn stop_all(
         .iter()
         .map(|(name, record)| (name.clone(), record.depends_on().to_vec()))
         .collect();
+    drop(file);
     let mut waves =
         graph::start_order(&graph).unwrap_or_else(|_| vec![graph.keys().cloned().collect()]);
     waves.reverse();
@@ -365,7 +401,7 @@ fn stop_all(
                 .cloned()
                 .collect();
             if !in_wave.is_empty() {
-                let (done, finished) = mpsc::channel();
+                let (done, finished) = std::sync::mpsc::channel();
                 let _ = compose.commands.send(ComposeCommand::Stop(in_wave, done));
                 compose_wait = Some(finished);
             }
@@ -373,22 +409,23 @@ fn stop_all(
         let mut pending = Vec::new();
         for name in wave {
             if let Some(worker) = workers.shift_remove(name) {
-                let (done, finished) = mpsc::channel();
+                let (done, finished) = oneshot::channel();
                 let _ = worker.commands.send(Command::Stop(done));
                 pending.push((worker, finished));
             }
         }
         for (worker, finished) in pending {
-            // The thread drops `done` when its process group is gone.
-            let _ = finished.recv();
-            let _ = worker.handle.join();
+            // The task drops `done` when its processes are gone.
+            let _ = finished.await;
+            let _ = worker.task.await;
         }
         if let Some(finished) = compose_wait {
+            // The compose thread answers on its own; nothing else runs meanwhile.
             let _ = finished.recv();
         }
     }
     if let Some(compose) = compose {
-        let (done, finished) = mpsc::channel();
+        let (done, finished) = std::sync::mpsc::channel();
         let _ = compose.commands.send(ComposeCommand::Down(done));
         let _ = finished.recv();
         let _ = compose.handle.join();

@@ -1,17 +1,21 @@
 //! One service's life in the supervisor: wait for dependencies, setup, start, readiness,
 //! restarts with backoff and a burst limit, and a clean stop of its process group.
+//!
+//! Each service is a task on the supervisor's one event loop, not a thread: it sleeps
+//! until a command comes, its process exits (a pidfd), a dependency changes, or, while
+//! it starts, the next readiness probe is due. A settled service costs nothing.
 
-use std::cell::Cell;
 use std::collections::VecDeque;
 use std::process::Child;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::{mpsc, oneshot};
 
 use super::children;
 use super::readiness::{Probe, Readiness};
 use super::shared::Shared;
-use super::unix::{ExitInfo, peek_exit, spawn_process};
+use super::unix::{ExitInfo, ProcessWatch, spawn_process};
 use super::{BACKOFF_INITIAL, BACKOFF_MAX, BURST_LIMIT, BURST_WINDOW, LOG_FLUSH_WAIT};
 use crate::cgroup::Cgroup;
 use crate::logs::{self, LogCursor, LogHandle, LogSink};
@@ -19,24 +23,27 @@ use crate::membership::ServiceScope;
 use crate::process::ProcessIdentity;
 use crate::state::{ProcessSpec, RestartPolicy, ServiceState};
 
-/// What the supervisor's main thread asks of a service thread.
+/// What the supervisor's main task asks of a service task.
 pub enum Command {
     /// Become active (for `up SERVICE…` on a running instance).
     Start,
     Restart,
-    /// Stop the process group and end the thread; the sender is dropped when done.
-    Stop(Sender<()>),
+    /// Stop the process group and end the task; the sender is dropped when done.
+    Stop(oneshot::Sender<()>),
 }
 
-/// Poll interval while something is about to change (starting, waiting).
-const FAST_TICK: Duration = Duration::from_millis(5);
-/// Poll interval while the service is settled (ready, failed, inactive).
-const SLOW_TICK: Duration = Duration::from_millis(100);
+/// The first wait between readiness probes; it doubles up to [`PROBE_TICK_MAX`], so a
+/// service that answers at once is seen at once and a slow one costs little.
+const PROBE_TICK_MIN: Duration = Duration::from_millis(5);
+const PROBE_TICK_MAX: Duration = Duration::from_millis(100);
+/// How often the processes of a daemonized service are counted when the kernel gives
+/// no pidfd to wait on.
+const DAEMON_TICK: Duration = Duration::from_secs(1);
 
-pub struct ServiceThread {
+pub struct ServiceTask {
     pub name: String,
     pub shared: Arc<Shared>,
-    pub commands: Receiver<Command>,
+    pub commands: mpsc::UnboundedReceiver<Command>,
     pub token: String,
     pub setup_marker: std::path::PathBuf,
     /// The service's cgroup leaf, when the instance has a cgroup.
@@ -44,12 +51,12 @@ pub struct ServiceThread {
     pub logs: LogSink,
     /// How many times the process was started by this supervisor (for the separator
     /// written into the log at each start).
-    pub runs: Cell<u32>,
+    pub runs: u32,
 }
 
 /// How waiting ended.
 enum Interrupt {
-    Stop(Sender<()>),
+    Stop(oneshot::Sender<()>),
     Restart,
 }
 
@@ -57,8 +64,8 @@ fn now() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }
 
-impl ServiceThread {
-    pub fn run(self) {
+impl ServiceTask {
+    pub async fn run(mut self) {
         let mut interrupt = None;
         loop {
             match interrupt.take() {
@@ -75,7 +82,7 @@ impl ServiceThread {
                 }
                 None => {}
             }
-            interrupt = Some(self.lifecycle());
+            interrupt = Some(self.lifecycle().await);
         }
     }
 
@@ -106,12 +113,13 @@ impl ServiceThread {
         });
     }
 
-    /// Waits for a command for up to `timeout`; `Start` only marks the service active.
-    fn poll_command(&self, timeout: Duration) -> Option<Interrupt> {
-        match self.commands.recv_timeout(timeout) {
-            Ok(Command::Stop(done)) => Some(Interrupt::Stop(done)),
-            Ok(Command::Restart) => Some(Interrupt::Restart),
-            Ok(Command::Start) => {
+    /// Handles one command: `Start` only marks the service active; the others
+    /// interrupt what it does.
+    fn take(&self, command: Option<Command>) -> Option<Interrupt> {
+        match command {
+            Some(Command::Stop(done)) => Some(Interrupt::Stop(done)),
+            Some(Command::Restart) => Some(Interrupt::Restart),
+            Some(Command::Start) => {
                 self.shared.update_service(&self.name, |record| {
                     if !record.active {
                         record.active = true;
@@ -120,30 +128,37 @@ impl ServiceThread {
                 });
                 None
             }
-            Err(RecvTimeoutError::Timeout) => None,
-            // The main thread is gone: behave as if asked to stop.
-            Err(RecvTimeoutError::Disconnected) => {
-                Some(Interrupt::Stop(std::sync::mpsc::channel().0))
-            }
+            // The main task is gone: behave as if asked to stop.
+            None => Some(Interrupt::Stop(oneshot::channel().0)),
+        }
+    }
+
+    /// Waits for a command for up to `timeout`.
+    async fn poll_command(&mut self, timeout: Duration) -> Option<Interrupt> {
+        match tokio::time::timeout(timeout, self.commands.recv()).await {
+            Ok(command) => self.take(command),
+            Err(_) => None,
         }
     }
 
     /// Runs the service until something interrupts it; returns what did.
-    fn lifecycle(&self) -> Interrupt {
-        if let Some(interrupt) = self.wait_until_startable() {
+    async fn lifecycle(&mut self) -> Interrupt {
+        if let Some(interrupt) = self.wait_until_startable().await {
             return interrupt;
         }
         let Some(spec) = self.spec() else {
-            return self.idle(
-                ServiceState::Failed,
-                Some("service missing from instance.json".to_string()),
-            );
+            return self
+                .idle(
+                    ServiceState::Failed,
+                    Some("service missing from instance.json".to_string()),
+                )
+                .await;
         };
         if let Some(setup) = &spec.setup
             && !self.setup_marker.exists()
         {
             self.set_state(ServiceState::Setup, None);
-            match self.run_to_completion(setup, &spec) {
+            match self.run_to_completion(setup, &spec).await {
                 Err(interrupt) => return interrupt,
                 Ok(exit) if exit.success() => {
                     if let Some(dir) = self.setup_marker.parent() {
@@ -152,16 +167,18 @@ impl ServiceThread {
                     let _ = crate::state::write_atomic(&self.setup_marker, b"done\n");
                 }
                 Ok(exit) => {
-                    return self.idle(
-                        ServiceState::Failed,
-                        Some(format!("setup {}", exit.describe())),
-                    );
+                    return self
+                        .idle(
+                            ServiceState::Failed,
+                            Some(format!("setup {}", exit.describe())),
+                        )
+                        .await;
                 }
             }
         }
         let mut recent_restarts: VecDeque<Instant> = VecDeque::new();
         loop {
-            let exit = match self.run_once(&spec) {
+            let exit = match self.run_once(&spec).await {
                 Ok(exit) => exit,
                 Err(interrupt) => return interrupt,
             };
@@ -180,7 +197,7 @@ impl ServiceThread {
                 } else {
                     ServiceState::Failed
                 };
-                return self.idle(state, Some(exit.describe()));
+                return self.idle(state, Some(exit.describe())).await;
             }
             while recent_restarts
                 .front()
@@ -194,7 +211,7 @@ impl ServiceThread {
                     exit.describe(),
                     BURST_WINDOW.as_secs()
                 );
-                return self.idle(ServiceState::Failed, Some(message));
+                return self.idle(ServiceState::Failed, Some(message)).await;
             }
             let backoff =
                 (BACKOFF_INITIAL * 2u32.pow(recent_restarts.len() as u32)).min(BACKOFF_MAX);
@@ -207,7 +224,7 @@ impl ServiceThread {
                     backoff.as_millis()
                 )),
             );
-            if let Some(interrupt) = self.poll_command(backoff) {
+            if let Some(interrupt) = self.poll_command(backoff).await {
                 return interrupt;
             }
             self.shared
@@ -216,10 +233,11 @@ impl ServiceThread {
     }
 
     /// Settles in a final state until told to restart or stop.
-    fn idle(&self, state: ServiceState, message: Option<String>) -> Interrupt {
+    async fn idle(&mut self, state: ServiceState, message: Option<String>) -> Interrupt {
         self.set_state(state, message);
         loop {
-            if let Some(interrupt) = self.poll_command(SLOW_TICK) {
+            let command = self.commands.recv().await;
+            if let Some(interrupt) = self.take(command) {
                 return interrupt;
             }
         }
@@ -227,8 +245,11 @@ impl ServiceThread {
 
     /// Waits while inactive or while a dependency is not up. A failed dependency fails
     /// this service too (it would never start).
-    fn wait_until_startable(&self) -> Option<Interrupt> {
+    async fn wait_until_startable(&mut self) -> Option<Interrupt> {
+        let mut changes = self.shared.dependency_changes(&self.name);
         loop {
+            // Marked seen before looking, so a change made while looking rings again.
+            changes.borrow_and_update();
             let record = self.shared.service(&self.name)?;
             if record.active {
                 let dependencies = self.shared.dependency_states(&self.name);
@@ -236,24 +257,29 @@ impl ServiceThread {
                     .iter()
                     .find(|(_, state, _)| *state == ServiceState::Failed)
                 {
-                    self.set_state(
-                        ServiceState::Waiting,
-                        Some(format!("dependency `{failed}` failed")),
-                    );
+                    let message = Some(format!("dependency `{failed}` failed"));
+                    if record.state != ServiceState::Waiting || record.message != message {
+                        self.set_state(ServiceState::Waiting, message);
+                    }
                 } else if dependencies.iter().all(|(_, _, done)| *done) {
                     return None;
                 } else if record.state != ServiceState::Waiting {
                     self.set_state(ServiceState::Waiting, None);
                 }
             }
-            let tick = if record.active { FAST_TICK } else { SLOW_TICK };
-            if let Some(interrupt) = self.poll_command(tick) {
-                return Some(interrupt);
+            tokio::select! {
+                command = self.commands.recv() => {
+                    if let Some(interrupt) = self.take(command) {
+                        return Some(interrupt);
+                    }
+                }
+                // The sender lives as long as the supervisor's shared state.
+                _ = changes.changed() => {}
             }
         }
     }
 
-    /// The scope of a process this thread started as the service's leader.
+    /// The scope of a process this task started as the service's leader.
     fn scope(&self, leader: u32) -> ServiceScope {
         ServiceScope::new(
             self.cgroup.clone(),
@@ -264,8 +290,8 @@ impl ServiceThread {
 
     /// Runs a command (setup) to completion in the service's environment; whatever it
     /// leaves running is killed.
-    fn run_to_completion(
-        &self,
+    async fn run_to_completion(
+        &mut self,
         argv: &[String],
         spec: &ProcessSpec,
     ) -> Result<ExitInfo, Interrupt> {
@@ -276,17 +302,22 @@ impl ServiceThread {
             Err(error) => return Ok(self.spawn_failure(&log, &error)),
         };
         let scope = self.scope(child.id());
+        let watch = ProcessWatch::new(child.id());
         loop {
-            if let Some(exit) = peek_exit(&child) {
-                scope.kill_all();
-                children::wait_leader(&mut child);
-                log.flush(LOG_FLUSH_WAIT);
-                return Ok(exit);
-            }
-            if let Some(interrupt) = self.poll_command(FAST_TICK) {
-                stop(&scope, Some(&mut child), spec);
-                log.flush(LOG_FLUSH_WAIT);
-                return Err(interrupt);
+            tokio::select! {
+                exit = watch.exit() => {
+                    scope.kill_all();
+                    children::wait_leader(&mut child);
+                    log.flush(LOG_FLUSH_WAIT);
+                    return Ok(exit);
+                }
+                command = self.commands.recv() => {
+                    if let Some(interrupt) = self.take(command) {
+                        stop(&scope, Some((&mut child, &watch)), spec).await;
+                        log.flush(LOG_FLUSH_WAIT);
+                        return Err(interrupt);
+                    }
+                }
             }
         }
     }
@@ -303,11 +334,10 @@ impl ServiceThread {
     /// Starts the process, waits for readiness, then watches it until it exits. A first
     /// process that exits 0 while others of the service keep running has daemonized:
     /// the service then lives as long as they do.
-    fn run_once(&self, spec: &ProcessSpec) -> Result<ExitInfo, Interrupt> {
+    async fn run_once(&mut self, spec: &ProcessSpec) -> Result<ExitInfo, Interrupt> {
         let log = self.log(spec);
-        let run = self.runs.get() + 1;
-        self.runs.set(run);
-        let _ = log.remark(&logs::run_started(run, SystemTime::now()));
+        self.runs += 1;
+        let _ = log.remark(&logs::run_started(self.runs, SystemTime::now()));
         // A `log` readiness check looks only at what this run writes.
         let log_start = LogCursor::at_end(&spec.log);
         let child = match self.spawn(&spec.argv, spec, &log) {
@@ -323,45 +353,17 @@ impl ServiceThread {
             record.exit_code = None;
             record.message = None;
         });
+        let mut watch = ProcessWatch::new(child.id());
         let mut leader = Some(child);
         let mut readiness = Readiness::new(spec, log_start);
-        let mut ready = false;
+        // A one-shot task (`restart = "never"`) is done when it exits 0, never merely
+        // ready: dependants and `up` wait for its outcome.
+        let mut ready = spec.restart == RestartPolicy::Never;
         let mut foreign_reported = false;
+        let mut tick = PROBE_TICK_MIN;
         loop {
-            if let Some(child) = leader.as_mut()
-                && let Some(exit) = peek_exit(child)
-            {
-                // A one-shot task is done when its process exits: what it left behind
-                // is killed below, never taken for a daemon.
-                if exit.success()
-                    && spec.restart != RestartPolicy::Never
-                    && let Some(main) = scope.main_member()
-                {
-                    children::wait_leader(child);
-                    leader = None;
-                    self.shared.update_service(&self.name, |record| {
-                        record.pid = Some(main);
-                        record.message = Some(format!("daemonized: runs as PID {}", main.pid));
-                    });
-                } else {
-                    scope.kill_all();
-                    children::wait_leader(child);
-                    // Its last lines are in the log before anyone is told it exited.
-                    log.flush(LOG_FLUSH_WAIT);
-                    return Ok(exit);
-                }
-            }
-            if leader.is_none() && scope.members().is_empty() {
-                log.flush(LOG_FLUSH_WAIT);
-                return Ok(ExitInfo {
-                    code: None,
-                    signal: None,
-                });
-            }
-            // A one-shot task (`restart = "never"`) is done when it exits 0, never
-            // merely ready: dependants and `up` wait for its outcome.
-            if !ready && spec.restart != RestartPolicy::Never {
-                match readiness.probe(spec, &scope) {
+            if !ready {
+                match readiness.probe(spec, &scope).await {
                     Probe::Ready => {
                         ready = true;
                         self.shared.update_service(&self.name, |record| {
@@ -379,30 +381,100 @@ impl ServiceThread {
                     Probe::Foreign(_) | Probe::NotYet => {}
                 }
             }
-            let tick = if ready { SLOW_TICK } else { FAST_TICK };
-            if let Some(interrupt) = self.poll_command(tick) {
-                self.set_state(ServiceState::Stopping, None);
-                stop(&scope, leader.as_mut(), spec);
-                // Its last lines land before a restart's separator.
-                log.flush(LOG_FLUSH_WAIT);
-                self.shared.update_service(&self.name, |record| {
-                    record.pid = None;
-                    record.state = ServiceState::Stopped;
-                });
-                return Err(interrupt);
+            // Without a pidfd to wait on, a daemon's processes are counted now and then.
+            let next_probe = if !ready {
+                tick
+            } else if leader.is_none() && !watch.has_pidfd() {
+                DAEMON_TICK
+            } else {
+                Duration::MAX
+            };
+            tokio::select! {
+                exit = watch.exit(), if leader.is_some() => {
+                    let child = leader.as_mut().expect("guarded by the branch");
+                    // A one-shot task is done when its process exits: what it left
+                    // behind is killed below, never taken for a daemon.
+                    if exit.success()
+                        && spec.restart != RestartPolicy::Never
+                        && let Some(main) = scope.main_member()
+                    {
+                        children::wait_leader(child);
+                        leader = None;
+                        watch = ProcessWatch::new(main.pid);
+                        self.shared.update_service(&self.name, |record| {
+                            record.pid = Some(main);
+                            record.message =
+                                Some(format!("daemonized: runs as PID {}", main.pid));
+                        });
+                    } else {
+                        scope.kill_all();
+                        children::wait_leader(child);
+                        // Its last lines are in the log before anyone is told it exited.
+                        log.flush(LOG_FLUSH_WAIT);
+                        return Ok(exit);
+                    }
+                }
+                _ = watch.ended(), if leader.is_none() => {
+                    // The daemon's main process ended: the service goes on while any
+                    // of its processes is left.
+                    match scope.main_member() {
+                        Some(main) => watch = ProcessWatch::new(main.pid),
+                        None => {
+                            log.flush(LOG_FLUSH_WAIT);
+                            return Ok(ExitInfo { code: None, signal: None });
+                        }
+                    }
+                }
+                command = self.commands.recv() => {
+                    if let Some(interrupt) = self.take(command) {
+                        self.set_state(ServiceState::Stopping, None);
+                        let leader = leader.as_mut().map(|child| (child, &watch));
+                        stop(&scope, leader, spec).await;
+                        // Its last lines land before a restart's separator.
+                        log.flush(LOG_FLUSH_WAIT);
+                        self.shared.update_service(&self.name, |record| {
+                            record.pid = None;
+                            record.state = ServiceState::Stopped;
+                        });
+                        return Err(interrupt);
+                    }
+                }
+                _ = tokio::time::sleep(next_probe), if next_probe != Duration::MAX => {
+                    tick = (tick * 2).min(PROBE_TICK_MAX);
+                    if leader.is_none() && scope.members().is_empty() {
+                        log.flush(LOG_FLUSH_WAIT);
+                        return Ok(ExitInfo { code: None, signal: None });
+                    }
+                }
             }
         }
     }
 }
 
 /// Stops every process of the service: its stop signal to all of them, the grace
-/// period, then SIGKILL to what is left; then reaps the leader.
-fn stop(scope: &ServiceScope, leader: Option<&mut Child>, spec: &ProcessSpec) {
-    scope.stop(
-        spec.stop_signal(),
-        Duration::from_millis(spec.stop_grace_ms),
-    );
-    if let Some(child) = leader {
+/// period, then SIGKILL to what is left; then reaps the leader. The grace period ends
+/// early once the leader has exited and no other process of the service is left.
+async fn stop(
+    scope: &ServiceScope,
+    leader: Option<(&mut Child, &ProcessWatch)>,
+    spec: &ProcessSpec,
+) {
+    scope.signal(spec.stop_signal());
+    let grace = Duration::from_millis(spec.stop_grace_ms);
+    let deadline = tokio::time::Instant::now() + grace;
+    let gone = async {
+        if let Some((_, watch)) = &leader {
+            watch.ended().await;
+        }
+        let mut tick = PROBE_TICK_MIN;
+        while !scope.members().is_empty() {
+            tokio::time::sleep(tick).await;
+            tick = (tick * 2).min(PROBE_TICK_MAX);
+        }
+    };
+    let _ = tokio::time::timeout_at(deadline, gone).await;
+    scope.kill_all();
+    if let Some((child, _)) = leader {
         children::wait_leader(child);
     }
 }

@@ -6,10 +6,13 @@
 //! Whoever must know a change is on disk before going on (a reply to `up`, the final
 //! state) calls [`Shared::flush`].
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
 
 use crate::state::{InstanceFile, InstanceState, RestartPolicy, ServiceRecord, ServiceState};
 
@@ -31,11 +34,32 @@ pub struct Shared {
     signal: Mutex<()>,
     changed: Condvar,
     closed: AtomicBool,
+    /// Per service, rung when one of its dependencies changes, so a service waiting for
+    /// them sleeps until then instead of looking again and again.
+    wakers: HashMap<String, watch::Sender<()>>,
+    /// Per service, the services that depend on it.
+    dependants: HashMap<String, Vec<String>>,
 }
 
 impl Shared {
     pub fn new(file: InstanceFile, path: PathBuf) -> Self {
+        let wakers = file
+            .services
+            .keys()
+            .map(|name| (name.clone(), watch::Sender::new(())))
+            .collect();
+        let mut dependants: HashMap<String, Vec<String>> = HashMap::new();
+        for (name, record) in &file.services {
+            for dependency in record.depends_on() {
+                dependants
+                    .entry(dependency.clone())
+                    .or_default()
+                    .push(name.clone());
+            }
+        }
         Shared {
+            wakers,
+            dependants,
             file: Mutex::new(file),
             path,
             version: AtomicU64::new(0),
@@ -164,6 +188,19 @@ impl Shared {
                 };
             }
         });
+        for dependant in self.dependants.get(name).into_iter().flatten() {
+            if let Some(waker) = self.wakers.get(dependant) {
+                waker.send_modify(|_| ());
+            }
+        }
+    }
+
+    /// What rings when a dependency of `name` changes (see [`Shared::update_service`]).
+    pub fn dependency_changes(&self, name: &str) -> watch::Receiver<()> {
+        match self.wakers.get(name) {
+            Some(waker) => waker.subscribe(),
+            None => watch::Sender::new(()).subscribe(),
+        }
     }
 
     pub fn service(&self, name: &str) -> Option<ServiceRecord> {

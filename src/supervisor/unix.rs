@@ -2,11 +2,15 @@
 //! exits, signalling groups.
 
 use std::fs::OpenOptions;
-use std::os::fd::OwnedFd;
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
 use nix::unistd::Pid;
@@ -142,11 +146,79 @@ fn supervised(command: &mut Command, log: std::fs::File, token: &str) -> std::io
     Ok(())
 }
 
-/// The exit status of `child` if it has exited, without reaping it: while the zombie is
-/// unreaped its PID (and so its process group ID) cannot be reused, so the group can
-/// still be signalled safely.
-pub fn peek_exit(child: &Child) -> Option<ExitInfo> {
-    let pid = Pid::from_raw(child.id() as i32);
+/// Waits, without a thread and without polling, for one process to end: its pidfd
+/// becomes readable when it exits. Where the kernel has no pidfd (before Linux 5.3),
+/// it looks every [`WATCH_FALLBACK_TICK`] instead.
+pub struct ProcessWatch {
+    pid: u32,
+    fd: Option<AsyncFd<OwnedFd>>,
+}
+
+/// How often a [`ProcessWatch`] without a pidfd looks at its process.
+const WATCH_FALLBACK_TICK: Duration = Duration::from_millis(50);
+
+impl ProcessWatch {
+    /// Watches `pid`, which must be alive or an unreaped zombie (a child not yet waited
+    /// for), so that the PID cannot name another process. Must be called inside the
+    /// supervisor's runtime.
+    pub fn new(pid: u32) -> Self {
+        // SAFETY: pidfd_open takes a PID and flags and returns a new descriptor or -1.
+        let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+        let fd = (raw >= 0)
+            .then(|| {
+                // SAFETY: the descriptor was just returned by the kernel and is owned here;
+                // an `OwnedFd` stays open and keeps its number until the `AsyncFd` drops it.
+                unsafe {
+                    let owned = OwnedFd::from_raw_fd(raw as i32);
+                    AsyncFd::register_with_interest(owned, Interest::READABLE).ok()
+                }
+            })
+            .flatten();
+        ProcessWatch { pid, fd }
+    }
+
+    /// Whether the kernel gave a pidfd (else [`ProcessWatch::ended`] polls).
+    pub fn has_pidfd(&self) -> bool {
+        self.fd.is_some()
+    }
+
+    /// Returns once the process has ended (exited, or is a zombie).
+    pub async fn ended(&self) {
+        match &self.fd {
+            // The pidfd stays readable once the process has ended: no need to clear it.
+            Some(fd) => drop(fd.readable().await),
+            None => {
+                while crate::process::is_running(self.pid) {
+                    tokio::time::sleep(WATCH_FALLBACK_TICK).await;
+                }
+            }
+        }
+    }
+
+    /// The exit status of the watched child once it has exited (without reaping it).
+    pub async fn exit(&self) -> ExitInfo {
+        loop {
+            self.ended().await;
+            if let Some(exit) = peek_exit_of(self.pid) {
+                return exit;
+            }
+            // Ended but no status: not our child (or already reaped by someone else).
+            if !crate::process::is_running(self.pid) {
+                return ExitInfo {
+                    code: None,
+                    signal: None,
+                };
+            }
+            tokio::time::sleep(WATCH_FALLBACK_TICK).await;
+        }
+    }
+}
+
+/// The exit status of the child `pid` if it has exited, without reaping it: while the
+/// zombie is unreaped its PID (and so its process group ID) cannot be reused, so the
+/// group can still be signalled safely.
+fn peek_exit_of(pid: u32) -> Option<ExitInfo> {
+    let pid = Pid::from_raw(pid as i32);
     match waitid(
         Id::Pid(pid),
         WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT,
