@@ -37,6 +37,7 @@ pub mod dotenv;
 pub mod env_vars;
 pub mod envfiles;
 pub mod error;
+pub mod external;
 pub mod git;
 pub mod graph;
 pub mod identity;
