@@ -34,6 +34,18 @@ pub const BERTH_COMPOSE: &str = "BERTH_COMPOSE";
 /// Read: how long the Compose tool's `config` may take, in milliseconds (default
 /// 30000); berth stops it after that.
 pub const BERTH_COMPOSE_CONFIG_TIMEOUT_MS: &str = "BERTH_COMPOSE_CONFIG_TIMEOUT_MS";
+/// Read: how long the Compose tool's `up`, `stop`, `restart` and `down` may take, in
+/// milliseconds (default 600000: `up` may pull and build images).
+pub const BERTH_COMPOSE_TIMEOUT_MS: &str = "BERTH_COMPOSE_TIMEOUT_MS";
+/// Read: how long one docker CLI call (`ps`, `inspect`, `rm`, `volume create`, the
+/// Compose tool's `version`) may take, in milliseconds (default 60000).
+pub const BERTH_DOCKER_TIMEOUT_MS: &str = "BERTH_DOCKER_TIMEOUT_MS";
+/// Read: how long one copy of data may take (`db dump FILE`, `db restore`, `db dump` to
+/// stdout, a volume's `docker cp` in a snapshot), in milliseconds (default 3600000).
+pub const BERTH_DATA_TIMEOUT_MS: &str = "BERTH_DATA_TIMEOUT_MS";
+/// Read: how long a `per_instance` `create` or `drop` command may take, in milliseconds
+/// (default 120000).
+pub const BERTH_PER_INSTANCE_TIMEOUT_MS: &str = "BERTH_PER_INSTANCE_TIMEOUT_MS";
 
 /// The variable carrying a service's port: `BERTH_PORT_API`, `BERTH_PORT_API_ADMIN`.
 pub fn port_variable(service: &str, port_name: Option<&str>) -> String {

@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use crate::compose::ComposeError;
 use crate::config::ConfigError;
+use crate::external::ExternalError;
 use crate::input::InputError;
 use crate::ledger::LedgerError;
 use crate::ports::PortError;
@@ -35,6 +36,8 @@ pub enum Error {
     State(#[from] StateError),
     #[error(transparent)]
     Input(#[from] InputError),
+    #[error(transparent)]
+    External(#[from] ExternalError),
     #[error("{message}")]
     Usage {
         message: String,
@@ -78,6 +81,7 @@ impl Error {
             | Error::State(StateError::Planted { .. }) => ExitCode::Usage,
             Error::Port(error) => error.exit_code(),
             Error::Compose(error) => error.exit_code(),
+            Error::External(error) => error.exit_code(),
             Error::ServiceFailed { .. } => ExitCode::ServiceFailed,
             Error::Ledger(_) | Error::State(_) | Error::Failed { .. } | Error::Io(_) => {
                 ExitCode::Failure
@@ -93,6 +97,7 @@ impl Error {
             Error::Compose(error) => error.hint(),
             Error::State(error) => error.hint(),
             Error::Input(error) => error.hint(),
+            Error::External(error) => error.hint(),
             Error::Usage { hint, .. }
             | Error::ServiceFailed { hint, .. }
             | Error::Failed { hint, .. } => hint.clone(),

@@ -18,6 +18,9 @@
 //!
 //! Every file berth reads from the work tree goes through [`input`]: regular files only,
 //! of bounded size.
+//! Every program berth runs for itself (the Compose tool, the docker CLI, PostgreSQL's
+//! clients, `per_instance` commands) goes through [`external`]: a deadline per kind of
+//! call, bounded output, a process group that dies with berth.
 //! - [`logs`] writes every service's output through one pump thread of the supervisor
 //!   into size-capped, rotated files, and reads them back for `logs`, `up` and readiness.
 //!
@@ -37,6 +40,7 @@ pub mod dotenv;
 pub mod env_vars;
 pub mod envfiles;
 pub mod error;
+pub mod external;
 pub mod git;
 pub mod graph;
 pub mod identity;

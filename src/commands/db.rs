@@ -9,6 +9,7 @@ use std::process::Command;
 use crate::cli::{DbArgs, DbCommand};
 use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::external::{Call, CallKind, ExternalError};
 use crate::state::{DatabaseSpec, InstanceFile};
 
 /// The first bytes of a pg_dump custom-format archive.
@@ -34,7 +35,11 @@ pub fn run(context: &Context, args: &DbArgs) -> Result<()> {
         DbCommand::Dump { file: None } => {
             let mut command = client(database, "pg_dump");
             command.args(["--clean", "--if-exists", "--no-owner", "--no-privileges"]);
-            run_to_exit(command, "pg_dump")
+            let finished = data_call(command, "pg_dump")
+                .stdout(std::process::Stdio::inherit())
+                .run()
+                .map_err(|error| client_error("pg_dump", error))?;
+            super::exec::exit_like(finished.status)
         }
         // A relative FILE is relative to `-C DIR`, as if berth had started there.
         DbCommand::Dump { file: Some(path) } => {
@@ -50,7 +55,11 @@ pub fn run(context: &Context, args: &DbArgs) -> Result<()> {
         DbCommand::Shell { args } => {
             let mut command = client(database, "psql");
             command.args(args);
-            run_to_exit(command, "psql")
+            crate::external::die_with_berth(&mut command);
+            let status = command
+                .status()
+                .map_err(|error| missing_tool("psql", error))?;
+            super::exec::exit_like(status)
         }
     }
 }
@@ -167,7 +176,7 @@ fn dump_to_file(database: &DatabaseSpec, path: &Path) -> Result<()> {
         command.arg("--format=custom");
     }
     command.arg("--file").arg(&partial);
-    let result = run_checked(command, "pg_dump");
+    let result = run_checked(data_call(command, "pg_dump"));
     if let Err(error) = result {
         let _ = std::fs::remove_file(&partial);
         return Err(error);
@@ -185,7 +194,7 @@ fn dump_to_file(database: &DatabaseSpec, path: &Path) -> Result<()> {
 fn restore(database: &DatabaseSpec, path: &Path) -> Result<()> {
     let mut head = [0u8; 5];
     let read = fs_err::File::open(path)?.read(&mut head)?;
-    let (mut command, program) = if head[..read] == *CUSTOM_FORMAT_MAGIC {
+    let (command, program) = if head[..read] == *CUSTOM_FORMAT_MAGIC {
         let mut command = client(database, "pg_restore");
         command.args([
             "--clean",
@@ -203,31 +212,35 @@ fn restore(database: &DatabaseSpec, path: &Path) -> Result<()> {
         command.args(["-v", "ON_ERROR_STOP=1", "--file"]).arg(path);
         (command, "psql")
     };
-    command.stdout(std::process::Stdio::null());
-    run_checked(command, program)
+    run_checked(data_call(command, program).stdout(std::process::Stdio::null()))
 }
 
-/// Runs a client tool; its stderr passes through, a failure is exit 1.
-fn run_checked(mut command: Command, program: &str) -> Result<()> {
-    let status = command
-        .status()
-        .map_err(|error| missing_tool(program, error))?;
-    if status.success() {
+/// A client tool's run as a copy of data: within the data deadline, in a process group
+/// that dies with berth, its stderr passing through (its own words are the best report).
+fn data_call(command: Command, program: &str) -> Call {
+    Call::new(command, program, CallKind::Data).stderr(std::process::Stdio::inherit())
+}
+
+/// Runs a client tool; a failure is exit 1.
+fn run_checked(call: Call) -> Result<()> {
+    let program = call.display().to_string();
+    let finished = call.run().map_err(|error| client_error(&program, error))?;
+    if finished.status.success() {
         Ok(())
     } else {
         Err(Error::failed(
-            format!("`{program}` failed ({status})"),
+            format!("`{program}` failed ({})", finished.status),
             Some("its message is above".to_string()),
         ))
     }
 }
 
-/// Runs a client tool with this terminal and exits with its status.
-fn run_to_exit(mut command: Command, program: &str) -> Result<()> {
-    let status = command
-        .status()
-        .map_err(|error| missing_tool(program, error))?;
-    super::exec::exit_like(status)
+/// A client that could not be started is named with how to install it.
+fn client_error(program: &str, error: ExternalError) -> Error {
+    match error {
+        ExternalError::Spawn { source, .. } => missing_tool(program, source),
+        other => other.into(),
+    }
 }
 
 fn missing_tool(program: &str, error: std::io::Error) -> Error {

@@ -10,6 +10,7 @@ use crate::compose::{self, ComposeTool};
 use crate::context::Context;
 use crate::docker::Engine;
 use crate::error::{Error, Result};
+use crate::external::{Call, CallKind};
 use crate::output::{self, Table};
 use crate::ports::PortProbe;
 use crate::probe::{SystemProbe, published_ports};
@@ -55,24 +56,26 @@ pub fn run(context: &Context) -> Result<()> {
             if let Ok(engine) = &engine {
                 engine.endpoint().configure(&mut command);
             }
-            let version = command
+            command
                 .args(&tool.program[1..])
-                .args(["version", "--short"])
-                .output()
-                .ok()
-                .filter(|output| output.status.success())
-                .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_string());
-            match version {
-                Some(version) => checks.push(check(
+                .args(["version", "--short"]);
+            let display = format!("{} version", tool.display());
+            match Call::new(command, &display, CallKind::Docker).run() {
+                Ok(finished) if finished.status.success() => checks.push(check(
                     "compose tool",
                     "ok",
-                    format!("`{}` {version}", tool.display()),
+                    format!(
+                        "`{}` {}",
+                        tool.display(),
+                        String::from_utf8_lossy(&finished.stdout).trim()
+                    ),
                 )),
-                None => checks.push(check(
+                Ok(_) => checks.push(check(
                     "compose tool",
                     missing,
-                    format!("`{} version` failed", tool.display()),
+                    format!("`{display}` failed"),
                 )),
+                Err(error) => checks.push(check("compose tool", missing, error.to_string())),
             }
         }
         Err(error) => checks.push(check("compose tool", missing, error.to_string())),

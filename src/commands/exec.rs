@@ -92,8 +92,10 @@ fn command_for(file: &InstanceFile, service: &str, argv: &[String]) -> Result<Co
     Ok(command)
 }
 
-/// Runs the command with this terminal and exits with its status.
+/// Runs the command with this terminal (no deadline: it is interactive) and exits with
+/// its status; it ends if berth is killed.
 fn run_to_exit(mut command: Command, what: &str) -> Result<()> {
+    crate::external::die_with_berth(&mut command);
     let status = command
         .status()
         .map_err(|error| Error::failed(format!("cannot run `{what}`: {error}"), None))?;

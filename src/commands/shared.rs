@@ -13,7 +13,7 @@
 //!   under it by another going down.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use indexmap::IndexMap;
 
@@ -21,6 +21,7 @@ use crate::cleanup;
 use crate::config::Config;
 use crate::context::{Context, Selector};
 use crate::error::{Error, Result};
+use crate::external::{Call, CallKind, ExternalError};
 use crate::ledger::LedgerEntry;
 use crate::lifecycle;
 use crate::model::Identity;
@@ -307,13 +308,19 @@ pub(super) fn users(context: &Context, entry: &LedgerEntry) -> Result<Vec<String
 /// Runs a `per_instance` command in the instance's root with its environment; on
 /// failure, what to show: the exit status and the output's last lines.
 fn run_command(file: &InstanceFile, argv: &[String]) -> std::result::Result<(), Vec<String>> {
-    let output = Command::new(&argv[0])
+    let mut command = Command::new(&argv[0]);
+    command
         .args(&argv[1..])
         .current_dir(&file.root)
-        .envs(&file.env)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|error| vec![format!("cannot run `{}`: {error}", argv[0])])?;
+        .envs(&file.env);
+    let output = Call::new(command, argv.join(" "), CallKind::PerInstance)
+        .run()
+        .map_err(|error| match error {
+            ExternalError::Spawn { source, .. } => {
+                vec![format!("cannot run `{}`: {source}", argv[0])]
+            }
+            other => vec![other.to_string()],
+        })?;
     if output.status.success() {
         return Ok(());
     }

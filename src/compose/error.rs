@@ -27,11 +27,9 @@ pub enum ComposeError {
         status: String,
         stderr: String,
     },
-    #[error("cannot run `{command}`")]
-    Spawn {
-        command: String,
-        source: std::io::Error,
-    },
+    /// The tool could not be started, missed its deadline or printed without end.
+    #[error(transparent)]
+    External(#[from] crate::external::ExternalError),
     #[error("cannot read what `{command}` printed: {detail}")]
     Output { command: String, detail: String },
     #[error("service `{service}` publishes `{text}`, which berth cannot rewrite: {detail}")]
@@ -49,10 +47,6 @@ pub enum ComposeError {
     },
     #[error(transparent)]
     Input(#[from] crate::input::InputError),
-    #[error("`{command}` did not finish within {seconds} s, so berth stopped it")]
-    Timeout { command: String, seconds: f64 },
-    #[error("`{command}` printed more than {limit_mib} MiB, so berth stopped it")]
-    TooMuchOutput { command: String, limit_mib: u64 },
 }
 
 impl ComposeError {
@@ -64,13 +58,10 @@ impl ComposeError {
             ComposeError::Invalid { .. }
             | ComposeError::Port { .. }
             | ComposeError::Unsupported { .. }
-            | ComposeError::Input(_)
-            | ComposeError::Timeout { .. }
-            | ComposeError::TooMuchOutput { .. } => ExitCode::Usage,
+            | ComposeError::Input(_) => ExitCode::Usage,
+            ComposeError::External(error) => error.exit_code(),
             ComposeError::Command { .. } => ExitCode::ServiceFailed,
-            ComposeError::Spawn { .. }
-            | ComposeError::Output { .. }
-            | ComposeError::Write { .. } => ExitCode::Failure,
+            ComposeError::Output { .. } | ComposeError::Write { .. } => ExitCode::Failure,
         }
     }
 
@@ -87,12 +78,7 @@ impl ComposeError {
                 "fix the Compose file; `docker compose config` shows the same error".to_string()
             }
             ComposeError::Input(error) => return error.hint(),
-            ComposeError::Timeout { .. } | ComposeError::TooMuchOutput { .. } => {
-                "check the Compose files for YAML anchors and aliases that expand without end \
-                 (`docker compose config` shows what Compose makes of them); \
-                 BERTH_COMPOSE_CONFIG_TIMEOUT_MS allows a slow tool more time"
-                    .to_string()
-            }
+            ComposeError::External(error) => return error.hint(),
             ComposeError::Port { .. } => {
                 "write the port as HOST:CONTAINER with one host port per container port".to_string()
             }

@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use super::{ComposeError, ComposeProject, ComposeTool, RewriteInputs, rewrite, to_yaml};
 use crate::config::{ComposeCatalog, ComposeConfig, ComposeServiceConfig, Config, PortBase};
 use crate::docker::Engine;
+use crate::external::{Call, CallKind};
 use crate::state::ComposeBackend;
 
 /// What `config` produced, kept between loading and writing.
@@ -189,33 +190,28 @@ impl InstanceCompose {
 fn ensure_shared(create: &[&str], name: &str, root: &Path) -> Result<(), ComposeError> {
     let kind = create[0];
     let endpoint = crate::docker::Endpoint::from_env()?;
-    let exists = endpoint
-        .command("docker")
-        .args([kind, "inspect", name])
+    let mut inspect = endpoint.command("docker");
+    inspect.args([kind, "inspect", name]);
+    let exists = Call::new(inspect, format!("docker {kind} inspect"), CallKind::Docker)
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success());
+        .run()?
+        .status
+        .success();
     if exists {
         return Ok(());
     }
     let label = format!("{}={}", super::LABEL_SHARED, root.display());
-    let output = endpoint
-        .command("docker")
-        .args(create)
-        .args(["--label", &label, name])
-        .output()
-        .map_err(|source| ComposeError::Spawn {
-            command: format!("docker {}", create.join(" ")),
-            source,
-        })?;
-    if output.status.success() {
+    let display = format!("docker {} {name}", create.join(" "));
+    let mut command = endpoint.command("docker");
+    command.args(create).args(["--label", &label, name]);
+    let finished = Call::new(command, &display, CallKind::Docker).run()?;
+    if finished.status.success() {
         return Ok(());
     }
     Err(ComposeError::Command {
-        command: format!("docker {} {name}", create.join(" ")),
-        status: output.status.to_string(),
-        stderr: super::tail(&output.stderr, 5),
+        command: display,
+        status: finished.status.to_string(),
+        stderr: super::tail(&finished.stderr, 5),
     })
 }
 

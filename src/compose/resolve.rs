@@ -2,10 +2,8 @@
 //! interpolation, `extends`, profiles and several `-f` files behave exactly as in Compose),
 //! then berth reads what it printed into a [`ComposeProject`].
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
@@ -13,7 +11,7 @@ use serde_json::{Map, Value};
 use super::cache;
 use super::ports::{PortMapping, entry_text, parse_entry};
 use super::{ComposeError, ComposeTool};
-use crate::env_vars;
+use crate::external::{Call, CallKind};
 
 /// The resolved Compose project: the document as the tool printed it, and what berth
 /// needs to know of each active service.
@@ -36,11 +34,7 @@ pub struct ComposeService {
 
 /// The most berth reads of what `config` prints (a resolved file is a few kilobytes; a
 /// YAML anchor bomb expands without end).
-pub const MAX_OUTPUT_BYTES: u64 = 16 * 1024 * 1024;
-/// How much of `config`'s stderr is kept for the error message.
-const MAX_STDERR_BYTES: u64 = 64 * 1024;
-/// How long `config` may take, unless `BERTH_COMPOSE_CONFIG_TIMEOUT_MS` says otherwise.
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub const MAX_OUTPUT_BYTES: u64 = crate::external::MAX_STDOUT_BYTES;
 
 /// Runs `<tool> config` on the user's files and reads the result.
 pub fn resolve(
@@ -64,7 +58,7 @@ pub fn resolve(
                 command.arg("--profile").arg(profile);
             }
             command.arg("config");
-            let stdout = run_bounded(command, &display, timeout())?;
+            let stdout = run_bounded(command, &display)?;
             let text = String::from_utf8_lossy(&stdout).into_owned();
             if let Some(key) = &key {
                 cache::write(root, key, &text);
@@ -83,140 +77,19 @@ pub fn resolve(
     ComposeProject::from_document(document, &active)
 }
 
-fn timeout() -> Duration {
-    std::env::var(env_vars::BERTH_COMPOSE_CONFIG_TIMEOUT_MS)
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .map_or(DEFAULT_TIMEOUT, Duration::from_millis)
-}
-
-/// Runs `command` to success and returns its stdout, within `timeout` and
-/// [`MAX_OUTPUT_BYTES`]. The tool runs in its own process group, killed whole when it
-/// takes too long or prints too much, and dies with berth (`PR_SET_PDEATHSIG`), so a
-/// Compose file that makes it spin never outlives the command that ran it.
-fn run_bounded(
-    mut command: Command,
-    display: &str,
-    timeout: Duration,
-) -> Result<Vec<u8>, ComposeError> {
-    use std::os::unix::process::CommandExt;
-    let parent = std::process::id();
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    // SAFETY: between fork and exec the closure calls only async-signal-safe functions
-    // (prctl, getppid, _exit) and allocates nothing.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // berth died before the line above: nobody will read the output.
-            if libc::getppid() as u32 != parent {
-                libc::_exit(1);
-            }
-            Ok(())
-        });
+/// Runs `command` to success within its deadline and output bound
+/// ([`crate::external`]: its own process group, stopped whole, dying with berth) and
+/// returns its stdout.
+fn run_bounded(command: Command, display: &str) -> Result<Vec<u8>, ComposeError> {
+    let finished = Call::new(command, display, CallKind::ComposeConfig).run()?;
+    if finished.status.success() {
+        return Ok(finished.stdout);
     }
-    let mut child = command.spawn().map_err(|source| ComposeError::Spawn {
+    Err(ComposeError::Invalid {
         command: display.to_string(),
-        source,
-    })?;
-    let group = nix::unistd::Pid::from_raw(child.id() as i32);
-    let kill_group = || {
-        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
-    };
-    let (sender, receiver) = std::sync::mpsc::channel();
-    let readers = [
-        (
-            child
-                .stdout
-                .take()
-                .map(|out| Box::new(out) as Box<dyn Read + Send>),
-            MAX_OUTPUT_BYTES + 1,
-        ),
-        (
-            child
-                .stderr
-                .take()
-                .map(|err| Box::new(err) as Box<dyn Read + Send>),
-            MAX_STDERR_BYTES,
-        ),
-    ];
-    for (index, (pipe, limit)) in readers.into_iter().enumerate() {
-        let sender = sender.clone();
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            if let Some(pipe) = pipe {
-                let _ = pipe.take(limit).read_to_end(&mut bytes);
-            }
-            let _ = sender.send((index, bytes));
-        });
-    }
-    drop(sender);
-    let deadline = Instant::now() + timeout;
-    let mut outputs: [Option<Vec<u8>>; 2] = [None, None];
-    let mut status = None;
-    loop {
-        if status.is_none() {
-            status = child.try_wait().map_err(|source| ComposeError::Spawn {
-                command: display.to_string(),
-                source,
-            })?;
-            if status.is_some() {
-                // Anything the tool left in its group would keep the pipes open.
-                kill_group();
-            }
-        }
-        let stdout_full = outputs[0]
-            .as_ref()
-            .is_some_and(|bytes| bytes.len() as u64 > MAX_OUTPUT_BYTES);
-        if stdout_full {
-            kill_group();
-            let _ = child.wait();
-            return Err(ComposeError::TooMuchOutput {
-                command: display.to_string(),
-                limit_mib: MAX_OUTPUT_BYTES / (1024 * 1024),
-            });
-        }
-        if status.is_some() && outputs.iter().all(Option::is_some) {
-            break;
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            kill_group();
-            let _ = child.wait();
-            return Err(ComposeError::Timeout {
-                command: display.to_string(),
-                seconds: timeout.as_secs_f64(),
-            });
-        }
-        let wait = (deadline - now).min(Duration::from_millis(20));
-        match receiver.recv_timeout(wait) {
-            Ok((index, bytes)) => outputs[index] = Some(bytes),
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-            // Both readers are done.
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                std::thread::sleep(wait);
-            }
-        }
-    }
-    let [stdout, stderr] = outputs.map(Option::unwrap_or_default);
-    match status {
-        Some(status) if status.success() => Ok(stdout),
-        Some(status) => Err(ComposeError::Invalid {
-            command: display.to_string(),
-            status: status.to_string(),
-            stderr: super::tail(&stderr, 20),
-        }),
-        // The loop ends only once the status is known.
-        None => Err(ComposeError::Spawn {
-            command: display.to_string(),
-            source: std::io::Error::other("no exit status"),
-        }),
-    }
+        status: finished.status.to_string(),
+        stderr: super::tail(&finished.stderr, 20),
+    })
 }
 
 impl ComposeProject {

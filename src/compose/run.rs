@@ -1,9 +1,11 @@
-//! Running the Compose tool on an instance's own file: `up`, `stop`, `restart`, `down`.
+//! Running the Compose tool on an instance's own file: `up`, `stop`, `restart`, `down`,
+//! each within the Compose deadline (see [`crate::external`]).
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use super::ComposeError;
 use crate::docker::Endpoint;
+use crate::external::{Call, CallKind};
 use crate::state::ComposeBackend;
 
 /// The Compose tool bound to one instance's project name and file.
@@ -58,17 +60,14 @@ impl Runner<'_> {
         let mut command = self.command(&endpoint);
         command.args(args).args(services);
         let display = format!("{} {}", self.backend.program.join(" "), args.join(" "));
-        let output: Output = command.output().map_err(|source| ComposeError::Spawn {
-            command: display.clone(),
-            source,
-        })?;
-        if output.status.success() {
+        let finished = Call::new(command, &display, CallKind::Compose).run()?;
+        if finished.status.success() {
             return Ok(());
         }
         Err(ComposeError::Command {
             command: display,
-            status: output.status.to_string(),
-            stderr: super::tail(&output.stderr, 20),
+            status: finished.status.to_string(),
+            stderr: super::tail(&finished.stderr, 20),
         })
     }
 }

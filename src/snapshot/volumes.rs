@@ -10,13 +10,14 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use serde_json::Value;
 
 use crate::compose::{ComposeError, LABEL_INSTANCE, LABEL_ROOT, as_map};
 use crate::docker::Endpoint;
 use crate::error::{Error, Result};
+use crate::external::{Call, CallKind, Finished};
 
 /// Where the temporary container mounts the volume.
 const MOUNT: &str = "/berth-volume";
@@ -146,28 +147,31 @@ pub fn remove_leftovers(owner: &Owner) -> Result<()> {
     let instance = format!("label={LABEL_INSTANCE}={}", owner.instance);
     let root = format!("label={LABEL_ROOT}={}", owner.root.display());
     let copy = format!("label={LABEL_COPY}=1");
-    let output = docker(&[
-        "ps", "-aq", "--filter", &instance, "--filter", &root, "--filter", &copy,
-    ])?
-    .output()
-    .map_err(spawn_error)?;
-    for id in String::from_utf8_lossy(&output.stdout).split_whitespace() {
-        run(
-            docker(&["rm", "-f", "-v", id])?.stdout(Stdio::null()),
+    let listed = docker(
+        &[
+            "ps", "-aq", "--filter", &instance, "--filter", &root, "--filter", &copy,
+        ],
+        "docker ps",
+        CallKind::Docker,
+    )?
+    .run()?;
+    for id in String::from_utf8_lossy(&listed.stdout).split_whitespace() {
+        run(docker(
+            &["rm", "-f", "-v", id],
             &format!("docker rm -f -v {id}"),
-        )?;
+            CallKind::Docker,
+        )?)?;
     }
     Ok(())
 }
 
 /// Whether the engine has a volume of that name.
 pub fn exists(name: &str) -> Result<bool> {
-    let output = docker(&["volume", "inspect", name])?
+    let display = format!("docker volume inspect {name}");
+    let finished = docker(&["volume", "inspect", name], &display, CallKind::Docker)?
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map_err(spawn_error)?;
-    Ok(output.success())
+        .run()?;
+    Ok(finished.status.success())
 }
 
 /// Streams the content of `volume` (its root directory included) into the tar file `out`.
@@ -175,11 +179,12 @@ pub fn export(volume: &InstanceVolume, owner: &Owner, out: &Path) -> Result<()> 
     let container = TemporaryContainer::create(volume, owner)?;
     let file = fs_err::File::create(out)?;
     let source = format!("{}:{MOUNT}", container.id);
-    let status = run(
-        docker(&["cp", &source, "-"])?.stdout(Stdio::from(file.into_parts().0)),
+    run(docker(
+        &["cp", &source, "-"],
         &format!("docker cp {source} -"),
-    );
-    status?;
+        CallKind::Data,
+    )?
+    .stdout(file.into_parts().0))?;
     fs_err::File::open(out)?.sync_all()?;
     Ok(())
 }
@@ -197,33 +202,39 @@ pub fn import(volume: &InstanceVolume, owner: &Owner, archive: &Path) -> Result<
     labels.insert(LABEL_INSTANCE.to_string(), owner.instance.to_string());
     labels.insert(LABEL_ROOT.to_string(), owner.root.display().to_string());
     if exists(&volume.name)? {
-        run(
-            &mut docker(&["volume", "rm", &volume.name])?,
+        run(docker(
+            &["volume", "rm", &volume.name],
             &format!("docker volume rm {}", volume.name),
-        )?;
+            CallKind::Docker,
+        )?)?;
     }
-    let mut create = docker(&["volume", "create"])?;
+    let mut create: Vec<String> = vec!["volume".into(), "create".into()];
     if let Some(driver) = &volume.driver {
-        create.args(["--driver", driver]);
+        create.extend(["--driver".into(), driver.clone()]);
     }
     for (key, value) in &volume.driver_opts {
-        create.arg("--opt").arg(format!("{key}={value}"));
+        create.extend(["--opt".into(), format!("{key}={value}")]);
     }
     for (key, value) in &labels {
-        create.arg("--label").arg(format!("{key}={value}"));
+        create.extend(["--label".into(), format!("{key}={value}")]);
     }
-    create.arg(&volume.name);
-    run(
-        create.stdout(Stdio::null()),
+    create.push(volume.name.clone());
+    let create: Vec<&str> = create.iter().map(String::as_str).collect();
+    run(docker(
+        &create,
         &format!("docker volume create {}", volume.name),
-    )?;
+        CallKind::Docker,
+    )?)?;
     let container = TemporaryContainer::create(volume, owner)?;
     let file = fs_err::File::open(archive)?;
     let target = format!("{}:/", container.id);
-    run(
-        docker(&["cp", "-a", "-", &target])?.stdin(Stdio::from(file.into_parts().0)),
+    run(docker(
+        &["cp", "-a", "-", &target],
         &format!("docker cp -a - {target}"),
-    )
+        CallKind::Data,
+    )?
+    .stdin(file.into_parts().0))?;
+    Ok(())
 }
 
 /// A created, never started container with the volume mounted; removed on drop.
@@ -233,113 +244,98 @@ struct TemporaryContainer {
 
 impl TemporaryContainer {
     fn create(volume: &InstanceVolume, owner: &Owner) -> Result<Self> {
-        let image = volume
-            .images
-            .iter()
-            .find(|image| image_exists(image))
-            .ok_or_else(|| {
-                Error::failed(
-                    format!(
-                        "no image to mount volume `{}` with: none of {} is on this machine",
-                        volume.key,
-                        volume.images.join(", ")
-                    ),
-                    Some(
-                        "run `berth up` once so Compose builds or loads the service's image"
-                            .to_string(),
-                    ),
-                )
-            })?;
+        let mut image = None;
+        for candidate in &volume.images {
+            if image_exists(candidate)? {
+                image = Some(candidate);
+                break;
+            }
+        }
+        let image = image.ok_or_else(|| {
+            Error::failed(
+                format!(
+                    "no image to mount volume `{}` with: none of {} is on this machine",
+                    volume.key,
+                    volume.images.join(", ")
+                ),
+                Some(
+                    "run `berth up` once so Compose builds or loads the service's image"
+                        .to_string(),
+                ),
+            )
+        })?;
         let mount = format!("{}:{MOUNT}", volume.name);
         let instance_label = format!("{LABEL_INSTANCE}={}", owner.instance);
         let root_label = format!("{LABEL_ROOT}={}", owner.root.display());
         let copy_label = format!("{LABEL_COPY}=1");
-        let output = docker(&[
-            "create",
-            "--label",
-            &instance_label,
-            "--label",
-            &root_label,
-            "--label",
-            &copy_label,
-            // Never started: the entrypoint only has to be present for `create`.
-            "--entrypoint",
-            "/berth-snapshot",
-            "--network",
-            "none",
-            "-v",
-            &mount,
-            image,
-        ])?
-        .stdin(Stdio::null())
-        .output()
-        .map_err(spawn_error)?;
-        if !output.status.success() {
-            return Err(command_error(
-                &format!("docker create -v {mount} {image}"),
-                &output.stderr,
-            ));
-        }
+        let created = run(docker(
+            &[
+                "create",
+                "--label",
+                &instance_label,
+                "--label",
+                &root_label,
+                "--label",
+                &copy_label,
+                // Never started: the entrypoint only has to be present for `create`.
+                "--entrypoint",
+                "/berth-snapshot",
+                "--network",
+                "none",
+                "-v",
+                &mount,
+                image,
+            ],
+            &format!("docker create -v {mount} {image}"),
+            CallKind::Docker,
+        )?)?;
         Ok(TemporaryContainer {
-            id: String::from_utf8_lossy(&output.stdout).trim().to_string(),
+            id: String::from_utf8_lossy(&created.stdout).trim().to_string(),
         })
     }
 }
 
 impl Drop for TemporaryContainer {
     fn drop(&mut self) {
-        if let Ok(mut command) = docker(&["rm", "-f", "-v", &self.id]) {
-            let _ = command.stdout(Stdio::null()).stderr(Stdio::null()).status();
+        let display = format!("docker rm -f -v {}", self.id);
+        if let Ok(call) = docker(&["rm", "-f", "-v", &self.id], &display, CallKind::Docker) {
+            let _ = call.run();
         }
     }
 }
 
-fn image_exists(image: &str) -> bool {
-    docker(&["image", "inspect", image]).is_ok_and(|mut command| {
-        command
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success())
-    })
+fn image_exists(image: &str) -> Result<bool> {
+    let display = format!("docker image inspect {image}");
+    let finished = docker(&["image", "inspect", image], &display, CallKind::Docker)?
+        .stdout(Stdio::null())
+        .run()?;
+    Ok(finished.status.success())
 }
 
-/// `docker ARGS…` against the engine berth uses (and the Compose tool too).
-fn docker(args: &[&str]) -> Result<Command> {
+/// `docker ARGS…` against the engine berth uses (and the Compose tool too), as a call of
+/// `kind` named `display` in messages.
+fn docker(args: &[&str], display: &str, kind: CallKind) -> Result<Call> {
     let endpoint = Endpoint::from_env().map_err(ComposeError::from)?;
     let mut command = endpoint.command("docker");
     command.args(args);
-    Ok(command)
+    Ok(Call::new(command, display, kind))
 }
 
-/// Runs `command`, its stderr captured for the error.
-fn run(command: &mut Command, display: &str) -> Result<()> {
-    let output = command
-        .stderr(Stdio::piped())
-        .output()
-        .map_err(spawn_error)?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(command_error(display, &output.stderr))
+/// Runs `call` to success; a failure names the command and what it printed on stderr.
+fn run(call: Call) -> Result<Finished> {
+    let display = call.display().to_string();
+    let finished = call.run()?;
+    if finished.status.success() {
+        return Ok(finished);
     }
-}
-
-fn spawn_error(error: std::io::Error) -> Error {
-    Error::failed(
-        format!("cannot run `docker`: {error}"),
-        Some("install the Docker CLI, or put it on PATH".to_string()),
-    )
-}
-
-fn command_error(display: &str, stderr: &[u8]) -> Error {
-    Error::failed(
+    Err(Error::failed(
         format!(
-            "`{display}` failed: {}",
-            String::from_utf8_lossy(stderr).trim()
+            "`{display}` failed ({}): {}",
+            finished.status,
+            String::from_utf8_lossy(&finished.stderr).trim()
         ),
         Some("check the Docker engine with `docker info`".to_string()),
-    )
+    ))
 }
 
 #[cfg(test)]
