@@ -314,7 +314,7 @@ impl ServiceThread {
             Ok(child) => child,
             Err(error) => return Ok(self.spawn_failure(&log, &error)),
         };
-        let scope = self.scope(child.id());
+        let mut scope = self.scope(child.id());
         self.shared.update_service(&self.name, |record| {
             record.state = ServiceState::Starting;
             record.pid = scope.leader;
@@ -331,6 +331,8 @@ impl ServiceThread {
             if let Some(child) = leader.as_mut()
                 && let Some(exit) = peek_exit(child)
             {
+                // Without a cgroup, a daemon that left its session is found only so.
+                scope.adopt(children::adopted_since(scope.leader));
                 // A one-shot task is done when its process exits: what it left behind
                 // is killed below, never taken for a daemon.
                 if exit.success()
