@@ -34,15 +34,24 @@ struct Mount {
     root: String,
 }
 
-/// The cgroup v2 mount, read once from `/proc/self/mountinfo`.
+/// The cgroup v2 mount, read once from `/proc/self/mountinfo`; none at all under
+/// `BERTH_NO_CGROUP=1`.
 fn mount() -> Option<&'static Mount> {
     static MOUNT: OnceLock<Option<Mount>> = OnceLock::new();
     MOUNT
         .get_or_init(|| {
+            if disabled() {
+                return None;
+            }
             let text = fs::read_to_string("/proc/self/mountinfo").ok()?;
             find_mount(&text)
         })
         .as_ref()
+}
+
+/// Whether `BERTH_NO_CGROUP=1` asks berth to behave as on a machine without cgroups.
+pub fn disabled() -> bool {
+    std::env::var_os(crate::env_vars::BERTH_NO_CGROUP).is_some_and(|value| value == "1")
 }
 
 /// The first `cgroup2` entry of a mountinfo table.

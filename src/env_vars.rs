@@ -27,6 +27,11 @@ pub const BERTH_RUN_TOKEN: &str = "BERTH_RUN_TOKEN";
 /// Read: how long to wait for the ledger lock or an instance's lock, in milliseconds
 /// (default 30000).
 pub const BERTH_LOCK_TIMEOUT_MS: &str = "BERTH_LOCK_TIMEOUT_MS";
+/// Read: when `1`, berth behaves as on a machine without cgroup v2: it creates no cgroup
+/// for an instance and finds a service's processes by their session, process group,
+/// process tree, recorded PIDs and run token instead. Read by every command and by the
+/// supervisor (which inherits it from `up`); set it for every command of an instance.
+pub const BERTH_NO_CGROUP: &str = "BERTH_NO_CGROUP";
 /// Read: disables colour when set to anything (see no-color.org).
 pub const NO_COLOR: &str = "NO_COLOR";
 /// Read: the Compose command to use instead of `docker compose` / `docker-compose`.

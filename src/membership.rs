@@ -23,6 +23,10 @@ pub struct ServiceScope {
     pub leader: Option<ProcessIdentity>,
     /// The run token of the supervisor that started it (empty for none).
     pub token: String,
+    /// Processes the service left in no session of its own: a daemon that forked away,
+    /// called `setsid` and rewrote its environment (nginx with `daemon on`), attributed
+    /// to it when its leader exited. Each counts with its session, group and tree.
+    pub adopted: Vec<ProcessIdentity>,
 }
 
 impl ServiceScope {
@@ -32,6 +36,17 @@ impl ServiceScope {
             cgroup: cgroup.filter(Cgroup::exists),
             leader,
             token: token.to_string(),
+            adopted: Vec::new(),
+        }
+    }
+
+    /// Takes `orphans` (see `adopted`) as the service's own too; a cgroup, where there is
+    /// one, still decides alone.
+    pub fn adopt(&mut self, orphans: Vec<ProcessIdentity>) {
+        for orphan in orphans {
+            if !self.adopted.contains(&orphan) && Some(orphan) != self.leader {
+                self.adopted.push(orphan);
+            }
         }
     }
 
@@ -40,24 +55,11 @@ impl ServiceScope {
         if let Some(cgroup) = &self.cgroup {
             return cgroup.contains(pid);
         }
-        self.by_session_or_tree(pid) || self.by_token(pid)
-    }
-
-    fn by_session_or_tree(&self, pid: u32) -> bool {
-        let Some(leader) = self.leader else {
-            return false;
-        };
-        if pid == leader.pid {
-            return leader.is_alive();
-        }
-        // A session or group ID stays reserved by the kernel while any process is in it,
-        // so a match is the leader's session even after the leader itself exited.
-        if process::stat(pid)
-            .is_some_and(|stat| stat.session == leader.pid || stat.process_group == leader.pid)
-        {
-            return true;
-        }
-        leader.is_alive() && process::descends_from(pid, leader.pid)
+        self.leader
+            .into_iter()
+            .chain(self.adopted.iter().copied())
+            .any(|root| by_session_or_tree(root, pid))
+            || self.by_token(pid)
     }
 
     fn by_token(&self, pid: u32) -> bool {
@@ -152,6 +154,22 @@ pub fn parse_signal(text: &str) -> Option<Signal> {
     name.parse().ok()
 }
 
+/// Whether `pid` is `root`, in the session or process group `root` started, or below it
+/// in the tree.
+fn by_session_or_tree(root: ProcessIdentity, pid: u32) -> bool {
+    if pid == root.pid {
+        return root.is_alive();
+    }
+    // A session or group ID stays reserved by the kernel while any process is in it, so a
+    // match is the root's session even after the root itself exited.
+    if process::stat(pid)
+        .is_some_and(|stat| stat.session == root.pid || stat.process_group == root.pid)
+    {
+        return true;
+    }
+    root.is_alive() && process::descends_from(pid, root.pid)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,5 +209,39 @@ mod tests {
         );
         let _ = outsider.kill();
         let _ = outsider.wait();
+    }
+
+    #[test]
+    fn an_adopted_process_in_a_session_of_its_own_is_a_member_with_its_session() {
+        use std::os::unix::process::CommandExt;
+        let mut leader = std::process::Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        // SAFETY: setsid is async-signal-safe.
+        let mut daemon = unsafe {
+            std::process::Command::new("sh")
+                .args(["-c", "sleep 30 & wait"])
+                .pre_exec(|| {
+                    libc::setsid();
+                    Ok(())
+                })
+                .spawn()
+                .unwrap()
+        };
+        let mut scope = ServiceScope::new(None, ProcessIdentity::of(leader.id()), "");
+        assert!(!scope.contains(daemon.id()), "not a member before adoption");
+        scope.adopt(vec![ProcessIdentity::of(daemon.id()).unwrap()]);
+        assert!(scope.contains(daemon.id()));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while scope.members().len() < 3 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(scope.members().len(), 3, "leader, daemon and its child");
+        scope.stop(Signal::SIGTERM, Duration::from_secs(5));
+        let _ = leader.wait();
+        let _ = daemon.wait();
+        assert!(scope.members().is_empty());
     }
 }

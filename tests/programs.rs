@@ -6,7 +6,12 @@
 //! `berth up` at several moments then `down`. After each, nothing of the instance may be
 //! left: no process, no listening port.
 //!
-//! Each test has its own thousand ports (20000–28999), so no two tests contend for one.
+//! Every scenario also runs as on a machine without cgroups (`BERTH_NO_CGROUP=1`, the
+//! `…_without_cgroups` tests), where a service's processes are found by their session,
+//! group, tree, recorded PIDs and run token alone.
+//!
+//! Each scenario has its own thousand ports (20000–28999), so no two tests contend for
+//! one: X000–X499 with cgroups, X500–X999 without.
 //!
 //! `scripts/test-deps` installs the programs; without them these tests skip loudly, unless
 //! BERTH_REQUIRE_PROGRAMS=1 (set by `.ci/run`) makes that a failure.
@@ -20,6 +25,50 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::*;
+
+/// How berth tracks processes in a test: by cgroup (where the machine allows one), or as
+/// on a machine without cgroups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Cgroup,
+    NoCgroup,
+}
+
+impl Mode {
+    /// The scenario's first port in this mode: the lower half of its thousand with
+    /// cgroups, the upper half without.
+    fn port(self, base: u16) -> u16 {
+        match self {
+            Mode::Cgroup => base,
+            Mode::NoCgroup => base + 500,
+        }
+    }
+
+    /// A sandbox whose every berth command runs in this mode.
+    fn sandbox(self) -> Sandbox {
+        let mut sandbox = Sandbox::new();
+        if self == Mode::NoCgroup {
+            sandbox.env.push(("BERTH_NO_CGROUP", "1"));
+        }
+        sandbox
+    }
+
+    /// Without cgroups, no process of the instance is in a cgroup berth made (else the
+    /// test would not exercise the fallback at all).
+    #[track_caller]
+    fn check(self, dir: &Path) {
+        if self == Mode::Cgroup {
+            return;
+        }
+        for (pid, command) in processes_of(dir) {
+            let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+            assert!(
+                !cgroup.contains("/berth/"),
+                "PID {pid} ({command}) is in berth's cgroup {cgroup:?} under BERTH_NO_CGROUP=1"
+            );
+        }
+    }
+}
 
 /// One program under test: its project files (with `berth.toml`), the service that
 /// serves, and how to ask it a question.
@@ -131,8 +180,8 @@ fn pid_of(status: &serde_json::Value, service: &str) -> u32 {
 }
 
 /// The whole life of `program` in two instances at once.
-fn conformance(program: Program) {
-    let sandbox = Sandbox::new();
+fn conformance(program: Program, mode: Mode) {
+    let sandbox = mode.sandbox();
     let files: Vec<(&str, &str)> = program
         .files
         .iter()
@@ -162,6 +211,8 @@ fn conformance(program: Program) {
     let first_port = port_of(&first_status, service);
     let second_port = port_of(&second_status, service);
     assert_ne!(first_port, second_port, "two instances share a port");
+    mode.check(&first);
+    mode.check(&second);
     assert!(
         (program.answers)(first_port),
         "{} does not answer",
@@ -235,51 +286,86 @@ fn conformance(program: Program) {
     sandbox.berth(&first, &["up", "--timeout", "60"]).success();
     assert!((program.answers)(first_port));
 
-    for dir in [&first, &second] {
-        sandbox.berth(dir, &["down"]).success();
-    }
-    assert_nothing_left(&first, first_port, "the last down");
-    assert_nothing_left(&second, second_port, "the last down");
+    // rm of a running instance, and of one whose supervisor was killed.
+    sandbox.berth(&first, &["rm", "--yes"]).success();
+    assert_nothing_left(&first, first_port, "rm");
+    sandbox.berth(&first, &["up", "--timeout", "60"]).success();
+    kill_and_wait(status(&sandbox, &first)["supervisor_pid"].as_u64().unwrap() as u32);
+    sandbox.berth(&first, &["rm", "--yes"]).success();
+    assert_nothing_left(&first, first_port, "kill -9 of the supervisor and `rm`");
+
+    // kill -9 of the supervisor, then `ls`, and then `gc`.
+    let supervisor = status(&sandbox, &second)["supervisor_pid"]
+        .as_u64()
+        .unwrap() as u32;
+    kill_and_wait(supervisor);
+    sandbox.berth(&second, &["ls"]).success();
+    assert_nothing_left(&second, second_port, "kill -9 of the supervisor and `ls`");
+    sandbox.berth(&second, &["up", "--timeout", "60"]).success();
+    assert!(
+        (program.answers)(second_port),
+        "no answer after `ls` reaped"
+    );
+    let supervisor = status(&sandbox, &second)["supervisor_pid"]
+        .as_u64()
+        .unwrap() as u32;
+    kill_and_wait(supervisor);
+    sandbox.berth(sandbox.dir.path(), &["gc"]).success();
+    assert_nothing_left(&second, second_port, "kill -9 of the supervisor and `gc`");
+
+    // gc of an instance whose work tree is gone (moved away) while it runs.
+    sandbox.berth(&second, &["up", "--timeout", "60"]).success();
+    let moved = sandbox.dir.path().join(format!("{}-moved", program.name));
+    std::fs::rename(&second, &moved).unwrap();
+    sandbox.berth(sandbox.dir.path(), &["gc"]).success();
+    assert_nothing_left(&moved, second_port, "gc of a moved work tree");
+    assert_nothing_left(&second, second_port, "gc of a moved work tree");
 }
 
 fn config(body: &str) -> String {
     format!("[project]\nname = \"conformance\"\n\n{body}")
 }
 
-#[test]
-fn redis_server() {
+fn redis_server_in(mode: Mode) {
     if !installed("redis_server", &["redis-server"]) {
         return;
     }
-    conformance(Program {
-        name: "redis",
-        files: vec![(
-            "berth.toml",
-            config(
-                "[services.redis]\ncommand = \"redis-server --port {{ port.redis }} --bind 127.0.0.1 --save '' --appendonly no --dir {{ instance.data }}\"\nport = 20000\n",
-            ),
-        )],
-        service: "redis",
-        answers: redis_answers,
-    });
+    let port = mode.port(20000);
+    conformance(
+        Program {
+            name: "redis",
+            files: vec![(
+                "berth.toml",
+                config(&format!(
+                    "[services.redis]\ncommand = \"redis-server --port {{{{ port.redis }}}} --bind 127.0.0.1 --save '' --appendonly no --dir {{{{ instance.data }}}}\"\nport = {port}\n"
+                )),
+            )],
+            service: "redis",
+            answers: redis_answers,
+        },
+        mode,
+    );
 }
 
-#[test]
-fn redis_server_behind_sh() {
+fn redis_server_behind_sh_in(mode: Mode) {
     if !installed("redis_server_behind_sh", &["redis-server"]) {
         return;
     }
-    conformance(Program {
-        name: "redis-sh",
-        files: vec![(
-            "berth.toml",
-            config(
-                "[services.redis]\ncommand = \"redis-server --port $PORT --bind 127.0.0.1 --save '' --appendonly no\"\nshell = true\nport = 21000\n",
-            ),
-        )],
-        service: "redis",
-        answers: redis_answers,
-    });
+    let port = mode.port(21000);
+    conformance(
+        Program {
+            name: "redis-sh",
+            files: vec![(
+                "berth.toml",
+                config(&format!(
+                    "[services.redis]\ncommand = \"redis-server --port $PORT --bind 127.0.0.1 --save '' --appendonly no\"\nshell = true\nport = {port}\n"
+                )),
+            )],
+            service: "redis",
+            answers: redis_answers,
+        },
+        mode,
+    );
 }
 
 const NGINX_CONF: &str = "worker_processes 2;\nerror_log stderr;\nevents { worker_connections 64; }\nhttp {\n  access_log off;\n  client_body_temp_path DATA/body;\n  proxy_temp_path DATA/proxy;\n  fastcgi_temp_path DATA/fastcgi;\n  uwsgi_temp_path DATA/uwsgi;\n  scgi_temp_path DATA/scgi;\n  server {\n    listen 127.0.0.1:PORT;\n    location / { return 200 \"nginx\\n\"; }\n  }\n}\n";
@@ -307,64 +393,68 @@ fn nginx(name: &'static str, daemon: bool, port: u16) -> Program {
     }
 }
 
-#[test]
-fn nginx_master_and_workers() {
+fn nginx_master_and_workers_in(mode: Mode) {
     if !installed("nginx_master_and_workers", &["nginx"]) {
         return;
     }
-    conformance(nginx("nginx", false, 22000));
+    conformance(nginx("nginx", false, mode.port(22000)), mode);
 }
 
-#[test]
-fn nginx_that_daemonizes() {
+fn nginx_that_daemonizes_in(mode: Mode) {
     if !installed("nginx_that_daemonizes", &["nginx"]) {
         return;
     }
-    conformance(nginx("nginx-daemon", true, 23000));
+    conformance(nginx("nginx-daemon", true, mode.port(23000)), mode);
 }
 
-#[test]
-fn node_server_that_sets_its_title() {
+fn node_server_that_sets_its_title_in(mode: Mode) {
     if !installed("node_server_that_sets_its_title", &["node"]) {
         return;
     }
+    let port = mode.port(24000);
     let server = "process.title = 'conformance-node';\nrequire('http').createServer((req, res) => res.end('node\\n')).listen(Number(process.env.PORT), '127.0.0.1');\n";
-    conformance(Program {
-        name: "node",
-        files: vec![
-            (
-                "berth.toml",
-                config(
-                    "[services.web]\ncommand = \"node server.js\"\nport = 24000\nready = { http = \"/\" }\n",
+    conformance(
+        Program {
+            name: "node",
+            files: vec![
+                (
+                    "berth.toml",
+                    config(&format!(
+                        "[services.web]\ncommand = \"node server.js\"\nport = {port}\nready = {{ http = \"/\" }}\n"
+                    )),
                 ),
-            ),
-            ("server.js", server.to_string()),
-        ],
-        service: "web",
-        answers: http_answers,
-    });
+                ("server.js", server.to_string()),
+            ],
+            service: "web",
+            answers: http_answers,
+        },
+        mode,
+    );
 }
 
-#[test]
-fn gunicorn_with_setproctitle() {
+fn gunicorn_with_setproctitle_in(mode: Mode) {
     if !installed("gunicorn_with_setproctitle", &["/usr/bin/gunicorn"]) {
         return;
     }
+    let port = mode.port(25000);
     let app = "def app(environ, start_response):\n    start_response('200 OK', [('Content-Type', 'text/plain')])\n    return [b'gunicorn\\n']\n";
-    conformance(Program {
-        name: "gunicorn",
-        files: vec![
-            (
-                "berth.toml",
-                config(
-                    "[services.web]\ncommand = \"/usr/bin/gunicorn --workers 2 --bind 127.0.0.1:{{ port.web }} app:app\"\nport = 25000\nready = { http = \"/\" }\n",
+    conformance(
+        Program {
+            name: "gunicorn",
+            files: vec![
+                (
+                    "berth.toml",
+                    config(&format!(
+                        "[services.web]\ncommand = \"/usr/bin/gunicorn --workers 2 --bind 127.0.0.1:{{{{ port.web }}}} app:app\"\nport = {port}\nready = {{ http = \"/\" }}\n"
+                    )),
                 ),
-            ),
-            ("app.py", app.to_string()),
-        ],
-        service: "web",
-        answers: http_answers,
-    });
+                ("app.py", app.to_string()),
+            ],
+            service: "web",
+            answers: http_answers,
+        },
+        mode,
+    );
 }
 
 /// A server that forks, starts a new session, forks again and exits, as a classic Unix
@@ -386,25 +476,28 @@ class Handler(http.server.BaseHTTPRequestHandler):
 http.server.HTTPServer(("127.0.0.1", port), Handler).serve_forever()
 "#;
 
-#[test]
-fn a_double_forking_daemon() {
+fn a_double_forking_daemon_in(mode: Mode) {
     if !installed("a_double_forking_daemon", &["python3"]) {
         return;
     }
-    conformance(Program {
-        name: "daemon",
-        files: vec![
-            (
-                "berth.toml",
-                config(
-                    "[services.web]\ncommand = \"python3 daemon.py\"\nport = 26000\nready = { http = \"/\" }\n",
+    let port = mode.port(26000);
+    conformance(
+        Program {
+            name: "daemon",
+            files: vec![
+                (
+                    "berth.toml",
+                    config(&format!(
+                        "[services.web]\ncommand = \"python3 daemon.py\"\nport = {port}\nready = {{ http = \"/\" }}\n"
+                    )),
                 ),
-            ),
-            ("daemon.py", DAEMON.to_string()),
-        ],
-        service: "web",
-        answers: http_answers,
-    });
+                ("daemon.py", DAEMON.to_string()),
+            ],
+            service: "web",
+            answers: http_answers,
+        },
+        mode,
+    );
 }
 
 /// The tests' PostgreSQL service, stopped with its fast shutdown (SIGINT).
@@ -415,32 +508,33 @@ fn postgres_stopped_by_sigint(bin: &Path, port: u16) -> String {
     )
 }
 
-#[test]
-fn postgresql_as_its_own_user() {
+fn postgresql_as_its_own_user_in(mode: Mode) {
     let Some(bin) = support::postgres::server_bin("postgresql_as_its_own_user") else {
         return;
     };
-    let service = postgres_stopped_by_sigint(&bin, 27000);
-    conformance(Program {
-        name: "postgres",
-        files: vec![("berth.toml", config(&service))],
-        service: "db",
-        answers: postgres_answers,
-    });
+    let service = postgres_stopped_by_sigint(&bin, mode.port(27000));
+    conformance(
+        Program {
+            name: "postgres",
+            files: vec![("berth.toml", config(&service))],
+            service: "db",
+            answers: postgres_answers,
+        },
+        mode,
+    );
 }
 
 /// PostgreSQL with a client connected: SIGTERM would start a "smart" shutdown that waits
 /// for the client until berth kills the server; `stop_signal = "SIGINT"` stops it at once
 /// and cleanly, so the next start runs no crash recovery.
-#[test]
-fn postgresql_with_a_connected_client_stops_cleanly() {
+fn postgresql_with_a_connected_client_stops_cleanly_in(mode: Mode) {
     let Some(bin) =
         support::postgres::server_bin("postgresql_with_a_connected_client_stops_cleanly")
     else {
         return;
     };
-    let sandbox = Sandbox::new();
-    let service = postgres_stopped_by_sigint(&bin, 28000);
+    let sandbox = mode.sandbox();
+    let service = postgres_stopped_by_sigint(&bin, mode.port(28000));
     let root = sandbox.project("pgstop", &service);
     sandbox.berth(&root, &["up", "--timeout", "60"]).success();
     let port = port_of(&status(&sandbox, &root), "db");
@@ -500,11 +594,11 @@ fn postgresql_with_a_connected_client_stops_cleanly() {
 
 /// A user's own shell carrying the instance's variables (`eval "$(berth env)"`,
 /// `berth shell`) is not the instance's: `down`, `rm` and `gc` leave it alone.
-#[test]
-fn a_users_shell_with_the_instance_environment_survives_down_rm_and_gc() {
-    let sandbox = Sandbox::new();
+fn a_users_shell_with_the_instance_environment_survives_down_rm_and_gc_in(mode: Mode) {
+    let sandbox = mode.sandbox();
     let root = sandbox.project("usershell", "[services.idle]\ncommand = \"sleep 600\"\n");
     sandbox.berth(&root, &["up"]).success();
+    mode.check(&root);
     let env = sandbox.berth(&root, &["env"]).success().stdout;
     let mut shell = Command::new("sh")
         .arg("-c")
@@ -534,4 +628,107 @@ fn a_users_shell_with_the_instance_environment_survives_down_rm_and_gc() {
     assert!(pid_alive(pid), "gc killed the user's shell");
     let _ = shell.kill();
     let _ = shell.wait();
+}
+
+// Each scenario with cgroups (where the machine allows them), and as on a machine
+// without (`BERTH_NO_CGROUP=1`).
+
+#[test]
+fn redis_server() {
+    redis_server_in(Mode::Cgroup);
+}
+
+#[test]
+fn redis_server_without_cgroups() {
+    redis_server_in(Mode::NoCgroup);
+}
+
+#[test]
+fn redis_server_behind_sh() {
+    redis_server_behind_sh_in(Mode::Cgroup);
+}
+
+#[test]
+fn redis_server_behind_sh_without_cgroups() {
+    redis_server_behind_sh_in(Mode::NoCgroup);
+}
+
+#[test]
+fn nginx_master_and_workers() {
+    nginx_master_and_workers_in(Mode::Cgroup);
+}
+
+#[test]
+fn nginx_master_and_workers_without_cgroups() {
+    nginx_master_and_workers_in(Mode::NoCgroup);
+}
+
+#[test]
+fn nginx_that_daemonizes() {
+    nginx_that_daemonizes_in(Mode::Cgroup);
+}
+
+#[test]
+fn nginx_that_daemonizes_without_cgroups() {
+    nginx_that_daemonizes_in(Mode::NoCgroup);
+}
+
+#[test]
+fn node_server_that_sets_its_title() {
+    node_server_that_sets_its_title_in(Mode::Cgroup);
+}
+
+#[test]
+fn node_server_that_sets_its_title_without_cgroups() {
+    node_server_that_sets_its_title_in(Mode::NoCgroup);
+}
+
+#[test]
+fn gunicorn_with_setproctitle() {
+    gunicorn_with_setproctitle_in(Mode::Cgroup);
+}
+
+#[test]
+fn gunicorn_with_setproctitle_without_cgroups() {
+    gunicorn_with_setproctitle_in(Mode::NoCgroup);
+}
+
+#[test]
+fn a_double_forking_daemon() {
+    a_double_forking_daemon_in(Mode::Cgroup);
+}
+
+#[test]
+fn a_double_forking_daemon_without_cgroups() {
+    a_double_forking_daemon_in(Mode::NoCgroup);
+}
+
+#[test]
+fn postgresql_as_its_own_user() {
+    postgresql_as_its_own_user_in(Mode::Cgroup);
+}
+
+#[test]
+fn postgresql_as_its_own_user_without_cgroups() {
+    postgresql_as_its_own_user_in(Mode::NoCgroup);
+}
+
+#[test]
+fn postgresql_with_a_connected_client_stops_cleanly() {
+    postgresql_with_a_connected_client_stops_cleanly_in(Mode::Cgroup);
+}
+
+#[test]
+fn postgresql_with_a_connected_client_stops_cleanly_without_cgroups() {
+    postgresql_with_a_connected_client_stops_cleanly_in(Mode::NoCgroup);
+}
+
+#[test]
+fn a_users_shell_with_the_instance_environment_survives_down_rm_and_gc() {
+    a_users_shell_with_the_instance_environment_survives_down_rm_and_gc_in(Mode::Cgroup);
+}
+
+#[test]
+fn a_users_shell_with_the_instance_environment_survives_down_rm_and_gc_without_cgroups() {
+    a_users_shell_with_the_instance_environment_survives_down_rm_and_gc_in(Mode::NoCgroup);
 }

@@ -16,7 +16,7 @@ use std::sync::{Mutex, MutexGuard};
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::{Pid, getsid};
 
-use crate::process;
+use crate::process::{self, ProcessIdentity};
 
 static LEADERS: Mutex<Option<HashSet<u32>>> = Mutex::new(None);
 
@@ -74,4 +74,35 @@ pub fn reap_adopted() -> usize {
         }
     }
     reaped
+}
+
+/// The orphans adopted by the supervisor (its children that are neither registered
+/// leaders nor its helpers, in its own session) that started no earlier than `leader`,
+/// alive, and not in a running leader's session other than `leader`'s (another
+/// service's). Without a cgroup, these are what a service whose leader just exited left
+/// in no session of its own: a daemon that called `setsid` and rewrote its environment.
+pub fn adopted_since(leader: Option<ProcessIdentity>) -> Vec<ProcessIdentity> {
+    let Some(leader) = leader else {
+        return Vec::new();
+    };
+    let set = leaders();
+    let own_session = getsid(None).map(|pid| pid.as_raw() as u32).ok();
+    let other_leader = |session: u32| {
+        session != leader.pid && set.as_ref().is_some_and(|set| set.contains(&session))
+    };
+    process::own_children()
+        .into_iter()
+        .filter(|pid| *pid != leader.pid && !set.as_ref().is_some_and(|set| set.contains(pid)))
+        .filter_map(|pid| {
+            let stat = process::stat(pid)?;
+            let adopted = stat.state != 'Z'
+                && Some(stat.session) != own_session
+                && !other_leader(stat.session)
+                && stat.start_time >= leader.start_time;
+            adopted.then_some(ProcessIdentity {
+                pid,
+                start_time: stat.start_time,
+            })
+        })
+        .collect()
 }

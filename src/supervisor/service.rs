@@ -344,7 +344,7 @@ impl ServiceTask {
             Ok(child) => child,
             Err(error) => return Ok(self.spawn_failure(&log, &error)),
         };
-        let scope = self.scope(child.id());
+        let mut scope = self.scope(child.id());
         self.shared.update_service(&self.name, |record| {
             record.state = ServiceState::Starting;
             record.pid = scope.leader;
@@ -392,6 +392,8 @@ impl ServiceTask {
             tokio::select! {
                 exit = watch.exit(), if leader.is_some() => {
                     let child = leader.as_mut().expect("guarded by the branch");
+                    // Without a cgroup, a daemon that left its session is found only so.
+                    scope.adopt(children::adopted_since(scope.leader));
                     // A one-shot task is done when its process exits: what it left
                     // behind is killed below, never taken for a daemon.
                     if exit.success()

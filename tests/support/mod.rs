@@ -80,6 +80,8 @@ pub struct Sandbox {
     pub dir: tempfile::TempDir,
     /// BERTH_COMPOSE for every berth run (the Compose tool under test).
     pub compose: Option<String>,
+    /// More variables for every berth run (`BERTH_NO_CGROUP=1`, say).
+    pub env: Vec<(&'static str, &'static str)>,
 }
 
 impl Sandbox {
@@ -87,6 +89,7 @@ impl Sandbox {
         Sandbox {
             dir: tempfile::tempdir().expect("temp dir"),
             compose: None,
+            env: Vec::new(),
         }
     }
 
@@ -115,6 +118,7 @@ impl Sandbox {
             Some(tool) => command.env("BERTH_COMPOSE", tool),
             None => command.env_remove("BERTH_COMPOSE"),
         };
+        command.envs(self.env.iter().copied());
         command
     }
 
