@@ -70,7 +70,7 @@ impl Readiness {
                 Some(_) => self.owned(port, scope),
                 None => Probe::NotYet,
             },
-            ReadyCheck::Http { port, path } => match http_ok(port, &path) {
+            ReadyCheck::Http { port, path, .. } => match http_ok(port, &path) {
                 Some(true) => self.owned(port, scope),
                 _ => Probe::NotYet,
             },
