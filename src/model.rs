@@ -161,9 +161,10 @@ pub fn build(config: &Config, inputs: &ModelInputs) -> InstanceFile {
                 Some(port) => ReadyCheck::Tcp { port },
                 None => ReadyCheck::Started,
             },
-            ReadyConfig::Http(path) => ReadyCheck::Http {
+            ReadyConfig::Http { path, status } => ReadyCheck::Http {
                 port: first_port.unwrap_or(0),
                 path: path.clone(),
+                status: status.clone(),
             },
             ReadyConfig::Exec(command) => ReadyCheck::Exec {
                 argv: render_command(command, &value, &cwd),
@@ -194,7 +195,7 @@ pub fn build(config: &Config, inputs: &ModelInputs) -> InstanceFile {
             Some("https") => Some("https"),
             Some("http") => Some("http"),
             Some(_) => None,
-            None => matches!(service.ready, ReadyConfig::Http(_)).then_some("http"),
+            None => matches!(service.ready, ReadyConfig::Http { .. }).then_some("http"),
         };
         let url = first_port
             .zip(scheme)

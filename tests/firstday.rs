@@ -3,6 +3,7 @@
 //! `berth init`, then `berth up` in two work trees at once, no hand edits. Each instance
 //! runs on its own ports with `.env` applied and the release step first; `berth env web`
 //! and `berth exec web` show what the app sees; `rm` leaves the work tree as it was.
+//! The 404 test moves its ports to 18900-18999 (`tests/readme.rs` has 18000-18799).
 
 mod support;
 
@@ -205,4 +206,61 @@ fn project_env_reaches_every_service_and_a_services_own_env_wins() {
         "{environ}"
     );
     sandbox.berth(&root, &["down"]).success();
+}
+
+/// A web app that answers 404 on `/` (it serves only `/api/…`), run by `berth init`'s
+/// config as it comes: `init` makes web's readiness an HTTP check that any answer passes,
+/// so the app is ready; the 2xx/3xx default on `/` would never be.
+#[test]
+fn a_web_app_answering_404_on_its_root_is_ready_under_berth_init_s_config() {
+    const APP: &str = "import http.server, os\n\
+class Handler(http.server.BaseHTTPRequestHandler):\n    \
+def do_GET(self):\n        \
+found = self.path.startswith('/api/')\n        \
+self.send_response(200 if found else 404)\n        \
+self.end_headers()\n        \
+self.wfile.write(b'api\\n' if found else b'no page here\\n')\n\
+http.server.HTTPServer(('127.0.0.1', int(os.environ['PORT'])), Handler).serve_forever()\n";
+    let sandbox = Sandbox::new();
+    let dir = sandbox.project_files(
+        "notfound",
+        &[("Procfile", "web: python3 app.py\n"), ("app.py", APP)],
+    );
+    let init = sandbox.berth(&dir, &["init"]).success();
+    assert!(
+        init.stdout
+            .contains("ready = { http = \"/\", status = \"any\" }"),
+        "{}",
+        init.stdout
+    );
+    // 5000 + 13900: the test's own ports.
+    let status = sandbox
+        .berth(
+            &dir,
+            &["up", "--json", "--timeout", "20", "--port-offset", "13900"],
+        )
+        .success()
+        .json();
+    let web = port_of(&status, "web");
+    assert_eq!(web, 18900);
+    assert_eq!(status["services"][0]["state"], "ready", "{status}");
+    assert_eq!(http_get(web, "/").map(|(code, _)| code), Some(404));
+    assert_eq!(
+        sandbox.berth(&dir, &["url", "web"]).success().stdout.trim(),
+        "http://127.0.0.1:18900"
+    );
+    sandbox.berth(&dir, &["down", "--release"]).success();
+
+    // The control: the same app under the 2xx/3xx default never gets ready.
+    let config = std::fs::read_to_string(dir.join("berth.toml"))
+        .unwrap()
+        .replace(", status = \"any\"", "");
+    assert!(config.contains("ready = { http = \"/\" }"), "{config}");
+    std::fs::write(dir.join("berth.toml"), config).unwrap();
+    let run = sandbox
+        .berth(&dir, &["up", "--timeout", "3", "--port-offset", "13900"])
+        .code(4);
+    assert!(run.stderr.contains("not ready"), "{}", run.stderr);
+    sandbox.berth(&dir, &["down", "--release"]).success();
+    assert!(is_free(18900));
 }

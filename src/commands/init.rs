@@ -278,7 +278,7 @@ pub fn generate(dir: &Path, procfile: Option<&Path>) -> Result<String> {
             if service == "web" {
                 let _ = writeln!(
                     out,
-                    "protocol = \"http\"  # a web process: `berth url web` gives its address"
+                    "ready = {{ http = \"/\", status = \"any\" }}  # web: ready once it answers HTTP, even a 404 on /"
                 );
             } else if !entry.command.contains("PORT") {
                 let _ = writeln!(

@@ -14,12 +14,14 @@ use super::model::{
     ComposeCatalog, ComposeConfig, ComposeSettings, Config, DEFAULT_PORT_NAME, DatabaseConfig,
     DatabaseKind, EnvFileConfig, PerInstanceConfig, PortBase, ReadyConfig, ServiceConfig,
 };
-use super::raw::{RawCommand, RawConfig, RawDatabase, RawPort, RawReady, RawService, RawSize};
+use super::raw::{
+    RawCommand, RawConfig, RawDatabase, RawPort, RawReady, RawService, RawSize, RawStatus,
+};
 use super::size::parse_size;
 use super::template::{CommandTemplate, Placeholder, Template, TemplateError, Var};
 use crate::identity::sanitize;
 use crate::input::{self, InputError, MAX_TEXT_BYTES};
-use crate::state::{LogLimits, RestartPolicy};
+use crate::state::{HttpStatus, LogLimits, RestartPolicy};
 
 pub const CONFIG_FILE_NAME: &str = "berth.toml";
 const DEFAULT_STRIDE: u32 = 100;
@@ -957,12 +959,19 @@ impl Loader<'_> {
         let RawReady {
             tcp,
             http,
+            status,
             exec,
             log,
         } = ready.get_ref();
         let given = [tcp.is_some(), http.is_some(), exec.is_some(), log.is_some()];
         if given.iter().filter(|given| **given).count() != 1 {
             return Err(self.error(span, "`ready` takes exactly one of tcp, http, exec, log"));
+        }
+        if let (Some(status), None) = (status, http) {
+            return Err(self.error(
+                status.span(),
+                "`ready.status` goes with `ready.http`: it says which HTTP answers mean ready",
+            ));
         }
         let needs_port = |kind: &str| {
             if ports.is_empty() {
@@ -991,7 +1000,14 @@ impl Loader<'_> {
                     format!("`ready.http` must be a path starting with `/`, not `{path}`"),
                 ));
             }
-            return Ok(ReadyConfig::Http(path.clone()));
+            let status = match status {
+                Some(status) => self.http_status(status)?,
+                None => HttpStatus::Success,
+            };
+            return Ok(ReadyConfig::Http {
+                path: path.clone(),
+                status,
+            });
         }
         if let Some(line) = exec {
             self.no_nul(&span, line)?;
@@ -1007,6 +1023,43 @@ impl Loader<'_> {
             )
         })?;
         Ok(ReadyConfig::Log(pattern))
+    }
+
+    /// `ready.status`: `"success"` (2xx and 3xx), `"any"` (any HTTP answer), a code or a
+    /// list of codes.
+    fn http_status(&self, status: &Spanned<RawStatus>) -> Result<HttpStatus, ConfigError> {
+        let code = |number: i64| {
+            u16::try_from(number)
+                .ok()
+                .filter(|code| (100..600).contains(code))
+                .ok_or_else(|| {
+                    self.error(
+                        status.span(),
+                        format!("`ready.status` {number} is not an HTTP status code (100 to 599)"),
+                    )
+                })
+        };
+        match status.get_ref() {
+            RawStatus::Word(word) if word == "success" => Ok(HttpStatus::Success),
+            RawStatus::Word(word) if word == "any" => Ok(HttpStatus::Any),
+            RawStatus::Word(word) => Err(self.error(
+                status.span(),
+                format!(
+                    "`ready.status` must be \"success\" (2xx and 3xx), \"any\" (any HTTP answer) or status codes, not `{word}`"
+                ),
+            )),
+            RawStatus::Code(number) => Ok(HttpStatus::Codes(vec![code(*number)?])),
+            RawStatus::Codes(numbers) if numbers.is_empty() => Err(self.error(
+                status.span(),
+                "`ready.status` lists no codes: name at least one, or use \"any\"",
+            )),
+            RawStatus::Codes(numbers) => Ok(HttpStatus::Codes(
+                numbers
+                    .iter()
+                    .map(|number| code(*number))
+                    .collect::<Result<_, _>>()?,
+            )),
+        }
     }
 
     /// An `env` table: valid variable names, values as templates.
@@ -1643,6 +1696,87 @@ stop_grace = "2s"
         let config = load_text("[logs]\nmax_size = 100000\n").unwrap();
         assert_eq!(config.logs.max_size, 100_000);
         assert_eq!(config.logs.max_files, LogLimits::DEFAULT_MAX_FILES);
+    }
+
+    #[test]
+    fn http_readiness_takes_the_answers_it_accepts() {
+        let status_of = |ready: &str| {
+            let config = load_text(&format!(
+                "[services.web]\ncommand = \"x\"\nport = 3000\nready = {ready}\n"
+            ))
+            .unwrap();
+            match &config.services["web"].ready {
+                ReadyConfig::Http { path, status } => (path.clone(), status.clone()),
+                other => panic!("{ready}: {other:?}"),
+            }
+        };
+        let cases = [
+            ("{ http = \"/health\" }", "/health", HttpStatus::Success),
+            (
+                "{ http = \"/\", status = \"success\" }",
+                "/",
+                HttpStatus::Success,
+            ),
+            ("{ http = \"/\", status = \"any\" }", "/", HttpStatus::Any),
+            (
+                "{ status = 404, http = \"/\" }",
+                "/",
+                HttpStatus::Codes(vec![404]),
+            ),
+            (
+                "{ http = \"/\", status = [200, 401] }",
+                "/",
+                HttpStatus::Codes(vec![200, 401]),
+            ),
+        ];
+        for (ready, path, status) in cases {
+            assert_eq!(status_of(ready), (path.to_string(), status), "{ready}");
+        }
+    }
+
+    #[test]
+    fn bad_http_statuses_are_located_errors() {
+        let head = "[services.web]\ncommand = \"x\"\nport = 3000\n";
+        let cases = [
+            (
+                "ready = { http = \"/\", status = \"all\" }",
+                ":4:32:",
+                "`ready.status` must be \"success\" (2xx and 3xx), \"any\" (any HTTP answer) or status codes, not `all`",
+            ),
+            (
+                "ready = { http = \"/\", status = 99 }",
+                ":4:32:",
+                "`ready.status` 99 is not an HTTP status code (100 to 599)",
+            ),
+            (
+                "ready = { http = \"/\", status = [200, 600] }",
+                ":4:32:",
+                "`ready.status` 600 is not an HTTP status code (100 to 599)",
+            ),
+            (
+                "ready = { http = \"/\", status = [] }",
+                ":4:32:",
+                "`ready.status` lists no codes",
+            ),
+            (
+                "ready = { tcp = true, status = \"any\" }",
+                ":4:32:",
+                "`ready.status` goes with `ready.http`",
+            ),
+            (
+                "ready = { http = \"/\", status = true }",
+                ":4:",
+                "must be \"success\", \"any\", an HTTP status code or a list of them",
+            ),
+        ];
+        for (ready, location, message) in cases {
+            let error = error_of(&format!("{head}{ready}\n"));
+            assert!(
+                error.contains(&format!("{CONFIG_FILE_NAME}{location}")),
+                "{ready}: {error}"
+            );
+            assert!(error.contains(message), "{ready}: {error}");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 
 use super::template::{CommandTemplate, Template};
-use crate::state::{LogLimits, RestartPolicy};
+use crate::state::{HttpStatus, LogLimits, RestartPolicy};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -299,7 +299,11 @@ pub enum ReadyConfig {
     /// Ready once started, port or not (`ready = { tcp = false }`).
     Started,
     Tcp,
-    Http(String),
+    /// `GET path` on the first port, ready on an answer `status` accepts.
+    Http {
+        path: String,
+        status: HttpStatus,
+    },
     Exec(CommandTemplate),
     Log(String),
 }

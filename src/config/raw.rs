@@ -173,6 +173,19 @@ pub enum RawPort {
 pub struct RawReady {
     pub tcp: Option<bool>,
     pub http: Option<String>,
+    /// With `http`: which answers count (`"success"`, `"any"`, a code or a list of codes).
+    pub status: Option<Spanned<RawStatus>>,
     pub exec: Option<String>,
     pub log: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "must be \"success\", \"any\", an HTTP status code or a list of them, such as `[200, 404]`"
+)]
+pub enum RawStatus {
+    Word(String),
+    Code(i64),
+    Codes(Vec<i64>),
 }

@@ -297,6 +297,9 @@ pub enum ReadyCheck {
     Http {
         port: u16,
         path: String,
+        /// Which answers count; absent in files written before it existed (2xx/3xx).
+        #[serde(default, skip_serializing_if = "HttpStatus::is_success")]
+        status: HttpStatus,
     },
     Exec {
         argv: Vec<String>,
@@ -304,6 +307,35 @@ pub enum ReadyCheck {
     Log {
         pattern: String,
     },
+}
+
+/// Which answers of an `http` readiness check mean ready (`ready.status`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum HttpStatus {
+    /// A 2xx or 3xx answer (the default): the page itself works.
+    #[default]
+    Success,
+    /// Any HTTP answer, 100 to 599: the server is up, whatever it says about the path,
+    /// so an app that answers 404 on `/` is ready.
+    Any,
+    /// Exactly these codes.
+    Codes(Vec<u16>),
+}
+
+impl HttpStatus {
+    /// Whether an answer with status `code` means the service is ready.
+    pub fn accepts(&self, code: u16) -> bool {
+        match self {
+            HttpStatus::Success => (200..400).contains(&code),
+            HttpStatus::Any => (100..600).contains(&code),
+            HttpStatus::Codes(codes) => codes.contains(&code),
+        }
+    }
+
+    pub fn is_success(&self) -> bool {
+        *self == HttpStatus::Success
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -513,5 +545,61 @@ mod tests {
                 max_files: 5
             }
         );
+    }
+
+    #[test]
+    fn http_status_rules_accept_what_they_say() {
+        // (rule, code, accepted)
+        let cases = [
+            (HttpStatus::Success, 200, true),
+            (HttpStatus::Success, 204, true),
+            (HttpStatus::Success, 302, true),
+            (HttpStatus::Success, 399, true),
+            (HttpStatus::Success, 199, false),
+            (HttpStatus::Success, 404, false),
+            (HttpStatus::Success, 500, false),
+            (HttpStatus::Any, 100, true),
+            (HttpStatus::Any, 200, true),
+            (HttpStatus::Any, 404, true),
+            (HttpStatus::Any, 503, true),
+            (HttpStatus::Any, 599, true),
+            (HttpStatus::Any, 99, false),
+            (HttpStatus::Any, 600, false),
+            (HttpStatus::Any, 0, false),
+            (HttpStatus::Codes(vec![200, 401]), 401, true),
+            (HttpStatus::Codes(vec![200, 401]), 200, true),
+            (HttpStatus::Codes(vec![200, 401]), 204, false),
+            (HttpStatus::Codes(vec![200, 401]), 404, false),
+        ];
+        for (rule, code, accepted) in cases {
+            assert_eq!(rule.accepts(code), accepted, "{rule:?} and {code}");
+        }
+    }
+
+    #[test]
+    fn http_checks_written_before_status_existed_accept_2xx_and_3xx() {
+        let old: ReadyCheck =
+            serde_json::from_value(serde_json::json!({"http": {"port": 3000, "path": "/"}}))
+                .unwrap();
+        assert_eq!(
+            old,
+            ReadyCheck::Http {
+                port: 3000,
+                path: "/".to_string(),
+                status: HttpStatus::Success
+            }
+        );
+        // The default is left out, so such a file reads the same in an older berth.
+        assert_eq!(
+            serde_json::to_value(&old).unwrap(),
+            serde_json::json!({"http": {"port": 3000, "path": "/"}})
+        );
+        let any = ReadyCheck::Http {
+            port: 3000,
+            path: "/".to_string(),
+            status: HttpStatus::Any,
+        };
+        let text = serde_json::to_string(&any).unwrap();
+        assert_eq!(serde_json::from_str::<ReadyCheck>(&text).unwrap(), any);
     }
 }

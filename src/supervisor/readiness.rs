@@ -76,8 +76,8 @@ impl Readiness {
                 Some(_) => self.owned(port, scope),
                 None => Probe::NotYet,
             },
-            ReadyCheck::Http { port, path } => match http_ok(port, &path).await {
-                Some(true) => self.owned(port, scope),
+            ReadyCheck::Http { port, path, status } => match http_status(port, &path).await {
+                Some(code) if status.accepts(code) => self.owned(port, scope),
                 _ => Probe::NotYet,
             },
             ReadyCheck::Exec { argv } => self.exec(&argv, spec).await,
@@ -161,8 +161,8 @@ async fn connect(port: u16) -> Option<TcpStream> {
         .ok()
 }
 
-/// `Some(true)` for a 2xx or 3xx answer to `GET path`.
-async fn http_ok(port: u16, path: &str) -> Option<bool> {
+/// The status code of the answer to `GET path`, if one comes in time.
+async fn http_status(port: u16, path: &str) -> Option<u16> {
     let exchange = async {
         let mut stream = connect(port).await?;
         let request = format!(
@@ -180,7 +180,7 @@ async fn http_ok(port: u16, path: &str) -> Option<bool> {
         }
         let status_line = std::str::from_utf8(&head[..filled]).ok()?;
         let code: u16 = status_line.split_ascii_whitespace().nth(1)?.parse().ok()?;
-        Some((200..400).contains(&code))
+        Some(code)
     };
     tokio::time::timeout(HTTP_TIMEOUT, exchange).await.ok()?
 }
