@@ -890,3 +890,38 @@ fn rm_racing_up_never_leaves_an_instance_the_ledger_forgot() {
     sandbox.berth(&root, &["rm", "--yes"]).success();
     assert!(pids_matching(&format!("__supervise {}", root.display())).is_empty());
 }
+
+/// A descriptor left open by whoever ran `berth up` (here `flock`, which hands its lock
+/// to the command it runs) is not held by the supervisor or the services afterwards:
+/// the lock is free as soon as `up` returns, while the instance keeps running.
+#[test]
+fn a_descriptor_the_caller_left_open_is_not_held_by_the_instance() {
+    let sandbox = Sandbox::new();
+    let root = sandbox.project("fds", &serve("web", 12970));
+    let lock = sandbox.dir.path().join("caller.lock");
+    let command = sandbox.command(&root, &["up"]);
+    let berth = command.get_program().to_owned();
+    let arguments: Vec<_> = command.get_args().map(|arg| arg.to_owned()).collect();
+    let mut through_flock = std::process::Command::new("flock");
+    through_flock.arg(&lock).arg(berth).args(arguments);
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => through_flock.env(key, value),
+            None => through_flock.env_remove(key),
+        };
+    }
+    let status = through_flock.status().expect("run flock (util-linux)");
+    assert!(status.success(), "flock berth up: {status}");
+    assert!(accepts(12970), "the service answers");
+    let free = std::process::Command::new("flock")
+        .args(["-n"])
+        .arg(&lock)
+        .arg("true")
+        .status()
+        .expect("flock -n");
+    assert!(
+        free.success(),
+        "the caller's lock is still held by the instance's processes"
+    );
+    sandbox.berth(&root, &["down"]).success();
+}

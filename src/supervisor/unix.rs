@@ -82,6 +82,7 @@ pub fn spawn_process(
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
+            close_inherited_on_exec();
             Ok(())
         });
     }
@@ -96,6 +97,23 @@ pub fn spawn_process(
     });
     drop(procs);
     child
+}
+
+/// Marks every descriptor above stderr close-on-exec, in a child between fork and
+/// exec: what berth's own caller left open (a `flock` lock, a CI runner's pipe) must
+/// not be held by the supervisor or a service for as long as they run. Marked, not
+/// closed, so the descriptor the standard library uses to report a failed exec works.
+/// Best effort: a kernel without close_range (before 5.11) leaves them as they are.
+fn close_inherited_on_exec() {
+    // SAFETY: close_range only changes this process's descriptor flags.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        );
+    }
 }
 
 /// Makes the child receive SIGTERM when the thread that started it dies.
@@ -267,12 +285,13 @@ pub fn spawn_supervisor(paths: &InstancePaths) -> std::io::Result<()> {
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
-    // SAFETY: setsid is async-signal-safe and only affects the child.
+    // SAFETY: setsid and close_range are async-signal-safe and only affect the child.
     unsafe {
         command.pre_exec(|| {
             if libc::setsid() < 0 {
                 return Err(std::io::Error::last_os_error());
             }
+            close_inherited_on_exec();
             Ok(())
         });
     }
