@@ -10,7 +10,7 @@ use nix::sys::signal::Signal;
 use serde::Serialize;
 
 use crate::cgroup::Cgroup;
-use crate::compose::{ComposeError, LABEL_INSTANCE, LABEL_ROOT};
+use crate::compose::{ComposeError, LABEL_IMAGE_VOLUME, LABEL_INSTANCE, LABEL_ROOT};
 use crate::docker::Engine;
 use crate::error::Result;
 use crate::process::{self, ProcessIdentity};
@@ -146,6 +146,32 @@ pub fn engine_objects(
             }
             removed.push(Removal::new(name, "volume", volume.name));
         }
+    }
+    Ok(removed)
+}
+
+/// The volumes berth named for paths the instance's images declare (never one the user
+/// named), by their labels: for an instance whose work tree is gone.
+pub fn image_volumes(
+    engine: &Engine,
+    name: &str,
+    root: &Path,
+    dry_run: bool,
+) -> Result<Vec<Removal>> {
+    let root_text = root.display().to_string();
+    let labels = [
+        (LABEL_INSTANCE, name),
+        (LABEL_ROOT, root_text.as_str()),
+        (LABEL_IMAGE_VOLUME, "true"),
+    ];
+    let mut removed = Vec::new();
+    for volume in engine.volumes(&labels).map_err(ComposeError::from)? {
+        if !dry_run {
+            engine
+                .remove_volume(&volume.name)
+                .map_err(ComposeError::from)?;
+        }
+        removed.push(Removal::new(name, "volume", volume.name));
     }
     Ok(removed)
 }

@@ -137,6 +137,34 @@ fn data_in_an_image_declared_volume_survives_down_and_up_and_goes_with_down_volu
             .filter(|volume| volume.starts_with(&format!("{name}_")))
             .collect();
         assert!(left.is_empty(), "{tool}: volumes left: {left:?}");
+
+        // A deleted work tree: `gc` removes the volume berth named for the image's
+        // `VOLUME`, and keeps the one the user named (data).
+        let named = format!("{compose}    volumes: [\"kept:/kept\"]\nvolumes:\n  kept:\n");
+        std::fs::write(dir.join("compose.yml"), &named).unwrap();
+        sandbox.berth(&dir, &["up"]).success();
+        assert!(docker::volume_exists(&volume), "{tool}: no {volume}");
+        let user_volume = format!("{name}_kept");
+        assert!(
+            docker::volume_exists(&user_volume),
+            "{tool}: no {user_volume}"
+        );
+        sandbox.berth(&dir, &["down"]).success();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let elsewhere = sandbox.project_files(
+            &format!("{name}-other"),
+            &[("compose.yml", "services: {}\n")],
+        );
+        sandbox.berth(&elsewhere, &["gc"]).success();
+        assert!(
+            !docker::volume_exists(&volume),
+            "{tool}: gc kept the image-declared volume of a deleted work tree"
+        );
+        assert!(
+            docker::volume_exists(&user_volume),
+            "{tool}: gc deleted a volume the user named"
+        );
+        docker::lines(&["volume", "rm", &user_volume]);
     }
 }
 

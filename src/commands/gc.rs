@@ -15,8 +15,9 @@ use crate::lifecycle;
 use crate::output;
 use crate::state::{FileLock, InstanceFile, InstancePaths};
 
-/// Everything a forgotten instance left: its processes, its containers and networks
-/// (never its volumes), and its ledger entry (removed by the caller).
+/// Everything a forgotten instance left: its processes, its containers and networks,
+/// the volumes berth named for its images' `VOLUME` paths (never a volume the user
+/// named: that is data), and its ledger entry (removed by the caller).
 fn forget(
     engine: Option<&Engine>,
     name: &str,
@@ -27,6 +28,7 @@ fn forget(
     let mut removed = cleanup::stray_processes(name, root, dry_run);
     if let Some(engine) = engine {
         removed.extend(cleanup::engine_objects(engine, name, root, false, dry_run)?);
+        removed.extend(cleanup::image_volumes(engine, name, root, dry_run)?);
     }
     removed.push(Removal::new(name, "ledger", reason));
     Ok(removed)

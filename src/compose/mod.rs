@@ -17,7 +17,8 @@ pub use foreign::foreign_projects;
 pub use instance::{InstanceCompose, Resolved, engine, load_project};
 pub use resolve::{ComposeProject, ComposeService, as_map, resolve};
 pub use rewrite::{
-    LABEL_INSTANCE, LABEL_ROOT, LABEL_SHARED, RewriteInputs, Rewritten, rewrite, to_yaml,
+    LABEL_IMAGE_VOLUME, LABEL_INSTANCE, LABEL_ROOT, LABEL_SHARED, RewriteInputs, Rewritten,
+    rewrite, to_yaml,
 };
 pub use run::Runner;
 pub use tool::ComposeTool;

@@ -18,6 +18,10 @@ pub const LABEL_INSTANCE: &str = "dev.berth.instance";
 pub const LABEL_ROOT: &str = "dev.berth.root";
 /// Label on volumes and networks shared by every instance of a project.
 pub const LABEL_SHARED: &str = "dev.berth.shared";
+/// Label on the volumes berth names for paths an image declares (`VOLUME`): the
+/// user never named them, so, like Docker's anonymous volumes, they go with a
+/// deleted work tree's instance (`gc`), where the volumes the user named stay.
+pub const LABEL_IMAGE_VOLUME: &str = "dev.berth.image-volume";
 
 pub struct RewriteInputs<'a> {
     pub instance: &'a str,
@@ -102,9 +106,16 @@ pub fn rewrite(
     if !image_volumes.is_empty() {
         let mut volumes = as_map(top.get("volumes"));
         for key in image_volumes {
-            volumes
-                .entry(key)
-                .or_insert_with(|| Value::Object(Map::new()));
+            volumes.entry(key).or_insert_with(|| {
+                let labels = Map::from_iter([(
+                    LABEL_IMAGE_VOLUME.to_string(),
+                    Value::String("true".to_string()),
+                )]);
+                Value::Object(Map::from_iter([(
+                    "labels".to_string(),
+                    Value::Object(labels),
+                )]))
+            });
         }
         top.insert("volumes".into(), Value::Object(volumes));
     }
