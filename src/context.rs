@@ -110,6 +110,7 @@ impl Context {
             // any command does.
             unsafe { std::env::set_var(env_vars::BERTH_HOME, &ledger_dir) };
         }
+        crate::state::seal::init(&ledger_dir);
         Ok(Context {
             cwd,
             ledger: Ledger::new(ledger_dir, lock_timeout),
@@ -196,9 +197,20 @@ pub fn reap_orphaned_locked(
     if !file.is_orphaned() {
         return Ok(());
     }
-    if let Some(mut fresh) = InstanceFile::read(&paths.instance_json())?
-        && supervisor::reap_orphans(&mut fresh)
-    {
+    let Some(mut fresh) = InstanceFile::read(&paths.instance_json())? else {
+        return Ok(());
+    };
+    let ignored_pids = fresh.services.values().any(|record| record.pid.is_some())
+        && !fresh.pids_trusted()
+        && supervisor::instance_cgroup(&fresh).is_none();
+    if supervisor::reap_orphans(&mut fresh) {
+        if ignored_pids {
+            output::note(&format!(
+                "warning: `{}` was not written by berth under this BERTH_HOME (its seal does \
+                 not match): the process IDs in it were ignored",
+                paths.instance_json().display()
+            ));
+        }
         fresh.write(&paths.instance_json())?;
         let mut locked = ledger.lock()?;
         if let Some(entry) = locked.data.find_mut(&fresh.name) {
@@ -254,7 +266,7 @@ fn checked_directory(directory: &Path) -> Result<PathBuf> {
 /// `$BERTH_HOME`, else `$XDG_STATE_HOME/berth`, else `~/.local/state/berth`. A relative
 /// `BERTH_HOME` is made absolute once, against the directory berth was started in, so
 /// every `-C` directory (and every process berth starts) means the same ledger.
-fn ledger_dir() -> Result<PathBuf> {
+pub fn ledger_dir() -> Result<PathBuf> {
     if let Some(home) = std::env::var_os(env_vars::BERTH_HOME).filter(|value| !value.is_empty()) {
         return Ok(std::path::absolute(PathBuf::from(home))?);
     }

@@ -263,6 +263,7 @@ pub fn build(config: &Config, inputs: &ModelInputs) -> InstanceFile {
             })
             .collect(),
         services,
+        seal: None,
     }
     .with_digest()
 }

@@ -925,3 +925,49 @@ fn a_descriptor_the_caller_left_open_is_not_held_by_the_instance() {
     );
     sandbox.berth(&root, &["down"]).success();
 }
+
+/// The start time of a live process, as `/proc/PID/stat` gives it (field 22).
+fn start_time_of(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    after_name.split(' ').nth(19).unwrap().parse().unwrap()
+}
+
+/// An edited `instance.json` naming an unrelated process exactly (its PID and its real
+/// start time) decides nothing, even on a machine without cgroups where recorded PIDs
+/// are what finds a crashed instance's processes: the file is not sealed with the key
+/// under BERTH_HOME, so `status`, `down`, `gc` and `rm` leave that process alone.
+#[test]
+fn an_edited_state_file_naming_a_live_process_exactly_is_ignored_without_cgroups() {
+    let mut sandbox = Sandbox::new();
+    sandbox.env.push(("BERTH_NO_CGROUP", "1"));
+    let root = sandbox.project("edited", "[services.idle]\ncommand = \"sleep 60\"\n");
+    sandbox.berth(&root, &["up"]).success();
+    sandbox.berth(&root, &["down"]).success();
+    let mut bystander = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let path = root.join(".berth/edited/instance.json");
+    for command in [&["status"][..], &["down"], &["gc"], &["rm", "--yes"]] {
+        let mut file: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        file["state"] = "running".into();
+        file["services"]["idle"]["pid"] = serde_json::json!({
+            "pid": bystander.id(),
+            "start_time": start_time_of(bystander.id()),
+        });
+        std::fs::write(&path, serde_json::to_vec(&file).unwrap()).unwrap();
+        sandbox.berth(&root, command).success();
+        assert!(
+            pid_alive(bystander.id()),
+            "`berth {}` signalled a process it does not own",
+            command.join(" ")
+        );
+        if !path.exists() {
+            break;
+        }
+    }
+    bystander.kill().unwrap();
+    bystander.wait().unwrap();
+}

@@ -49,6 +49,19 @@ pub struct InstanceFile {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shared: Vec<SharedUse>,
     pub services: IndexMap<String, ServiceRecord>,
+    /// What the file said its seal was (see [`crate::state::seal`]); written by
+    /// [`InstanceFile::write`], never taken from the struct.
+    #[serde(default, skip_serializing)]
+    pub seal: Option<String>,
+}
+
+/// The file as written: the instance and the seal of what in it names processes.
+#[derive(Serialize)]
+struct Sealed<'a> {
+    #[serde(flatten)]
+    file: &'a InstanceFile,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seal: Option<String>,
 }
 
 /// One shared service an instance uses, and its `per_instance` commands rendered for it.
@@ -472,7 +485,37 @@ impl InstanceFile {
     }
 
     pub fn write(&self, path: &Path) -> Result<(), StateError> {
-        write_json_atomic(path, self)
+        let sealed = Sealed {
+            file: self,
+            seal: super::seal::seal(&self.sealed_content()),
+        };
+        write_json_atomic(path, &sealed)
+    }
+
+    /// What the seal covers: everything in the file that names a process.
+    fn sealed_content(&self) -> Vec<u8> {
+        let identity = |identity: Option<ProcessIdentity>| {
+            identity.map_or_else(String::new, |identity| {
+                format!("{}@{}", identity.pid, identity.start_time)
+            })
+        };
+        let mut content = format!(
+            "berth instance.json\n{}\n{}\n{}\n{}\n",
+            self.name,
+            self.root.display(),
+            self.token,
+            identity(self.supervisor)
+        );
+        for (name, record) in &self.services {
+            content.push_str(&format!("{name}={}\n", identity(record.pid)));
+        }
+        content.into_bytes()
+    }
+
+    /// Whether the PIDs in this file were written by berth under this `BERTH_HOME`
+    /// (its seal matches): only then may they decide what is signalled.
+    pub fn pids_trusted(&self) -> bool {
+        super::seal::verify(&self.sealed_content(), self.seal.as_deref())
     }
 
     pub fn paths(&self) -> InstancePaths {

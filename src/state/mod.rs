@@ -4,6 +4,7 @@ mod atomic;
 mod error;
 mod instance;
 mod lock;
+pub mod seal;
 
 pub use atomic::{create_private_dir, read_versioned, write_atomic, write_json_atomic};
 pub use error::StateError;

@@ -21,6 +21,8 @@ pub fn instance_cgroup(file: &InstanceFile) -> Option<Cgroup> {
 /// of processes that had to be signalled.
 pub fn stop_processes(file: &InstanceFile) -> usize {
     let cgroup = instance_cgroup(file);
+    // Without a cgroup, recorded PIDs find the processes: only those berth wrote.
+    let trusted = file.pids_trusted();
     let scopes: Vec<(ServiceScope, nix::sys::signal::Signal, u64)> = file
         .services
         .iter()
@@ -28,7 +30,7 @@ pub fn stop_processes(file: &InstanceFile) -> usize {
             let spec = record.process()?;
             let scope = match &cgroup {
                 Some(cgroup) => ServiceScope::new(Some(cgroup.service(name)), None, ""),
-                None => ServiceScope::new(None, record.pid, ""),
+                None => ServiceScope::new(None, record.pid.filter(|_| trusted), ""),
             };
             Some((scope, spec.stop_signal(), spec.stop_grace_ms))
         })

@@ -45,6 +45,8 @@ struct ComposeWorker {
 /// Runs the supervisor of the instance whose state directory is `dir`, until it is
 /// asked to stop (control socket, SIGTERM, SIGINT).
 pub fn run(dir: &Path) -> Result<()> {
+    // It inherits `BERTH_HOME` (made absolute) from the `berth up` that started it.
+    crate::state::seal::init(&crate::context::ledger_dir()?);
     let dir = fs_err::canonicalize(dir)?;
     let instance_json = dir.join("instance.json");
     let Some(file) = InstanceFile::read(&instance_json)? else {
