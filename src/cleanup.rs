@@ -138,14 +138,26 @@ pub fn engine_objects(
         removed.push(Removal::new(name, "network", network.name));
     }
     if volumes {
-        for volume in engine.volumes(&labels).map_err(ComposeError::from)? {
-            if !dry_run {
-                engine
-                    .remove_volume(&volume.name)
-                    .map_err(ComposeError::from)?;
-            }
-            removed.push(Removal::new(name, "volume", volume.name));
+        removed.extend(remove_volumes(engine, name, &labels, dry_run)?);
+    }
+    Ok(removed)
+}
+
+/// Removes the volumes carrying every one of `labels`.
+fn remove_volumes(
+    engine: &Engine,
+    name: &str,
+    labels: &[(&str, &str)],
+    dry_run: bool,
+) -> Result<Vec<Removal>> {
+    let mut removed = Vec::new();
+    for volume in engine.volumes(labels).map_err(ComposeError::from)? {
+        if !dry_run {
+            engine
+                .remove_volume(&volume.name)
+                .map_err(ComposeError::from)?;
         }
+        removed.push(Removal::new(name, "volume", volume.name));
     }
     Ok(removed)
 }
@@ -164,16 +176,7 @@ pub fn image_volumes(
         (LABEL_ROOT, root_text.as_str()),
         (LABEL_IMAGE_VOLUME, "true"),
     ];
-    let mut removed = Vec::new();
-    for volume in engine.volumes(&labels).map_err(ComposeError::from)? {
-        if !dry_run {
-            engine
-                .remove_volume(&volume.name)
-                .map_err(ComposeError::from)?;
-        }
-        removed.push(Removal::new(name, "volume", volume.name));
-    }
-    Ok(removed)
+    remove_volumes(engine, name, &labels, dry_run)
 }
 
 /// Deletes `.berth/<instance>/` (logs, data, the instance's Compose file, state).

@@ -44,8 +44,8 @@ fn load_or_create(home: &Path) -> std::io::Result<[u8; 32]> {
     file.sync_all()?;
     let source = std::ffi::CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
         .map_err(std::io::Error::other)?;
-    let target = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(std::io::Error::other)?;
+    let target =
+        std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
     // SAFETY: both paths are valid NUL-terminated strings for the duration of the call.
     let linked = unsafe {
         libc::linkat(

@@ -1,5 +1,9 @@
 //! The per-instance supervisor: the `berth` binary run as a hidden subcommand on an
 //! instance's state directory. It owns the service processes and writes their state back.
+//!
+//! One event loop ([`run`]) runs every process service as a task ([`service`]); the
+//! compose services have one thread ([`compose`]); the log pump and the `instance.json`
+//! writer ([`shared`]) have one each.
 
 mod children;
 mod compose;
@@ -25,6 +29,6 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(8);
 /// Restarts allowed within [`BURST_WINDOW`]; one more exit and the service is failed.
 pub const BURST_LIMIT: usize = 5;
 pub const BURST_WINDOW: Duration = Duration::from_secs(60);
-/// How long a service's thread waits for the log sink to write what an exited process
+/// How long a service's task waits for the log sink to write what an exited process
 /// left in its pipe.
 pub const LOG_FLUSH_WAIT: Duration = Duration::from_secs(1);

@@ -20,9 +20,19 @@ pub fn instance_cgroup(file: &InstanceFile) -> Option<Cgroup> {
 /// processes are not touched (it calls this itself as a last sweep). Returns the number
 /// of processes that had to be signalled.
 pub fn stop_processes(file: &InstanceFile) -> usize {
+    stop_processes_as(file, file.pids_trusted())
+}
+
+/// [`stop_processes`] for the supervisor's own view of the instance, which it trusts.
+pub fn stop_own_processes(file: &InstanceFile) -> usize {
+    stop_processes_as(file, true)
+}
+
+/// `trusted`: whether the recorded PIDs and token may find processes (see
+/// [`InstanceFile::pids_trusted`]).
+fn stop_processes_as(file: &InstanceFile, trusted: bool) -> usize {
     let cgroup = instance_cgroup(file);
     // Without a cgroup, recorded PIDs find the processes: only those berth wrote.
-    let trusted = file.pids_trusted();
     let scopes: Vec<(ServiceScope, nix::sys::signal::Signal, u64)> = file
         .services
         .iter()
@@ -51,7 +61,8 @@ pub fn stop_processes(file: &InstanceFile) -> usize {
     for (scope, _, _) in &scopes {
         scope.kill_all();
     }
-    if cgroup.is_none() {
+    // The token, too, counts only from a file berth sealed.
+    if cgroup.is_none() && trusted {
         signalled += kill_by_token(&file.token);
     }
     signalled

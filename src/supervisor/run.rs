@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::children;
 use super::compose::{ComposeCommand, ComposeThread};
 use super::control::{self, Reply, Request};
-use super::reap::stop_processes;
+use super::reap::stop_own_processes;
 use super::service::{Command, ServiceTask};
 use super::shared::Shared;
 use crate::cgroup::Cgroup;
@@ -432,6 +432,6 @@ async fn stop_all(
         let _ = finished.recv();
         let _ = compose.handle.join();
     }
-    stop_processes(&shared.snapshot());
+    stop_own_processes(&shared.snapshot());
     shared.update(|file| file.mark_stopped(InstanceState::Stopped));
 }

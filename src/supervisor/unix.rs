@@ -43,7 +43,7 @@ fn open_log(path: &Path) -> std::io::Result<std::fs::File> {
 /// Starts `argv` as a service process: the leader of a session of its own, in the
 /// service's cgroup when there is one (it moves itself in between fork and exec, so all
 /// it ever starts is in there too), output to `output` (the write end of its log's
-/// pipe), the instance's token in its environment, and SIGTERM if the supervisor thread
+/// pipe), the instance's token in its environment, and SIGTERM if the supervisor's loop thread
 /// that started it dies.
 pub fn spawn_process(
     argv: &[String],
