@@ -49,12 +49,6 @@ pub fn run(dir: &Path) -> Result<()> {
     crate::state::seal::init(&crate::context::ledger_dir()?);
     let dir = fs_err::canonicalize(dir)?;
     let instance_json = dir.join("instance.json");
-    let Some(file) = InstanceFile::read(&instance_json)? else {
-        return Err(Error::failed(
-            format!("no instance.json in `{}`", dir.display()),
-            None,
-        ));
-    };
     let paths = InstancePaths { dir: dir.clone() };
     // Exactly one supervisor per instance: a second one started by a racing `up` finds
     // the lock held and leaves.
@@ -63,10 +57,26 @@ pub fn run(dir: &Path) -> Result<()> {
     let Some(_lock) = FileLock::try_acquire_within(&paths.supervisor_lock(), PROBE_WINDOW)? else {
         eprintln!(
             "berth supervisor: another supervisor already runs `{}`",
-            file.name
+            dir.display()
         );
         return Ok(());
     };
+    // Read under the lock: a `down` that came between the `up` that started this
+    // supervisor (killed since) and this lock found no supervisor and marked the
+    // instance stopped; starting its services now would leave them running.
+    let Some(file) = InstanceFile::read(&instance_json)? else {
+        return Err(Error::failed(
+            format!("no instance.json in `{}`", dir.display()),
+            None,
+        ));
+    };
+    if file.state != InstanceState::Starting {
+        eprintln!(
+            "berth supervisor: `{}` is {:?}, not starting (stopped before this supervisor began): nothing to do",
+            file.name, file.state
+        );
+        return Ok(());
+    }
     std::env::set_current_dir(&dir)?;
     let listener = control::bind()?;
     // Daemons that fork away from a service come back to this process, not to init.

@@ -301,7 +301,7 @@ impl ServiceTask {
             Ok(child) => child,
             Err(error) => return Ok(self.spawn_failure(&log, &error)),
         };
-        let scope = self.scope(child.id());
+        let mut scope = self.scope(child.id());
         let watch = ProcessWatch::new(child.id());
         loop {
             tokio::select! {
@@ -313,7 +313,7 @@ impl ServiceTask {
                 }
                 command = self.commands.recv() => {
                     if let Some(interrupt) = self.take(command) {
-                        stop(&scope, Some((&mut child, &watch)), spec).await;
+                        stop(&mut scope, Some((&mut child, &watch)), spec).await;
                         log.flush(LOG_FLUSH_WAIT);
                         return Err(interrupt);
                     }
@@ -390,6 +390,9 @@ impl ServiceTask {
                 Duration::MAX
             };
             tokio::select! {
+                // An exit is handled before a command that came at the same time, so a
+                // stop knows of what the exit made the service's.
+                biased;
                 exit = watch.exit(), if leader.is_some() => {
                     let child = leader.as_mut().expect("guarded by the branch");
                     // Without a cgroup, a daemon that left its session is found only so.
@@ -431,7 +434,7 @@ impl ServiceTask {
                     if let Some(interrupt) = self.take(command) {
                         self.set_state(ServiceState::Stopping, None);
                         let leader = leader.as_mut().map(|child| (child, &watch));
-                        stop(&scope, leader, spec).await;
+                        stop(&mut scope, leader, spec).await;
                         // Its last lines land before a restart's separator.
                         log.flush(LOG_FLUSH_WAIT);
                         self.shared.update_service(&self.name, |record| {
@@ -457,10 +460,14 @@ impl ServiceTask {
 /// period, then SIGKILL to what is left; then reaps the leader. The grace period ends
 /// early once the leader has exited and no other process of the service is left.
 async fn stop(
-    scope: &ServiceScope,
+    scope: &mut ServiceScope,
     leader: Option<(&mut Child, &ProcessWatch)>,
     spec: &ProcessSpec,
 ) {
+    // A daemon may have left the leader's session just before the stop came (the exit
+    // that would have made it the service's was not handled yet): take it first, and
+    // again before the last SIGKILL.
+    scope.adopt(children::adopted_since(scope.leader));
     scope.signal(spec.stop_signal());
     let grace = Duration::from_millis(spec.stop_grace_ms);
     let deadline = tokio::time::Instant::now() + grace;
@@ -475,6 +482,7 @@ async fn stop(
         }
     };
     let _ = tokio::time::timeout_at(deadline, gone).await;
+    scope.adopt(children::adopted_since(scope.leader));
     scope.kill_all();
     if let Some((child, _)) = leader {
         children::wait_leader(child);

@@ -34,6 +34,9 @@ pub struct Shared {
     signal: Mutex<()>,
     changed: Condvar,
     closed: AtomicBool,
+    /// Set by a change of the instance's state (starting, running, …): written without
+    /// waiting for the pace.
+    urgent: AtomicBool,
     /// Per service, rung when one of its dependencies changes, so a service waiting for
     /// them sleeps until then instead of looking again and again.
     wakers: HashMap<String, watch::Sender<()>>,
@@ -68,6 +71,7 @@ impl Shared {
             signal: Mutex::new(()),
             changed: Condvar::new(),
             closed: AtomicBool::new(false),
+            urgent: AtomicBool::new(false),
         }
     }
 
@@ -99,11 +103,23 @@ impl Shared {
                 return;
             }
             let started = Instant::now();
+            self.urgent.store(false, Ordering::Release);
             let bytes = self.flush();
             let pace = Duration::from_secs_f64(bytes as f64 / WRITE_BUDGET_BYTES_PER_SECOND as f64)
                 .min(LONGEST_PAUSE);
             if let Some(rest) = pace.checked_sub(started.elapsed()) {
-                std::thread::sleep(rest);
+                // The pause ends early when the instance's state changes: `up` waits
+                // for that write, not for the next paced one.
+                let signal = self
+                    .signal
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                let _signal = self
+                    .changed
+                    .wait_timeout_while(signal, rest, |_| {
+                        !self.urgent.load(Ordering::Acquire) && !self.closed.load(Ordering::Acquire)
+                    })
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
             }
         }
     }
@@ -181,11 +197,15 @@ impl Shared {
                     .values()
                     .filter(|record| record.active)
                     .all(|record| record.state.is_up());
-                file.state = if all_up {
+                let state = if all_up {
                     InstanceState::Running
                 } else {
                     InstanceState::Starting
                 };
+                if state != file.state {
+                    self.urgent.store(true, Ordering::Release);
+                }
+                file.state = state;
             }
         });
         for dependant in self.dependants.get(name).into_iter().flatten() {
