@@ -464,10 +464,15 @@ async fn stop(
     leader: Option<(&mut Child, &ProcessWatch)>,
     spec: &ProcessSpec,
 ) {
-    // A daemon may have left the leader's session just before the stop came (the exit
-    // that would have made it the service's was not handled yet): take it first, and
-    // again before the last SIGKILL.
-    scope.adopt(children::adopted_since(scope.leader));
+    // A daemon may have left the leader's session as the leader exited, an exit not
+    // handled yet: take its orphans first, and again before the last SIGKILL. Only once
+    // the leader has exited, so another service's daemon is never taken for this one's.
+    let adopt_if_leader_exited = |scope: &mut ServiceScope| {
+        if leader.is_some() && scope.leader.is_some_and(|leader| !leader.is_alive()) {
+            scope.adopt(children::adopted_since(scope.leader));
+        }
+    };
+    adopt_if_leader_exited(scope);
     scope.signal(spec.stop_signal());
     let grace = Duration::from_millis(spec.stop_grace_ms);
     let deadline = tokio::time::Instant::now() + grace;
@@ -482,7 +487,7 @@ async fn stop(
         }
     };
     let _ = tokio::time::timeout_at(deadline, gone).await;
-    scope.adopt(children::adopted_since(scope.leader));
+    adopt_if_leader_exited(scope);
     scope.kill_all();
     if let Some((child, _)) = leader {
         children::wait_leader(child);
