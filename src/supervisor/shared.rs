@@ -34,9 +34,6 @@ pub struct Shared {
     signal: Mutex<()>,
     changed: Condvar,
     closed: AtomicBool,
-    /// Set by a change of the instance's state (starting, running, …): written without
-    /// waiting for the pace.
-    urgent: AtomicBool,
     /// Per service, rung when one of its dependencies changes, so a service waiting for
     /// them sleeps until then instead of looking again and again.
     wakers: HashMap<String, watch::Sender<()>>,
@@ -71,7 +68,6 @@ impl Shared {
             signal: Mutex::new(()),
             changed: Condvar::new(),
             closed: AtomicBool::new(false),
-            urgent: AtomicBool::new(false),
         }
     }
 
@@ -103,23 +99,11 @@ impl Shared {
                 return;
             }
             let started = Instant::now();
-            self.urgent.store(false, Ordering::Release);
             let bytes = self.flush();
             let pace = Duration::from_secs_f64(bytes as f64 / WRITE_BUDGET_BYTES_PER_SECOND as f64)
                 .min(LONGEST_PAUSE);
             if let Some(rest) = pace.checked_sub(started.elapsed()) {
-                // The pause ends early when the instance's state changes: `up` waits
-                // for that write, not for the next paced one.
-                let signal = self
-                    .signal
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
-                let _signal = self
-                    .changed
-                    .wait_timeout_while(signal, rest, |_| {
-                        !self.urgent.load(Ordering::Acquire) && !self.closed.load(Ordering::Acquire)
-                    })
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                std::thread::sleep(rest);
             }
         }
     }
@@ -202,9 +186,6 @@ impl Shared {
                 } else {
                     InstanceState::Starting
                 };
-                if state != file.state {
-                    self.urgent.store(true, Ordering::Release);
-                }
                 file.state = state;
             }
         });
