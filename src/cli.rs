@@ -33,6 +33,9 @@ pub struct GlobalArgs {
     /// Print machine-readable JSON on stdout.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Print no notes: only data, warnings and errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Subcommand)]

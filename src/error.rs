@@ -56,6 +56,10 @@ pub enum Error {
     },
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// A command berth ran attached to the terminal (`exec`, `shell`, `db shell`) failed:
+    /// berth exits with its status and says nothing more.
+    #[error("the command exited with status {code}")]
+    Exited { code: i32 },
 }
 
 impl Error {
@@ -73,6 +77,23 @@ impl Error {
         }
     }
 
+    /// Nothing when `status` is success; else the error that makes berth exit with the
+    /// same status (1 for a signal).
+    pub fn exited(status: std::process::ExitStatus) -> Result<()> {
+        match status.code().unwrap_or(1) {
+            0 => Ok(()),
+            code => Err(Error::Exited { code }),
+        }
+    }
+
+    /// The status berth exits with.
+    pub fn exit_status(&self) -> i32 {
+        match self {
+            Error::Exited { code } => *code,
+            other => other.exit_code() as i32,
+        }
+    }
+
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Error::Config(_)
@@ -83,9 +104,11 @@ impl Error {
             Error::Compose(error) => error.exit_code(),
             Error::External(error) => error.exit_code(),
             Error::ServiceFailed { .. } => ExitCode::ServiceFailed,
-            Error::Ledger(_) | Error::State(_) | Error::Failed { .. } | Error::Io(_) => {
-                ExitCode::Failure
-            }
+            Error::Ledger(_)
+            | Error::State(_)
+            | Error::Failed { .. }
+            | Error::Io(_)
+            | Error::Exited { .. } => ExitCode::Failure,
         }
     }
 
@@ -101,12 +124,15 @@ impl Error {
             Error::Usage { hint, .. }
             | Error::ServiceFailed { hint, .. }
             | Error::Failed { hint, .. } => hint.clone(),
-            Error::Io(_) => None,
+            Error::Io(_) | Error::Exited { .. } => None,
         }
     }
 
     /// Renders `error: …`, the chain of causes, extra detail lines, then `hint: …`.
     pub fn render(&self) -> String {
+        if let Error::Exited { .. } = self {
+            return String::new();
+        }
         let mut out = format!("error: {self}\n");
         let mut source = std::error::Error::source(self);
         // Transparent variants forward `source` to the inner error, whose message is

@@ -124,7 +124,8 @@ pub struct Ledger {
 /// The ledger, locked: read on acquiring, written by `save`, unlocked on drop.
 pub struct LockedLedger<'a> {
     ledger: &'a Ledger,
-    pub data: LedgerData,
+    /// Private: every change goes through a method below, under the lock.
+    data: LedgerData,
     _lock: FileLock,
 }
 
@@ -184,6 +185,110 @@ impl Ledger {
 }
 
 impl LockedLedger<'_> {
+    /// What the ledger holds, as read under the lock (with the changes made since).
+    pub fn data(&self) -> &LedgerData {
+        &self.data
+    }
+
+    /// Records a new instance, or replaces the entry of that name.
+    pub fn upsert(&mut self, entry: LedgerEntry) {
+        self.data.upsert(entry);
+    }
+
+    /// Forgets the instance `name`: its name, index and leases are free again.
+    pub fn forget(&mut self, name: &str) -> Option<LedgerEntry> {
+        let position = self.data.instances.iter().position(|e| e.name == name)?;
+        Some(self.data.instances.remove(position))
+    }
+
+    /// Records that the instance `name` is not running; false when it is unknown.
+    pub fn mark_stopped(&mut self, name: &str) -> bool {
+        self.entry(name, |entry| entry.started_at = None)
+    }
+
+    /// Gives up the leases of the instance `name`.
+    pub fn release_leases(&mut self, name: &str) -> bool {
+        self.entry(name, |entry| entry.leases.clear())
+    }
+
+    /// Records a start of the instance `name`: its port offset, leases and git head, and
+    /// when. False when the entry vanished (another command removed it).
+    pub fn record_start(
+        &mut self,
+        name: &str,
+        port_offset: u32,
+        leases: Vec<Lease>,
+        git: Option<crate::git::GitHead>,
+        started_at: String,
+    ) -> bool {
+        self.entry(name, |entry| {
+            entry.port_offset = port_offset;
+            entry.started_at = Some(started_at);
+            entry.git = git;
+            entry.leases = leases;
+        })
+    }
+
+    /// Adds `paths` to the env files the instance `name` owns.
+    pub fn claim_env_files(&mut self, name: &str, paths: Vec<PathBuf>) {
+        self.entry(name, |entry| {
+            for path in paths {
+                if !entry.env_files.contains(&path) {
+                    entry.env_files.push(path);
+                }
+            }
+        });
+    }
+
+    /// Adds `user` to the users of the shared instance `shared`; true when it changed.
+    pub fn add_user(&mut self, shared: &str, user: &str) -> bool {
+        let mut added = false;
+        self.entry(shared, |entry| {
+            if !entry.users.iter().any(|other| other == user) {
+                entry.users.push(user.to_string());
+                added = true;
+            }
+        });
+        added
+    }
+
+    /// Takes `leaving` off the users of the shared instance `shared`, with every user the
+    /// ledger no longer knows; with none left it is recorded as stopped. Returns how many
+    /// users remain and its root, or `None` when there is no such entry.
+    pub fn release_user(&mut self, shared: &str, leaving: &str) -> Option<(usize, PathBuf)> {
+        let known: Vec<String> = self
+            .data
+            .instances
+            .iter()
+            .filter(|entry| entry.name != leaving)
+            .map(|entry| entry.name.clone())
+            .collect();
+        let entry = self.data.find_mut(shared)?;
+        entry.users.retain(|user| known.contains(user));
+        if entry.users.is_empty() {
+            entry.started_at = None;
+        }
+        Some((entry.users.len(), entry.root.clone()))
+    }
+
+    /// Records that the shared instance `name` stopped and has no users.
+    pub fn clear_users(&mut self, name: &str) -> bool {
+        self.entry(name, |entry| {
+            entry.started_at = None;
+            entry.users.clear();
+        })
+    }
+
+    fn entry(&mut self, name: &str, change: impl FnOnce(&mut LedgerEntry)) -> bool {
+        match self.data.find_mut(name) {
+            Some(entry) => {
+                change(entry);
+                true
+            }
+            None => false,
+        }
+    }
+
     pub fn save(&self) -> Result<(), LedgerError> {
         let mut data = self.data.clone();
         data.version = LEDGER_FORMAT_VERSION;

@@ -1,31 +1,42 @@
 //! berth runs many isolated instances of one project's development stack on one machine.
 //!
-//! How `berth up` flows, one direction only:
-//! - [`context`] resolves directories, the ledger and output mode from arguments and env;
-//! - [`config`] loads and validates `berth.toml` (every error located);
-//! - [`identity`] names the instance; [`ledger`] records it under the machine-wide lock,
-//!   where [`ports`] plans its host ports (probing with [`probe`]) and leases them;
-//! - [`compose`] resolves the project's Compose files with the Compose tool, and after
-//!   planning writes the per-instance Compose file;
-//! - [`model`] renders the instance model, which [`state`] writes as `instance.json`;
+//! Three layers, each importing only from the ones below it:
+//! - [`commands`]: one thin module per subcommand: arguments → options → one operation
+//!   → rendered through [`output`] (a [`output::Printer`]: data on stdout, notes on
+//!   stderr, a spinner on a terminal). Commands never import each other.
+//! - [`instance`]: the operations (up, down, restart, status, list, logs, env, port/url,
+//!   exec, snapshots, db, rm, gc, doctor, init). Each takes a [`context::Context`], an
+//!   options struct and an [`instance::Progress`] sink, never prints, and returns the
+//!   serde structs that tables and `--json` render; an MCP server or a router calls them
+//!   alike.
+//! - the domain modules below, which know nothing of commands or exit codes
+//!   ([`error`] maps every module's error to one).
+//!
+//! How `berth up` flows, one direction only (`instance::up`):
+//! - [`context`] resolves the directory, the ledger and the instance selector;
+//! - [`config`] loads and validates `berth.toml` (every error located), and [`compose`]
+//!   resolves the project's Compose files with the Compose tool;
+//! - [`identity`] names the instance and [`ledger`] records it under the machine-wide
+//!   lock; the shared instance, when the project has shared services, is brought up
+//!   first, as its own phase;
+//! - under the ledger lock, [`ports`] plans the host ports (probing with [`probe`]) and
+//!   the leases are recorded with the env files [`envfiles`] rendered for the plan;
+//! - [`model`] builds the instance model once, purely (git head, run token and `PATH`
+//!   passed in); then every file is written from it: the env files (edited by
+//!   [`dotenv`], reached with [`beneath`]), the per-instance Compose file, and
+//!   `instance.json` through [`state`];
 //! - [`supervisor`] (the same binary, detached) starts and watches the processes and
 //!   writes their state back (compose services through the Compose tool, watched with
 //!   [`docker`] engine queries while they start and the engine's events once settled);
-//!   `up` waits for readiness and [`output`] renders the result.
+//!   `up` waits for readiness and returns the instance's status.
 //!
-//! - [`envfiles`] writes the per-instance dotenv copies (edited by [`dotenv`]), each
-//!   reached with [`beneath`] (no symlink followed) and recorded in the ledger.
-//!
-//! Every file berth reads from the work tree goes through [`input`]: regular files only,
-//! of bounded size.
+//! Every other operation starts from `instance.json` plus the ledger. Every file berth
+//! reads from the work tree goes through [`input`]: regular files only, of bounded size.
 //! Every program berth runs for itself (the Compose tool, the docker CLI, PostgreSQL's
 //! clients, `per_instance` commands) goes through [`external`]: a deadline per kind of
-//! call, bounded output, a process group that dies with berth.
-//! - [`logs`] writes every service's output through one pump thread of the supervisor
-//!   into size-capped, rotated files, and reads them back for `logs`, `up` and readiness.
-//!
-//! Every other command in [`commands`] starts from `instance.json` plus the ledger;
-//! `rm` and `gc` remove what instances leave with [`cleanup`].
+//! call, bounded output, a process group that dies with berth. [`logs`] writes every
+//! service's output through one pump thread of the supervisor into size-capped, rotated
+//! files; `rm` and `gc` remove what instances leave with [`cleanup`].
 
 pub mod beneath;
 pub mod cgroup;
@@ -45,8 +56,8 @@ pub mod git;
 pub mod graph;
 pub mod identity;
 pub mod input;
+pub mod instance;
 pub mod ledger;
-pub mod lifecycle;
 pub mod logs;
 pub mod membership;
 pub mod model;
@@ -61,6 +72,6 @@ pub mod supervisor;
 pub use error::{Error, ExitCode, Result};
 
 /// Runs one parsed command line.
-pub fn run(cli: cli::Cli) -> Result<()> {
-    commands::dispatch(cli)
+pub fn run(cli: cli::Cli, printer: &output::Printer) -> Result<()> {
+    commands::dispatch(cli, printer)
 }

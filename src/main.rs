@@ -2,8 +2,10 @@
 
 fn main() {
     let cli = <berth::cli::Cli as clap::Parser>::parse();
-    if let Err(error) = berth::run(cli) {
-        eprint!("{}", error.render());
-        std::process::exit(error.exit_code() as i32);
+    let printer = berth::output::Printer::new(cli.global.json, cli.global.quiet);
+    if let Err(error) = berth::run(cli, &printer) {
+        printer.error(&error.render());
+        drop(printer);
+        std::process::exit(error.exit_status());
     }
 }

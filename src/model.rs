@@ -34,9 +34,16 @@ pub struct ModelInputs<'a> {
     pub compose: Option<ComposeBackend>,
     /// Variables each service gets from dotenv files (see [`crate::envfiles`]).
     pub env_values: &'a IndexMap<String, Vec<(String, String)>>,
+    /// The env files written for the instance (targets, relative to the root).
+    pub env_files: Vec<std::path::PathBuf>,
+    /// Where the work tree was (branch, commit) when the instance started.
+    pub git: Option<crate::git::GitHead>,
+    /// The `PATH` the supervisor and every process service inherit.
+    pub path: Option<String>,
 }
 
-/// The instance file for a fresh start: all services pending, nothing running yet.
+/// The instance file for a fresh start: all services pending, nothing running yet. Pure:
+/// it reads no file, clock or environment; everything comes in through `inputs`.
 pub fn build(config: &Config, inputs: &ModelInputs) -> InstanceFile {
     let paths = InstancePaths::new(&config.root, &inputs.identity.name);
     let ports = planned_ports(config, inputs.plan);
@@ -228,9 +235,9 @@ pub fn build(config: &Config, inputs: &ModelInputs) -> InstanceFile {
         token: inputs.token.clone(),
         spec_digest: String::new(),
         env,
-        git: crate::git::head(&config.root),
-        env_files: Vec::new(),
-        path: None,
+        git: inputs.git.clone(),
+        env_files: inputs.env_files.clone(),
+        path: inputs.path.clone(),
         compose: inputs.compose.clone(),
         shared: config
             .uses_shared
@@ -501,4 +508,162 @@ pub fn random_token() -> String {
         bytes.copy_from_slice(&Sha256::digest(seed.as_bytes())[..16]);
     }
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::CONFIG_FILE_NAME;
+    use crate::ports::PlannedPort;
+
+    const PROJECT: &str = r#"
+[project]
+name = "shop"
+[services.db]
+command = "db --port {{ port.db }}"
+port = 5432
+[services.api]
+command = "api --port {{ port.api }} --db {{ url.db }}"
+port = 4000
+protocol = "http"
+depends_on = ["db"]
+env = { DB_PORT = "{{ port.db }}", NAME = "{{ instance.name }}" }
+"#;
+
+    fn config(text: &str) -> (tempfile::TempDir, Config) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CONFIG_FILE_NAME), text).unwrap();
+        let config =
+            crate::config::load(dir.path(), &mut |_, _| panic!("no Compose here")).unwrap();
+        (dir, config)
+    }
+
+    fn plan(offset: u32, ports: &[(&str, u16)]) -> PortPlan {
+        PortPlan {
+            offset,
+            ports: ports
+                .iter()
+                .map(|(service, port)| PlannedPort {
+                    service: service.to_string(),
+                    port_name: crate::config::DEFAULT_PORT_NAME.to_string(),
+                    port: *port,
+                })
+                .collect(),
+        }
+    }
+
+    fn build_with(
+        config: &Config,
+        plan: &PortPlan,
+        token: &str,
+        active: &[String],
+    ) -> InstanceFile {
+        let identity = Identity {
+            name: "shop-2".to_string(),
+            index: 2,
+        };
+        build(
+            config,
+            &ModelInputs {
+                identity: &identity,
+                plan,
+                token: token.to_string(),
+                active,
+                compose: None,
+                env_values: &IndexMap::new(),
+                env_files: vec!["api/.env".into()],
+                git: Some(crate::git::GitHead {
+                    branch: Some("feature".to_string()),
+                    commit: Some("1a2b3c4".to_string()),
+                }),
+                path: Some("/usr/bin:/bin".to_string()),
+            },
+        )
+    }
+
+    #[test]
+    fn the_model_renders_every_template_from_the_planned_ports() {
+        let (_dir, config) = config(PROJECT);
+        let file = build_with(&config, &plan(20, &[("db", 5452), ("api", 4020)]), "t", &[]);
+        assert_eq!(file.name, "shop-2");
+        assert_eq!(file.port_offset, 20);
+        assert_eq!(file.state, InstanceState::Starting);
+        let api = &file.services["api"];
+        assert_eq!(api.ports["default"], 4020);
+        assert_eq!(api.url.as_deref(), Some("http://127.0.0.1:4020"));
+        // A service not known to speak HTTP gets no made-up URL.
+        assert_eq!(file.services["db"].url, None);
+        let spec = api.process().expect("api is a process service");
+        assert_eq!(
+            spec.argv,
+            ["api", "--port", "4020", "--db", "http://127.0.0.1:5452"]
+        );
+        assert_eq!(spec.env["DB_PORT"], "5452");
+        assert_eq!(spec.env["NAME"], "shop-2");
+        assert_eq!(spec.depends_on, ["db"]);
+        assert!(file.services.values().all(|record| record.active));
+    }
+
+    #[test]
+    fn what_comes_in_is_what_is_recorded_and_nothing_is_read() {
+        let (_dir, config) = config(PROJECT);
+        let file = build_with(&config, &plan(0, &[("db", 5432), ("api", 4000)]), "t", &[]);
+        // The work tree is no git repository: the head is the one passed in.
+        assert_eq!(
+            file.git.as_ref().unwrap().branch.as_deref(),
+            Some("feature")
+        );
+        assert_eq!(file.env_files, [std::path::PathBuf::from("api/.env")]);
+        assert_eq!(file.path.as_deref(), Some("/usr/bin:/bin"));
+        assert_eq!(file.token, "t");
+    }
+
+    #[test]
+    fn only_the_asked_services_and_their_dependencies_are_active() {
+        let (_dir, config) = config(PROJECT);
+        let active = with_dependencies(&config, &["api".to_string()]);
+        let file = build_with(
+            &config,
+            &plan(0, &[("db", 5432), ("api", 4000)]),
+            "t",
+            &active,
+        );
+        assert!(file.services["api"].active && file.services["db"].active);
+        let active = with_dependencies(&config, &["db".to_string()]);
+        let file = build_with(
+            &config,
+            &plan(0, &[("db", 5432), ("api", 4000)]),
+            "t",
+            &active,
+        );
+        assert!(file.services["db"].active);
+        assert!(!file.services["api"].active);
+    }
+
+    #[test]
+    fn the_digest_changes_with_what_runs_and_not_with_the_run() {
+        let (_dir, config) = config(PROJECT);
+        let ports = plan(0, &[("db", 5432), ("api", 4000)]);
+        let first = build_with(&config, &ports, "one", &[]);
+        let second = build_with(&config, &ports, "two", &[]);
+        // The token differs per run; the digest compares configurations.
+        assert_eq!(first.spec_digest, second.spec_digest);
+        let moved = build_with(
+            &config,
+            &plan(10, &[("db", 5442), ("api", 4010)]),
+            "one",
+            &[],
+        );
+        assert_ne!(first.spec_digest, moved.spec_digest);
+        let edited_text = PROJECT.replace("--port {{ port.api }}", "--listen {{ port.api }}");
+        std::fs::write(config.root.join(CONFIG_FILE_NAME), edited_text).unwrap();
+        let changed =
+            crate::config::load(&config.root, &mut |_, _| panic!("no Compose here")).unwrap();
+        let edited = build_with(&changed, &ports, "one", &[]);
+        assert_ne!(first.spec_digest, edited.spec_digest);
+        assert_eq!(
+            first.spec_digest,
+            build_with(&config, &ports, "one", &[]).spec_digest
+        );
+    }
 }

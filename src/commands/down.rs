@@ -4,45 +4,24 @@
 use crate::cli::DownArgs;
 use crate::context::Context;
 use crate::error::Result;
-use crate::lifecycle;
-use crate::output;
-use crate::state::FileLock;
+use crate::instance::{self, DownOptions};
+use crate::output::Printer;
 
-pub fn run(context: &Context, args: &DownArgs) -> Result<()> {
-    let selected = context.select()?;
-    let name = selected.entry.name.clone();
-    let stopped = {
-        let _operation = FileLock::acquire(
-            &context.ledger.operation_lock(&selected.entry.name)?,
-            context.lock_timeout,
-        )?;
-        let stopped = lifecycle::stop(&selected.paths)?;
-        if let Some(file) = &stopped
-            && args.volumes
-        {
-            lifecycle::remove_containers(file, true)?;
-        }
-        stopped
+pub fn run(context: &Context, printer: &Printer, args: &DownArgs) -> Result<()> {
+    let options = DownOptions {
+        volumes: args.volumes,
+        release: args.release,
     };
-    if let Some(file) = &stopped {
-        super::shared::release(context, file)?;
-    }
-    let mut ledger = context.ledger.lock()?;
-    if let Some(entry) = ledger.data.find_mut(&name) {
-        entry.started_at = None;
-        if args.release {
-            entry.leases.clear();
-        }
-        ledger.save()?;
-    }
-    drop(ledger);
-    let released = if args.release { "; ports released" } else { "" };
-    if context.json {
-        output::print_json(
-            &serde_json::json!({ "name": name, "state": "stopped", "released": args.release }),
-        )?;
+    let stopped = instance::down(context, &options, printer)?;
+    if printer.json() {
+        printer.json_value(&stopped)?;
     } else {
-        output::note(&format!("stopped `{name}`{released}"));
+        let released = if stopped.released {
+            "; ports released"
+        } else {
+            ""
+        };
+        printer.result(&format!("stopped `{}`{released}", stopped.name));
     }
     Ok(())
 }

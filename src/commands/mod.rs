@@ -13,7 +13,6 @@ mod ls;
 mod port;
 mod restart;
 mod rm;
-mod shared;
 mod snapshot;
 mod status;
 mod up;
@@ -21,8 +20,9 @@ mod up;
 use crate::cli::{Cli, CommandKind};
 use crate::context::Context;
 use crate::error::Result;
+use crate::output::Printer;
 
-pub fn dispatch(cli: Cli) -> Result<()> {
+pub fn dispatch(cli: Cli, printer: &Printer) -> Result<()> {
     match &cli.command {
         CommandKind::Supervise { dir } => return crate::supervisor::run(dir),
         CommandKind::Completions(args) => return completions::run(args.shell),
@@ -31,23 +31,23 @@ pub fn dispatch(cli: Cli) -> Result<()> {
     }
     let context = Context::from_args(&cli.global)?;
     match cli.command {
-        CommandKind::Up(args) => up::run(&context, &args),
-        CommandKind::Down(args) => down::run(&context, &args),
-        CommandKind::Restart(args) => restart::run(&context, &args),
-        CommandKind::Status => status::run(&context),
-        CommandKind::Ls => ls::run(&context),
-        CommandKind::Port(args) => port::run_port(&context, &args),
-        CommandKind::Url(args) => port::run_url(&context, &args),
-        CommandKind::Env(args) => env::run(&context, &args),
-        CommandKind::Logs(args) => logs::run(&context, &args),
-        CommandKind::Exec(args) => exec::run_exec(&context, &args),
-        CommandKind::Rm(args) => rm::run(&context, &args),
-        CommandKind::Snapshot(args) => snapshot::run(&context, &args),
-        CommandKind::Db(args) => db::run(&context, &args),
-        CommandKind::Doctor => doctor::run(&context),
-        CommandKind::Init(args) => init::run(&context, &args),
-        CommandKind::Gc(args) => gc::run(&context, &args),
-        CommandKind::Shell(args) => exec::run_shell(&context, &args),
+        CommandKind::Up(args) => up::run(&context, printer, &args),
+        CommandKind::Down(args) => down::run(&context, printer, &args),
+        CommandKind::Restart(args) => restart::run(&context, printer, &args),
+        CommandKind::Status => status::run(&context, printer),
+        CommandKind::Ls => ls::run(&context, printer),
+        CommandKind::Port(args) => port::run_port(&context, printer, &args),
+        CommandKind::Url(args) => port::run_url(&context, printer, &args),
+        CommandKind::Env(args) => env::run(&context, printer, &args),
+        CommandKind::Logs(args) => logs::run(&context, printer, &args),
+        CommandKind::Exec(args) => exec::run_exec(&context, printer, &args),
+        CommandKind::Rm(args) => rm::run(&context, printer, &args),
+        CommandKind::Snapshot(args) => snapshot::run(&context, printer, &args),
+        CommandKind::Db(args) => db::run(&context, printer, &args),
+        CommandKind::Doctor => doctor::run(&context, printer),
+        CommandKind::Init(args) => init::run(&context, printer, &args),
+        CommandKind::Gc(args) => gc::run(&context, printer, &args),
+        CommandKind::Shell(args) => exec::run_shell(&context, printer, &args),
         CommandKind::Supervise { .. } | CommandKind::Completions(_) | CommandKind::Man => Ok(()),
     }
 }

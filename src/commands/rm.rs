@@ -1,157 +1,29 @@
-//! `berth rm [--yes]`: everything of the instance (processes, containers, networks, its
-//! own volumes, state directory, port leases) and nothing else.
+//! `berth rm [--yes]`: remove the instance, after asking on a terminal.
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
 
-use crate::cleanup::{self, Removal};
+use crate::cleanup;
 use crate::cli::RmArgs;
 use crate::context::Context;
-use crate::docker::Engine;
-use crate::envfiles;
-use crate::error::{Error, Result};
-use crate::ledger::LedgerEntry;
-use crate::lifecycle;
-use crate::output;
-use crate::state::FileLock;
+use crate::error::Result;
+use crate::instance;
+use crate::output::Printer;
 
-pub fn run(context: &Context, args: &RmArgs) -> Result<()> {
-    let selected = context.select()?;
-    let name = selected.entry.name.clone();
-    let root = selected.entry.root.clone();
-    if !args.yes && std::io::stdin().is_terminal() && !confirm(&name, &root)? {
-        return Err(Error::usage(
-            format!("kept `{name}`"),
-            Some("pass --yes to remove without asking".to_string()),
-        ));
-    }
-    if selected.entry.shared {
-        let users = super::shared::users(context, &selected.entry)?;
-        if !users.is_empty() {
-            return Err(Error::usage(
-                format!(
-                    "the shared instance `{name}` is used by {}",
-                    users.join(", ")
-                ),
-                Some("`berth rm` or `berth down` those instances first".to_string()),
-            ));
-        }
-    }
-    let mut removed: Vec<Removal> = Vec::new();
-    // From the ledger, never from the work tree's instance.json.
-    let env_targets: Vec<std::path::PathBuf> = selected.entry.env_files.clone();
-    // Held until the ledger forgets the instance: an `up` racing this `rm` waits, then
-    // finds the instance gone and reserves it afresh.
-    let _operation =
-        FileLock::acquire(&context.ledger.operation_lock(&name)?, context.lock_timeout)?;
-    if root.is_dir() {
-        let stopped = lifecycle::stop(&selected.paths)?;
-        if let Some(file) = &stopped {
-            super::shared::drop_resources(context, file)?;
-            super::shared::release(context, file)?;
-        }
-        if let Some(file) = stopped {
-            for (service, record) in &file.services {
-                if record.active {
-                    removed.push(Removal::new(&name, "service", service.clone()));
-                }
-            }
-        }
-        removed.extend(remove_env_files(context, &selected.entry)?);
-    }
-    removed.extend(cleanup::stray_processes(&name, &root, false));
-    // The engine is needed only if the instance ever had containers.
-    let had_compose = selected
-        .file
-        .as_ref()
-        .is_some_and(|file| file.compose.is_some());
-    match Engine::from_env() {
-        Ok(engine) => match cleanup::engine_objects(&engine, &name, &root, true, false) {
-            Ok(objects) => removed.extend(objects),
-            Err(error) if had_compose => return Err(error),
-            Err(_) => {}
-        },
-        Err(error) if had_compose => return Err(crate::compose::ComposeError::from(error).into()),
-        Err(_) => {}
-    }
-    if root.is_dir() {
-        removed.extend(cleanup::state_dir(&name, &root, false)?);
-    }
-    let mut ledger = context.ledger.lock()?;
-    if let Some(entry) = ledger.data.find(&name).cloned() {
-        for lease in &entry.leases {
-            removed.push(Removal::new(
-                &name,
-                "lease",
-                format!("{} ({}.{})", lease.port, lease.service, lease.port_name),
-            ));
-        }
-        ledger.data.instances.retain(|other| other.name != name);
-        ledger.save()?;
-        removed.push(Removal::new(&name, "ledger", name.clone()));
-    }
-    // Nothing of the instance stays in the work tree: the `.berth/` it leaves empty, and
-    // the exclude lines berth added for it, unless another instance in the same
-    // repository still needs them (git reads one exclude file for every worktree).
-    if root.is_dir() {
-        let berth_dir = root.join(".berth");
-        if ledger.data.at_root(&root).next().is_none() {
-            // The Compose resolution cache is the root's, not the instance's.
-            let _ = std::fs::remove_file(crate::compose::cache_path(&root));
-        }
-        // Fails, as it should, while another instance's directory is still inside.
-        let _ = std::fs::remove_dir(&berth_dir);
-        let exclude = crate::git::exclude_file(&root);
-        let shared = ledger
-            .data
-            .instances
-            .iter()
-            .any(|other| exclude.is_some() && crate::git::exclude_file(&other.root) == exclude);
-        if !shared {
-            let patterns = std::iter::once(".berth/".to_string()).chain(
-                env_targets
-                    .iter()
-                    .filter_map(|target| crate::git::exclude_pattern(target)),
-            );
-            for pattern in patterns {
-                crate::git::unexclude(&root, &pattern)?;
-            }
-        }
-    }
-    drop(ledger);
-    if context.json {
-        output::print_json(&serde_json::json!({ "name": name, "removed": removed }))?;
+pub fn run(context: &Context, printer: &Printer, args: &RmArgs) -> Result<()> {
+    let ask = !args.yes && std::io::stdin().is_terminal();
+    let confirm = |name: &str, root: &Path| if ask { confirm(name, root) } else { Ok(true) };
+    let removed = instance::rm(context, &confirm, printer)?;
+    if printer.json() {
+        printer.json_value(&removed)?;
     } else {
-        output::note(&format!("removed `{name}`: {}", cleanup::summary(&removed)));
+        let summary = cleanup::summary(&removed.removed);
+        printer.result(&format!("removed `{}`: {summary}", removed.name));
     }
     Ok(())
 }
 
-/// The env files the ledger records berth wrote for this instance, unless another
-/// instance of the root records one too (it shares a fixed `target`). A file there that
-/// no longer starts with berth's header, or that is reached through a symlink, is kept.
-fn remove_env_files(context: &Context, entry: &LedgerEntry) -> Result<Vec<Removal>> {
-    let ledger = context.ledger.read()?;
-    let shared: Vec<&std::path::PathBuf> = ledger
-        .at_root(&entry.root)
-        .filter(|other| other.name != entry.name)
-        .flat_map(|other| &other.env_files)
-        .collect();
-    let mut removed = Vec::new();
-    for path in entry.env_files.iter().filter(|path| !shared.contains(path)) {
-        match envfiles::remove(&entry.root, path) {
-            Ok(true) => removed.push(Removal::new(
-                &entry.name,
-                "env file",
-                path.display().to_string(),
-            )),
-            Ok(false) => {}
-            Err(reason) => output::note(&format!("note: kept `{}`: {reason}", path.display())),
-        }
-    }
-    Ok(removed)
-}
-
-fn confirm(name: &str, root: &std::path::Path) -> Result<bool> {
+fn confirm(name: &str, root: &Path) -> Result<bool> {
     eprint!(
         "remove instance `{name}` of `{}`: its processes, containers, volumes, state and port leases? [y/N] ",
         root.display()

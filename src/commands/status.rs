@@ -1,23 +1,11 @@
-//! `berth status`: this instance's services, states, ports, PIDs or containers, restarts;
-//! compose services checked live with one engine query.
+//! `berth status`: this instance's services, states, ports, PIDs or containers, restarts.
 
-use crate::compose::{ComposeError, LABEL_INSTANCE, LABEL_ROOT};
 use crate::context::Context;
-use crate::docker::Engine;
 use crate::error::Result;
-use crate::output::{self, StatusView};
+use crate::instance;
+use crate::output::{Printer, views};
 
-pub fn run(context: &Context) -> Result<()> {
-    let selected = context.select()?;
-    let file = selected.started()?;
-    let mut view = StatusView::from_file(file);
-    if file.compose.is_some() {
-        let engine = Engine::from_env().map_err(ComposeError::from)?;
-        let root = file.root.display().to_string();
-        let containers = engine
-            .containers(&[(LABEL_INSTANCE, &file.name), (LABEL_ROOT, &root)], true)
-            .map_err(ComposeError::from)?;
-        view = view.with_containers(&containers);
-    }
-    output::emit(context.json, &view, StatusView::render)
+pub fn run(context: &Context, printer: &Printer) -> Result<()> {
+    let status = instance::status(context, printer)?;
+    Ok(printer.data(&status, views::status)?)
 }

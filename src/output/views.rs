@@ -1,303 +1,110 @@
-//! The structs `status`, `up` and `ls` print, as a table or as JSON.
-
-use std::path::PathBuf;
-
-use indexmap::IndexMap;
-use serde::Serialize;
+//! `status`, `up` and `ls` drawn as tables for people.
 
 use super::Table;
-use crate::docker::{Container, Health};
 use crate::git::GitHead;
-use crate::state::InstanceFile;
+use crate::instance::{GitView, LsRow, StatusView};
 
-/// A shared service the instance uses, with its state in the shared instance.
-fn shared_view(usage: &crate::state::SharedUse) -> ServiceView {
-    let paths = crate::state::InstancePaths::new(&usage.root, &usage.instance);
-    let shared = InstanceFile::read(&paths.instance_json()).ok().flatten();
-    let record = shared
-        .as_ref()
-        .filter(|shared| shared.supervisor_alive())
-        .and_then(|shared| shared.services.get(&usage.service));
-    ServiceView {
-        name: usage.service.clone(),
-        kind: "shared".to_string(),
-        state: record
-            .map_or("stopped", |record| record.state.as_str())
-            .to_string(),
-        url: usage
-            .ports
-            .values()
-            .next()
-            .map(|port| format!("http://127.0.0.1:{port}")),
-        ports: usage.ports.clone(),
-        pid: record
-            .and_then(|record| record.pid)
-            .map(|identity| identity.pid),
-        container: None,
-        health: None,
-        restarts: record.map_or(0, |record| record.restarts),
-        exit_code: None,
-        message: Some(format!("shared: runs in `{}`", usage.instance)),
+/// An instance and its services, as `status` and `up` print them.
+pub fn status(view: &StatusView) -> String {
+    let mut out = format!(
+        "instance {} (index {}, offset {}) {}  root {}",
+        view.name,
+        view.index,
+        view.port_offset,
+        view.state,
+        view.root.display()
+    );
+    if let Some(git) = &view.git {
+        out.push_str(&format!("  git {}", self::git(git)));
     }
-}
-
-/// One instance, as `status` and `up` show it.
-#[derive(Debug, Serialize)]
-pub struct StatusView {
-    pub name: String,
-    pub index: u32,
-    pub project: String,
-    pub root: PathBuf,
-    pub state: String,
-    pub port_offset: u32,
-    pub supervisor_pid: Option<u32>,
-    pub started_at: Option<String>,
-    /// Where the root was when the instance started, and where it is now.
-    pub git: Option<GitView>,
-    pub services: Vec<ServiceView>,
-}
-
-/// The git branch and commit an instance started from, and whether the work tree has
-/// moved since (another branch or commit checked out): then the running code is stale.
-#[derive(Debug, Serialize)]
-pub struct GitView {
-    pub branch: Option<String>,
-    pub commit: Option<String>,
-    pub moved: bool,
-    pub now: Option<GitHead>,
-}
-
-impl GitView {
-    pub fn of(started: Option<&GitHead>, root: &std::path::Path) -> Option<Self> {
-        let started = started?;
-        let now = crate::git::head(root);
-        Some(GitView {
-            branch: started.branch.clone(),
-            commit: started.commit.clone(),
-            moved: now.as_ref() != Some(started),
-            now,
-        })
-    }
-
-    /// `main@1a2b3c4`, with `(moved: now feat@5d6e7f8)` when the tree moved.
-    pub fn render(&self) -> String {
-        let started = GitHead {
-            branch: self.branch.clone(),
-            commit: self.commit.clone(),
-        }
-        .short();
-        match (&self.now, self.moved) {
-            (_, false) => started,
-            (Some(now), true) => format!("{started} (moved: now {})", now.short()),
-            (None, true) => format!("{started} (moved)"),
-        }
-    }
-}
-
-#[derive(Debug, Serialize)]
-pub struct ServiceView {
-    pub name: String,
-    pub kind: String,
-    pub state: String,
-    pub ports: IndexMap<String, u16>,
-    pub url: Option<String>,
-    pub pid: Option<u32>,
-    /// The container of a compose service.
-    pub container: Option<String>,
-    /// The container's Docker healthcheck status, when it has one.
-    pub health: Option<String>,
-    pub restarts: u32,
-    pub exit_code: Option<i32>,
-    pub message: Option<String>,
-}
-
-impl StatusView {
-    pub fn from_file(file: &InstanceFile) -> Self {
-        let alive = file.supervisor_alive();
-        let state = if file.is_orphaned() {
-            "crashed"
+    out.push('\n');
+    let mut table = Table::new(vec![
+        "SERVICE",
+        "STATE",
+        "PORTS",
+        "URL",
+        "PID/CONTAINER",
+        "RESTARTS",
+        "NOTE",
+    ]);
+    for service in &view.services {
+        let ports = if service.ports.is_empty() {
+            "-".to_string()
         } else {
-            file.state.as_str()
-        };
-        StatusView {
-            name: file.name.clone(),
-            index: file.index,
-            project: file.project.clone(),
-            root: file.root.clone(),
-            state: state.to_string(),
-            port_offset: file.port_offset,
-            supervisor_pid: file
-                .supervisor
-                .filter(|_| alive)
-                .map(|identity| identity.pid),
-            started_at: file.started_at.clone(),
-            git: GitView::of(file.git.as_ref(), &file.root),
-            services: file
-                .services
+            service
+                .ports
                 .iter()
-                .map(|(name, record)| ServiceView {
-                    name: name.clone(),
-                    kind: record.kind.clone(),
-                    state: record.state.as_str().to_string(),
-                    ports: record.ports.clone(),
-                    url: record.url.clone(),
-                    pid: record.pid.filter(|_| alive).map(|identity| identity.pid),
-                    container: record.container.clone(),
-                    health: None,
-                    restarts: record.restarts,
-                    exit_code: record.exit_code,
-                    message: record.message.clone(),
-                })
-                .chain(file.shared.iter().map(shared_view))
-                .collect(),
-        }
-    }
-
-    /// Overlays what the engine says now about each compose service's container (one
-    /// query for the whole instance): its name, health, and a container that is gone or
-    /// stopped while the supervisor last saw it ready.
-    pub fn with_containers(mut self, containers: &[Container]) -> Self {
-        for service in &mut self.services {
-            if service.kind != "compose" {
-                continue;
-            }
-            let live = containers
-                .iter()
-                .find(|c| c.label("com.docker.compose.service") == Some(service.name.as_str()));
-            match live {
-                Some(container) => {
-                    service.container = Some(container.name.clone());
-                    service.health = container.health().map(|health| {
-                        match health {
-                            Health::Starting => "starting",
-                            Health::Healthy => "healthy",
-                            Health::Unhealthy => "unhealthy",
-                        }
-                        .to_string()
-                    });
-                    if container.state != "running" && service.state == "ready" {
-                        service.state = "failed".to_string();
-                        service.message = Some(format!("container {}", container.status));
+                .map(|(name, port)| {
+                    if name == crate::config::DEFAULT_PORT_NAME {
+                        port.to_string()
+                    } else {
+                        format!("{name}={port}")
                     }
-                }
-                None if service.state == "ready" => {
-                    service.state = "failed".to_string();
-                    service.message = Some("the container is gone".to_string());
-                }
-                None => {}
-            }
-        }
-        self
-    }
-
-    pub fn render(&self) -> String {
-        let mut out = format!(
-            "instance {} (index {}, offset {}) {}  root {}",
-            self.name,
-            self.index,
-            self.port_offset,
-            self.state,
-            self.root.display()
-        );
-        if let Some(git) = &self.git {
-            out.push_str(&format!("  git {}", git.render()));
-        }
-        out.push('\n');
-        let mut table = Table::new(vec![
-            "SERVICE",
-            "STATE",
-            "PORTS",
-            "URL",
-            "PID/CONTAINER",
-            "RESTARTS",
-            "NOTE",
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        table.row(vec![
+            service.name.clone(),
+            service.state.clone(),
+            ports,
+            service.url.clone().unwrap_or_else(|| "-".to_string()),
+            match (&service.pid, &service.container) {
+                (Some(pid), _) => pid.to_string(),
+                (None, Some(container)) => container.clone(),
+                (None, None) => "-".to_string(),
+            },
+            service.restarts.to_string(),
+            match (&service.message, &service.health) {
+                (Some(message), _) => message.clone(),
+                (None, Some(health)) => format!("health: {health}"),
+                (None, None) => String::new(),
+            },
         ]);
-        for service in &self.services {
-            let ports = if service.ports.is_empty() {
+    }
+    out.push_str(&table.render());
+    out
+}
+
+/// Every instance, as `ls` prints them.
+pub fn instances(rows: &[LsRow]) -> String {
+    let mut table = Table::new(vec![
+        "NAME", "PROJECT", "INDEX", "STATE", "PORTS", "STARTED", "GIT", "ROOT",
+    ]);
+    for row in rows {
+        let ports: Vec<String> = row.ports.iter().map(u16::to_string).collect();
+        table.row(vec![
+            row.name.clone(),
+            row.project.clone(),
+            if row.shared {
+                "shared".to_string()
+            } else {
+                row.index.to_string()
+            },
+            row.state.clone(),
+            if ports.is_empty() {
                 "-".to_string()
             } else {
-                service
-                    .ports
-                    .iter()
-                    .map(|(name, port)| {
-                        if name == crate::config::DEFAULT_PORT_NAME {
-                            port.to_string()
-                        } else {
-                            format!("{name}={port}")
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join(",")
-            };
-            table.row(vec![
-                service.name.clone(),
-                service.state.clone(),
-                ports,
-                service.url.clone().unwrap_or_else(|| "-".to_string()),
-                match (&service.pid, &service.container) {
-                    (Some(pid), _) => pid.to_string(),
-                    (None, Some(container)) => container.clone(),
-                    (None, None) => "-".to_string(),
-                },
-                service.restarts.to_string(),
-                match (&service.message, &service.health) {
-                    (Some(message), _) => message.clone(),
-                    (None, Some(health)) => format!("health: {health}"),
-                    (None, None) => String::new(),
-                },
-            ]);
-        }
-        out.push_str(&table.render());
-        out
-    }
-}
-
-/// One line of `berth ls`.
-#[derive(Debug, Serialize)]
-pub struct LsRow {
-    pub name: String,
-    pub project: String,
-    pub index: u32,
-    pub root: PathBuf,
-    pub state: String,
-    pub stale: bool,
-    pub port_offset: u32,
-    pub ports: Vec<u16>,
-    pub started_at: Option<String>,
-    pub git: Option<GitView>,
-    /// The project's shared instance, and the instances that use it.
-    pub shared: bool,
-    pub users: Vec<String>,
-}
-
-impl LsRow {
-    pub fn render(rows: &[LsRow]) -> String {
-        let mut table = Table::new(vec![
-            "NAME", "PROJECT", "INDEX", "STATE", "PORTS", "STARTED", "GIT", "ROOT",
+                ports.join(",")
+            },
+            row.started_at.clone().unwrap_or_else(|| "-".to_string()),
+            row.git.as_ref().map_or_else(|| "-".to_string(), git),
+            row.root.display().to_string(),
         ]);
-        for row in rows {
-            let ports: Vec<String> = row.ports.iter().map(u16::to_string).collect();
-            table.row(vec![
-                row.name.clone(),
-                row.project.clone(),
-                if row.shared {
-                    "shared".to_string()
-                } else {
-                    row.index.to_string()
-                },
-                row.state.clone(),
-                if ports.is_empty() {
-                    "-".to_string()
-                } else {
-                    ports.join(",")
-                },
-                row.started_at.clone().unwrap_or_else(|| "-".to_string()),
-                row.git
-                    .as_ref()
-                    .map_or_else(|| "-".to_string(), GitView::render),
-                row.root.display().to_string(),
-            ]);
-        }
-        table.render()
+    }
+    table.render()
+}
+
+/// `main@1a2b3c4`, with `(moved: now feat@5d6e7f8)` when the tree moved.
+pub fn git(view: &GitView) -> String {
+    let started = GitHead {
+        branch: view.branch.clone(),
+        commit: view.commit.clone(),
+    }
+    .short();
+    match (&view.now, view.moved) {
+        (_, false) => started,
+        (Some(now), true) => format!("{started} (moved: now {})", now.short()),
+        (None, true) => format!("{started} (moved)"),
     }
 }

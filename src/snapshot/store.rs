@@ -51,6 +51,17 @@ pub struct DataItem {
     pub blake3: String,
 }
 
+impl DataItem {
+    /// `data`, or `data (PATH, …)` when it holds only some paths.
+    pub fn describe(&self) -> String {
+        if self.paths.iter().any(String::is_empty) {
+            "data".to_string()
+        } else {
+            format!("data ({})", self.paths.join(", "))
+        }
+    }
+}
+
 /// One named volume as a tar file of its content (the volume root included).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct VolumeItem {

@@ -17,18 +17,18 @@ use std::process::Command;
 
 use indexmap::IndexMap;
 
+use super::Progress;
 use crate::cleanup;
 use crate::config::Config;
 use crate::context::{Context, Selector};
 use crate::error::{Error, Result};
 use crate::external::{Call, CallKind, ExternalError};
 use crate::ledger::LedgerEntry;
-use crate::lifecycle;
 use crate::model::Identity;
-use crate::output;
 use crate::state::{FileLock, InstanceFile, InstancePaths};
 
-use super::up::{Part, start_part};
+use super::lifecycle;
+use super::up::{Part, UpOptions, start_part};
 
 /// The name of a project's shared instance.
 pub fn name_for(project: &str) -> String {
@@ -37,7 +37,7 @@ pub fn name_for(project: &str) -> String {
 
 /// The shared instance, up and ready.
 #[derive(Debug, Clone)]
-pub(super) struct SharedInstance {
+pub(crate) struct SharedInstance {
     pub name: String,
     pub root: PathBuf,
     /// Its services' host ports, by service and port name.
@@ -52,17 +52,17 @@ fn lock(context: &Context, project: &str) -> Result<FileLock> {
 
 /// Finds or records the shared instance in the ledger. It takes no index from the
 /// project's instances and is never "the instance of this directory".
-pub(super) fn reserve(context: &Context, config: &Config) -> Result<Identity> {
+pub(crate) fn reserve(context: &Context, config: &Config) -> Result<Identity> {
     let name = name_for(&config.project);
     let mut ledger = context.ledger.lock()?;
-    match ledger.data.find(&name) {
+    match ledger.data().find(&name) {
         Some(entry) if !entry.shared => Err(taken(entry)),
         Some(entry) => Ok(Identity {
             name,
             index: entry.index,
         }),
         None => {
-            ledger.data.upsert(LedgerEntry {
+            ledger.upsert(LedgerEntry {
                 name: name.clone(),
                 project: config.project.clone(),
                 root: config.root.clone(),
@@ -99,12 +99,13 @@ fn taken(entry: &LedgerEntry) -> Error {
 /// Brings the project's shared instance up (it runs from the root it already runs from;
 /// when there is none, or that root is gone, from the main work tree's copy of `root`
 /// in a git repository, else from `root`) and records `user` among its users.
-pub(super) fn ensure(
+pub(crate) fn ensure(
     context: &Context,
     project: &str,
     root: &Path,
     user: &str,
-    timeout: u64,
+    timeout: std::time::Duration,
+    progress: &dyn Progress,
 ) -> Result<SharedInstance> {
     let name = name_for(project);
     let _lock = lock(context, project)?;
@@ -128,11 +129,11 @@ pub(super) fn ensure(
             // Its root is gone: stop what it left and start it again, keeping users.
             cleanup::stray_processes(&entry.name, &entry.root, false);
             let mut ledger = context.ledger.lock()?;
-            ledger.data.instances.retain(|other| other.name != name);
+            ledger.forget(&name);
             ledger.save()?;
             let home = home_root();
-            output::note(&format!(
-                "note: `{name}` ran from `{}`, which is gone; starting it from `{}`",
+            progress.note(&format!(
+                "`{name}` ran from `{}`, which is gone; starting it from `{}`",
                 entry.root.display(),
                 home.display()
             ));
@@ -148,18 +149,14 @@ pub(super) fn ensure(
     let shared_context = Context {
         cwd: shared_root.clone(),
         ledger: context.ledger.clone(),
-        json: false,
         selector: Selector::Name(name.clone()),
         lock_timeout: context.lock_timeout,
     };
-    let mut args = super::up::plain_args(Vec::new());
-    args.timeout = timeout;
-    let file = start_part(&shared_context, &args, Part::Shared)?;
+    let mut options = UpOptions::plain(Vec::new());
+    options.timeout = timeout;
+    let file = start_part(&shared_context, &options, Part::Shared, progress)?;
     let mut ledger = context.ledger.lock()?;
-    if let Some(entry) = ledger.data.find_mut(&name)
-        && !entry.users.iter().any(|other| other == user)
-    {
-        entry.users.push(user.to_string());
+    if ledger.add_user(&name, user) {
         ledger.save()?;
     }
     drop(ledger);
@@ -176,8 +173,8 @@ pub(super) fn ensure(
                 format!("{service} on 127.0.0.1:{}", numbers.join(","))
             })
             .collect();
-        output::note(&format!(
-            "note: started the shared instance `{name}`: {}",
+        progress.note(&format!(
+            "started the shared instance `{name}`: {}",
             listed.join(", ")
         ));
     }
@@ -190,7 +187,7 @@ pub(super) fn ensure(
 
 /// Runs each shared service's `per_instance.create` for the instance, unless it already
 /// ran for it (against this shared data).
-pub(super) fn create_resources(file: &InstanceFile) -> Result<()> {
+pub(crate) fn create_resources(file: &InstanceFile) -> Result<()> {
     for usage in &file.shared {
         let Some(create) = &usage.create else {
             continue;
@@ -221,7 +218,11 @@ pub(super) fn create_resources(file: &InstanceFile) -> Result<()> {
 /// Runs each shared service's `per_instance.drop` for the instance being removed, where
 /// its `create` ran; the shared instance is started for it if it is down. A failure is a
 /// warning: the instance is removed all the same.
-pub(super) fn drop_resources(context: &Context, file: &InstanceFile) -> Result<()> {
+pub(crate) fn drop_resources(
+    context: &Context,
+    file: &InstanceFile,
+    progress: &dyn Progress,
+) -> Result<()> {
     let pending: Vec<_> = file
         .shared
         .iter()
@@ -230,7 +231,14 @@ pub(super) fn drop_resources(context: &Context, file: &InstanceFile) -> Result<(
     if pending.is_empty() {
         return Ok(());
     }
-    ensure(context, &file.project, &file.root, &file.name, 120)?;
+    ensure(
+        context,
+        &file.project,
+        &file.root,
+        &file.name,
+        std::time::Duration::from_secs(120),
+        progress,
+    )?;
     for usage in pending {
         let Some(drop) = &usage.drop else {
             continue;
@@ -239,8 +247,8 @@ pub(super) fn drop_resources(context: &Context, file: &InstanceFile) -> Result<(
             Ok(()) => {
                 let _ = std::fs::remove_file(usage.created_marker(&file.name));
             }
-            Err(details) => output::note(&format!(
-                "warning: dropping `{}`'s resources on the shared service `{}` failed; they are left in place:\n{}",
+            Err(details) => progress.warning(&format!(
+                "dropping `{}`'s resources on the shared service `{}` failed; they are left in place:\n{}",
                 file.name,
                 usage.service,
                 details.join("\n")
@@ -251,30 +259,21 @@ pub(super) fn drop_resources(context: &Context, file: &InstanceFile) -> Result<(
 }
 
 /// Takes the instance off its shared instance's users; the last one out stops it.
-pub(super) fn release(context: &Context, file: &InstanceFile) -> Result<()> {
+pub(crate) fn release(
+    context: &Context,
+    file: &InstanceFile,
+    progress: &dyn Progress,
+) -> Result<()> {
     if file.shared.is_empty() {
         return Ok(());
     }
     let name = name_for(&file.project);
     let _lock = lock(context, &file.project)?;
     let mut ledger = context.ledger.lock()?;
-    let known: Vec<String> = ledger
-        .data
-        .instances
-        .iter()
-        .filter(|entry| entry.name != file.name)
-        .map(|entry| entry.name.clone())
-        .collect();
-    let Some(entry) = ledger.data.find_mut(&name) else {
+    // Users whose instance was removed behind berth's back count no more.
+    let Some((remaining, root)) = ledger.release_user(&name, &file.name) else {
         return Ok(());
     };
-    // Users whose instance was removed behind berth's back count no more.
-    entry.users.retain(|user| known.contains(user));
-    let remaining = entry.users.len();
-    let root = entry.root.clone();
-    if remaining == 0 {
-        entry.started_at = None;
-    }
     ledger.save()?;
     drop(ledger);
     if remaining > 0 || !root.is_dir() {
@@ -287,15 +286,15 @@ pub(super) fn release(context: &Context, file: &InstanceFile) -> Result<()> {
         InstanceFile::read(&paths.instance_json())?.is_some_and(|shared| shared.supervisor_alive());
     lifecycle::stop(&paths)?;
     if was_running {
-        output::note(&format!(
-            "note: stopped the shared instance `{name}`: no instance uses it any more"
+        progress.note(&format!(
+            "stopped the shared instance `{name}`: no instance uses it any more"
         ));
     }
     Ok(())
 }
 
 /// The instances (still in the ledger) that use the shared instance `entry`.
-pub(super) fn users(context: &Context, entry: &LedgerEntry) -> Result<Vec<String>> {
+pub(crate) fn users(context: &Context, entry: &LedgerEntry) -> Result<Vec<String>> {
     let ledger = context.ledger.read()?;
     Ok(entry
         .users

@@ -1,0 +1,469 @@
+//! `up`: reserve the instance's name, bring the shared instance up first when it needs
+//! one, plan and lease ports, write every file from the model, start the supervisor and
+//! wait until ready.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use indexmap::IndexMap;
+
+use super::lease::{claim_env_files, leased_plan, plan_and_lease};
+use super::reserve::reserve_identity;
+use super::source::{Source, has_data, resolve_source, seed};
+use super::{Progress, StatusView};
+use super::{lifecycle, select, shared};
+use crate::compose::{self, InstanceCompose, Resolved};
+use crate::config::Config;
+use crate::context::{Context, Selector};
+use crate::docker::Engine;
+use crate::envfiles;
+use crate::error::{Error, Result};
+use crate::ledger::LedgerEntry;
+use crate::model::{self, Identity, ModelInputs};
+use crate::ports;
+use crate::probe::published_ports;
+use crate::state::{FileLock, InstanceFile, InstancePaths};
+use crate::supervisor::{self, Request};
+
+/// What `up` is asked to do.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    /// Start only these services (and what they depend on); all when empty.
+    pub services: Vec<String>,
+    /// Use exactly this port offset.
+    pub port_offset: Option<u32>,
+    /// Fail instead of moving to another offset when a base port is taken.
+    pub strict_ports: bool,
+    /// How long to wait for every service to be ready.
+    pub timeout: Duration,
+    /// Seed a new instance with the data of another instance or a snapshot.
+    pub from: Option<String>,
+}
+
+impl UpOptions {
+    /// `berth up [SERVICE…]` with no other flag, for ups berth runs itself (after a copy,
+    /// or of the shared instance).
+    pub fn plain(services: Vec<String>) -> Self {
+        UpOptions {
+            services,
+            port_offset: None,
+            strict_ports: false,
+            timeout: Duration::from_secs(120),
+            from: None,
+        }
+    }
+}
+
+/// Brings the instance up and returns it once ready. The operation lock is released on
+/// return, so a caller that follows the instance (`up --attach`) can take it again to
+/// stop it.
+pub fn up(context: &Context, options: &UpOptions, progress: &dyn Progress) -> Result<StatusView> {
+    start(context, options, progress).map(|file| StatusView::from_file(&file))
+}
+
+/// Which part of the project an `up` brings up: an instance (every service but the
+/// shared ones), or the project's shared instance (only those).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Part {
+    Instance,
+    Shared,
+}
+
+/// Brings the instance up and returns it once ready; the operation lock is released on
+/// return, so `--attach` can take it again to stop the instance.
+fn start(context: &Context, options: &UpOptions, progress: &dyn Progress) -> Result<InstanceFile> {
+    // `--name {project}-shared` (or a copy that stopped it) brings the shared part up.
+    let part = match &context.selector {
+        Selector::Name(name)
+            if context
+                .ledger
+                .read()?
+                .find(name)
+                .is_some_and(|entry| entry.shared) =>
+        {
+            Part::Shared
+        }
+        _ => Part::Instance,
+    };
+    start_part(context, options, part, progress)
+}
+
+pub(crate) fn start_part(
+    context: &Context,
+    args: &UpOptions,
+    part: Part,
+    progress: &dyn Progress,
+) -> Result<InstanceFile> {
+    let root = context.project_root()?;
+    // Before anything is written, the Compose resolution cache in `.berth/` included.
+    crate::state::check_state_root(&root)?;
+    let (mut config, mut resolved) = compose::load_project(&root)?;
+    if config.service_names().is_empty() {
+        return Err(Error::usage(
+            format!("`{}` declares no services", config.path.display()),
+            Some(
+                "add one, e.g. `[services.web]` with `command = \"./server --port {{ port.web }}\"` and `port = 3000`, or a Compose file; `berth init` writes one from a Procfile or Compose file"
+                    .to_string(),
+            ),
+        ));
+    }
+    if let Some(unknown) = args.services.iter().find(|name| !config.has_service(name)) {
+        return Err(Error::usage(
+            format!(
+                "`{unknown}` is not a service of `{}`",
+                config.path.display()
+            ),
+            Some(format!("services: {}", config.service_names().join(", "))),
+        ));
+    }
+    // The shared services the asked-for ones need run in the shared instance.
+    let everything = model::with_dependencies(&config, &args.services);
+    let shared_needed: Vec<String> = match part {
+        Part::Instance => config
+            .shared_services()
+            .into_iter()
+            .filter(|name| args.services.is_empty() || everything.contains(name))
+            .collect(),
+        Part::Shared => Vec::new(),
+    };
+    config.partition(part == Part::Shared);
+    config
+        .uses_shared
+        .retain(|name, _| shared_needed.contains(name));
+    // A project with compose services needs the engine; any other uses it (when there is
+    // one) only to see which ports containers publish.
+    let engine = match config.compose {
+        Some(_) => Some(compose::engine()?),
+        None => Engine::from_env().ok(),
+    };
+    if let (Some(resolved), Some(engine)) = (resolved.as_mut(), engine.as_ref()) {
+        resolved
+            .read_image_volumes(engine)
+            .map_err(crate::Error::from)?;
+    }
+    // `--from` is resolved before the instance is reserved: a typo reserves nothing.
+    let source = args
+        .from
+        .as_deref()
+        .map(|text| resolve_source(context, &config.project, text))
+        .transpose()?;
+    // A Compose project of that name that is not ours makes the name taken.
+    let foreign = match (&engine, &config.compose, part) {
+        (Some(engine), Some(_), Part::Instance) => compose::foreign_projects(engine, &config.root)?,
+        _ => BTreeSet::new(),
+    };
+    // One `up`, `down`, `restart`, `rm` or `gc` at a time per instance: ten racing `up`s
+    // of the same instance start exactly one supervisor, and an `rm` that held the lock
+    // may have forgotten the instance meanwhile, in which case it is reserved afresh.
+    let mut attempts = 0;
+    let (identity, _operation) = loop {
+        let identity = match part {
+            Part::Instance => reserve_identity(context, &config, &foreign, progress)?,
+            Part::Shared => shared::reserve(context, &config)?,
+        };
+        let lock = FileLock::acquire(
+            &context.ledger.operation_lock(&identity.name)?,
+            args.timeout.max(Duration::from_secs(30)),
+        )?;
+        let kept = context
+            .ledger
+            .read()?
+            .find(&identity.name)
+            .is_some_and(|entry| entry.root == root);
+        attempts += 1;
+        if kept || attempts == 5 {
+            break (identity, lock);
+        }
+    };
+    if !shared_needed.is_empty() {
+        let shared = shared::ensure(
+            context,
+            &config.project,
+            &root,
+            &identity.name,
+            args.timeout,
+            progress,
+        )?;
+        config.external_ports = shared.ports.clone();
+        config.shared_instance = Some((shared.name, shared.root));
+    }
+    let paths = InstancePaths::new(&root, &identity.name);
+    create_state_dir(&paths, &root)?;
+    let mut running = InstanceFile::read(&paths.instance_json())?;
+    if let Some(file) = &mut running {
+        select::reap_orphaned_locked(&context.ledger, &paths, file, progress)?;
+    }
+    if let Some(source) = &source {
+        let alive = running.as_ref().is_some_and(InstanceFile::supervisor_alive);
+        check_seedable(source, &identity, &paths, &root, alive)?;
+    }
+    let active = model::with_dependencies(&config, &args.services);
+    let timeout = args.timeout;
+
+    if let Some(file) = running.as_ref().filter(|file| file.supervisor_alive()) {
+        // A supervisor already stopping (a `down` or a copy killed halfway asked it to)
+        // cannot start anything: let it finish, then start afresh.
+        let mut stopping = file.state == crate::state::InstanceState::Stopping;
+        if !stopping
+            && args
+                .port_offset
+                .is_none_or(|offset| offset == file.port_offset)
+            && same_config(context, &config, resolved.as_ref(), file, &identity)?
+        {
+            // Env files are regenerated on every `up`, even one that changes nothing else.
+            if let Some(plan) = leased_plan(context, &identity)? {
+                let env_files = envfiles::render(&config, &identity, &plan);
+                let mut ledger = context.ledger.lock()?;
+                claim_env_files(&mut ledger, &config, &identity, &env_files)?;
+                ledger.save()?;
+                drop(ledger);
+                envfiles::write(&env_files, &root)?;
+            }
+            // A shared instance started afresh (its data removed) needs them again.
+            shared::create_resources(file)?;
+            let request = Request::Start {
+                services: active.clone(),
+            };
+            match supervisor::send(&paths.dir, &request) {
+                Ok(_) => return wait_ready(&paths, &args.services, timeout, progress),
+                // It began to stop just before our request reached it: as below.
+                Err(_) if stopping_now(&paths)? => stopping = true,
+                Err(error) => {
+                    return Err(Error::failed(
+                        format!("cannot reach the supervisor of `{}`: {error}", file.name),
+                        None,
+                    ));
+                }
+            }
+        }
+        if stopping {
+            progress.note(&format!(
+                "`{}` was stopping; starting it again once it has stopped",
+                file.name
+            ));
+        } else {
+            progress.note(&format!(
+                "the configuration of `{}` changed; restarting it",
+                file.name
+            ));
+        }
+        lifecycle::stop(&paths)?;
+    }
+
+    let published = published_ports(engine.as_ref(), &identity.name);
+    // Read once: the ledger and `instance.json` record the same head.
+    let git = crate::git::head(&root);
+    let (plan, env_files) = plan_and_lease(
+        context,
+        &config,
+        &identity,
+        args,
+        &published,
+        git.clone(),
+        progress,
+    )?;
+    let env_values = envfiles::service_values(&config, &identity, &plan, &env_files)?;
+    let compose = render_compose(&config, resolved.as_ref(), &identity, &plan, &env_values)?;
+    let mut file = model::build(
+        &config,
+        &ModelInputs {
+            identity: &identity,
+            plan: &plan,
+            token: model::random_token(),
+            active: &active,
+            compose: compose.as_ref().map(|compose| compose.backend.clone()),
+            env_values: &env_values,
+            env_files: env_files.iter().map(|file| file.target.clone()).collect(),
+            git,
+            // The supervisor, and so every process service, inherits this `PATH`: `exec`,
+            // `shell` and `env SERVICE` use it too (a virtualenv activated at `up` stays
+            // active there).
+            path: std::env::var("PATH").ok(),
+        },
+    );
+    // Every file is written from what the model was built from, once it is built.
+    envfiles::write(&env_files, &root)?;
+    if let Some(compose) = &compose {
+        compose.write()?;
+    }
+    fs_err::create_dir_all(paths.logs())?;
+    fs_err::create_dir_all(paths.data())?;
+    file.write(&paths.instance_json())?;
+    if let Some(source) = &source
+        && let Err(error) = seed(context, source, &file, progress)
+    {
+        file.mark_stopped(crate::state::InstanceState::Stopped);
+        file.write(&paths.instance_json())?;
+        return Err(error);
+    }
+    shared::create_resources(&file)?;
+    lifecycle::start_supervisor(&paths)?;
+    wait_ready(&paths, &args.services, timeout, progress)
+}
+
+/// Waits for readiness, with a spinner where the progress sink shows one.
+fn wait_ready(
+    paths: &InstancePaths,
+    services: &[String],
+    timeout: Duration,
+    progress: &dyn Progress,
+) -> Result<InstanceFile> {
+    progress.waiting("waiting for the services to be ready");
+    let ready = lifecycle::wait_ready(paths, services, timeout);
+    progress.done_waiting();
+    ready
+}
+
+/// Whether the instance's supervisor is gone or on its way out.
+fn stopping_now(paths: &InstancePaths) -> Result<bool> {
+    Ok(
+        InstanceFile::read(&paths.instance_json())?.is_none_or(|file| {
+            !file.supervisor_alive() || file.state == crate::state::InstanceState::Stopping
+        }),
+    )
+}
+
+/// `--from` copies data only into an instance that has none yet.
+fn check_seedable(
+    source: &Source,
+    identity: &Identity,
+    paths: &InstancePaths,
+    root: &Path,
+    alive: bool,
+) -> Result<()> {
+    if let Source::Instance(entry) = source
+        && entry.name == identity.name
+    {
+        return Err(Error::usage(
+            format!("`{}` cannot start from its own data", identity.name),
+            Some("name another instance, or a snapshot".to_string()),
+        ));
+    }
+    if alive || has_data(paths, &identity.name, root)? {
+        return Err(Error::usage(
+            format!(
+                "`{}` already has data; --from only seeds a new instance",
+                identity.name
+            ),
+            Some(
+                "`berth snapshot restore NAME --force` replaces its data; or `berth rm` it first"
+                    .to_string(),
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Brings an instance up again after a copy stopped it, as `berth up` in its root would,
+/// with `services` (all when empty) active.
+pub(crate) fn start_again(
+    context: &Context,
+    entry: &LedgerEntry,
+    services: Vec<String>,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let again = Context {
+        cwd: entry.root.clone(),
+        ledger: context.ledger.clone(),
+        selector: Selector::Name(entry.name.clone()),
+        lock_timeout: context.lock_timeout,
+    };
+    start(&again, &UpOptions::plain(services), progress).map(|_| ())
+}
+
+/// The per-instance Compose file for this plan, when the project has compose services.
+pub(super) fn render_compose(
+    config: &Config,
+    resolved: Option<&Resolved>,
+    identity: &Identity,
+    plan: &ports::PortPlan,
+    env_values: &IndexMap<String, Vec<(String, String)>>,
+) -> Result<Option<InstanceCompose>> {
+    let (Some(compose), Some(resolved)) = (&config.compose, resolved) else {
+        return Ok(None);
+    };
+    let mut host_ports: IndexMap<String, IndexMap<String, u16>> = IndexMap::new();
+    for planned in &plan.ports {
+        host_ports
+            .entry(planned.service.clone())
+            .or_default()
+            .insert(planned.port_name.clone(), planned.port);
+    }
+    let paths = InstancePaths::new(&config.root, &identity.name);
+    Ok(Some(resolved.render(
+        compose,
+        &identity.name,
+        &config.root,
+        &host_ports,
+        env_values,
+        &paths.compose_file(),
+    )?))
+}
+
+/// Whether the running instance was started from the same configuration: the model
+/// rebuilt with its current ports must have the same digest.
+fn same_config(
+    context: &Context,
+    config: &Config,
+    resolved: Option<&Resolved>,
+    file: &InstanceFile,
+    identity: &Identity,
+) -> Result<bool> {
+    let Some(plan) = leased_plan(context, identity)? else {
+        return Ok(false);
+    };
+    let all_planned = config.service_names().iter().all(|service| {
+        config.ports_of(service).is_some_and(|ports| {
+            ports
+                .keys()
+                .all(|port_name| plan.get(service, port_name).is_some())
+        })
+    });
+    if !all_planned {
+        return Ok(false);
+    }
+    let env_files = envfiles::render(config, identity, &plan);
+    let env_values = envfiles::service_values(config, identity, &plan, &env_files)?;
+    let compose = render_compose(config, resolved, identity, &plan, &env_values)?;
+    let rebuilt = model::build(
+        config,
+        &ModelInputs {
+            identity,
+            plan: &plan,
+            token: String::new(),
+            active: &[],
+            compose: compose.map(|compose| compose.backend),
+            env_values: &env_values,
+            env_files: Vec::new(),
+            git: None,
+            path: None,
+        },
+    );
+    Ok(rebuilt.spec_digest == file.spec_digest)
+}
+
+fn create_state_dir(paths: &InstancePaths, root: &Path) -> Result<()> {
+    crate::state::check_state_root(root)?;
+    crate::state::create_private_dir(&paths.dir)?;
+    // An existing directory (made by hand, or by an older tool) is made private too: it
+    // holds logs and env values.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&paths.dir, std::fs::Permissions::from_mode(0o700)).map_err(
+        |source| crate::state::StateError::Write {
+            path: paths.dir.clone(),
+            source,
+        },
+    )?;
+    crate::git::exclude(root, ".berth/").map_err(|error| {
+        Error::failed(
+            format!("cannot add `.berth/` to the git exclude file: {error}"),
+            None,
+        )
+    })?;
+    Ok(())
+}
+
+pub(crate) fn now() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
