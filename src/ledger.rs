@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::state::{FileLock, StateError, read_versioned, write_json_atomic};
+use crate::durable::{FileLock, StateError, read_versioned, write_json_atomic};
 
 pub const LEDGER_FORMAT_VERSION: u32 = 1;
 
@@ -148,7 +148,7 @@ impl Ledger {
     pub fn operation_lock(&self, name: &str) -> Result<PathBuf, LedgerError> {
         self.ensure_dir()?;
         let dir = self.dir.join("locks");
-        crate::state::create_private_dir(&dir)?;
+        crate::durable::create_private_dir(&dir)?;
         Ok(dir.join(format!("{name}.lock")))
     }
 
