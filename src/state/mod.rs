@@ -9,8 +9,11 @@ pub mod seal;
 pub use crate::durable::{
     FileLock, StateError, create_private_dir, read_versioned, write_atomic, write_json_atomic,
 };
+// The policies a service's configuration carries into its state are config's types;
+// re-exported so `crate::state::X` paths keep working.
+pub use crate::config::{HttpStatus, LogLimits, RestartPolicy};
 pub use instance::{
-    ComposeBackend, ComposeReady, ComposeSpec, DatabaseSpec, HttpStatus, INSTANCE_FORMAT_VERSION,
-    InstanceFile, InstancePaths, InstanceState, LogLimits, ProcessSpec, ReadyCheck, RestartPolicy,
-    ServiceRecord, ServiceSpec, ServiceState, SharedUse, check_state_root,
+    ComposeBackend, ComposeReady, ComposeSpec, DatabaseSpec, INSTANCE_FORMAT_VERSION, InstanceFile,
+    InstancePaths, InstanceState, ProcessSpec, ReadyCheck, ServiceRecord, ServiceSpec,
+    ServiceState, SharedUse, check_state_root,
 };
