@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use crate::compose::ComposeError;
 use crate::config::ConfigError;
-use crate::external::ExternalError;
+use crate::external::{CallKind, ExternalError};
 use crate::input::InputError;
 use crate::ledger::LedgerError;
 use crate::ports::PortError;
@@ -100,9 +100,9 @@ impl Error {
             | Error::Input(_)
             | Error::Usage { .. }
             | Error::State(StateError::Planted { .. }) => ExitCode::Usage,
-            Error::Port(error) => error.exit_code(),
-            Error::Compose(error) => error.exit_code(),
-            Error::External(error) => error.exit_code(),
+            Error::Port(error) => port_exit_code(error),
+            Error::Compose(error) => compose_exit_code(error),
+            Error::External(error) => external_exit_code(error),
             Error::ServiceFailed { .. } => ExitCode::ServiceFailed,
             Error::Ledger(_)
             | Error::State(_)
@@ -157,3 +157,100 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A port berth cannot use is 3; a port outside 1024-65535 is the configuration's fault (2).
+fn port_exit_code(error: &PortError) -> ExitCode {
+    match error {
+        PortError::OutOfRange { .. } => ExitCode::Usage,
+        _ => ExitCode::PortUnavailable,
+    }
+}
+
+fn compose_exit_code(error: &ComposeError) -> ExitCode {
+    match error {
+        ComposeError::ToolMissing | ComposeError::ToolNotFound { .. } | ComposeError::Engine(_) => {
+            ExitCode::DockerUnavailable
+        }
+        ComposeError::Invalid { .. }
+        | ComposeError::Port { .. }
+        | ComposeError::Unsupported { .. }
+        | ComposeError::Input(_) => ExitCode::Usage,
+        ComposeError::External(error) => external_exit_code(error),
+        ComposeError::Command { .. } => ExitCode::ServiceFailed,
+        ComposeError::Output { .. } | ComposeError::Write { .. } => ExitCode::Failure,
+    }
+}
+
+/// As the README documents: a Compose file that makes `config` spin or flood is a
+/// configuration error (2); the engine or the Compose tool not answering is 5; a
+/// `per_instance` command that hangs fails the instance's start (4); anything else,
+/// a data copy included, is 1.
+fn external_exit_code(error: &ExternalError) -> ExitCode {
+    match (error, error.kind()) {
+        (ExternalError::Spawn { .. }, _) => ExitCode::Failure,
+        (_, CallKind::ComposeConfig) => ExitCode::Usage,
+        (_, CallKind::Compose | CallKind::Docker) => ExitCode::DockerUnavailable,
+        (_, CallKind::PerInstance) => ExitCode::ServiceFailed,
+        (_, CallKind::Data) => ExitCode::Failure,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::Holder;
+
+    #[test]
+    fn a_taken_port_exits_port_unavailable() {
+        let error = Error::from(PortError::Taken {
+            port: 3000,
+            service: "api".to_string(),
+            holder: Holder::Process {
+                pid: 42,
+                command: "nc -l".to_string(),
+            },
+            offset: 0,
+        });
+        assert_eq!(error.exit_code(), ExitCode::PortUnavailable);
+    }
+
+    #[test]
+    fn domain_errors_map_to_the_documented_exit_codes() {
+        let timeout = |kind| ExternalError::Timeout {
+            command: "docker compose config".to_string(),
+            kind,
+            timeout: std::time::Duration::from_secs(30),
+        };
+        let cases = [
+            (
+                Error::from(PortError::OutOfRange {
+                    service: "api".to_string(),
+                    base: 65500,
+                    offset: 100,
+                    port: 65600,
+                }),
+                ExitCode::Usage,
+            ),
+            (
+                Error::from(ComposeError::ToolMissing),
+                ExitCode::DockerUnavailable,
+            ),
+            (
+                Error::from(ComposeError::External(timeout(CallKind::ComposeConfig))),
+                ExitCode::Usage,
+            ),
+            (
+                Error::from(ComposeError::External(timeout(CallKind::Compose))),
+                ExitCode::DockerUnavailable,
+            ),
+            (
+                Error::from(timeout(CallKind::PerInstance)),
+                ExitCode::ServiceFailed,
+            ),
+            (Error::from(timeout(CallKind::Data)), ExitCode::Failure),
+        ];
+        for (error, expected) in cases {
+            assert_eq!(error.exit_code(), expected, "{error}");
+        }
+    }
+}

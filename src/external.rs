@@ -27,7 +27,6 @@ use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
 use nix::unistd::Pid;
 
 use crate::env_vars;
-use crate::error::ExitCode;
 
 /// The most berth keeps of what a command prints on stdout; more is an error, as berth
 /// reads the whole of it (a resolved Compose file is a few kilobytes, a YAML anchor bomb
@@ -144,20 +143,6 @@ impl ExternalError {
             ExternalError::Spawn { kind, .. }
             | ExternalError::Timeout { kind, .. }
             | ExternalError::TooMuchOutput { kind, .. } => *kind,
-        }
-    }
-
-    /// As the README documents: a Compose file that makes `config` spin or flood is a
-    /// configuration error (2); the engine or the Compose tool not answering is 5; a
-    /// `per_instance` command that hangs fails the instance's start (4); anything else,
-    /// a data copy included, is 1.
-    pub fn exit_code(&self) -> ExitCode {
-        match (self, self.kind()) {
-            (ExternalError::Spawn { .. }, _) => ExitCode::Failure,
-            (_, CallKind::ComposeConfig) => ExitCode::Usage,
-            (_, CallKind::Compose | CallKind::Docker) => ExitCode::DockerUnavailable,
-            (_, CallKind::PerInstance) => ExitCode::ServiceFailed,
-            (_, CallKind::Data) => ExitCode::Failure,
         }
     }
 

@@ -147,7 +147,7 @@ pub fn exclude(root: &Path, pattern: &str) -> std::io::Result<()> {
     text.push('\n');
     text.push_str(pattern);
     text.push('\n');
-    crate::state::write_atomic(&path, text.as_bytes()).map_err(std::io::Error::other)
+    crate::durable::write_atomic(&path, text.as_bytes()).map_err(std::io::Error::other)
 }
 
 /// Removes `pattern` from the exclude file of `root`'s repository where berth added it
@@ -183,7 +183,7 @@ pub fn unexclude(root: &Path, pattern: &str) -> std::io::Result<()> {
     if !text.is_empty() {
         text.push('\n');
     }
-    crate::state::write_atomic(&path, text.as_bytes()).map_err(std::io::Error::other)
+    crate::durable::write_atomic(&path, text.as_bytes()).map_err(std::io::Error::other)
 }
 
 /// A file of git's, read as berth reads any file of the work tree (regular, bounded).

@@ -1,10 +1,9 @@
-//! Instance names and indexes: pure functions of the root path and what the ledger holds.
+//! Instance names and indexes: pure functions of the root path and the indexes in use.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
-
-use crate::ledger::LedgerData;
 
 pub const MAX_NAME_LEN: usize = 63;
 
@@ -75,16 +74,11 @@ pub fn default_name_candidates(root: &Path) -> Vec<String> {
     candidates
 }
 
-/// The lowest index no instance of `project` holds.
-pub fn lowest_free_index(ledger: &LedgerData, project: &str) -> u32 {
-    (0..)
-        .find(|index| {
-            !ledger
-                .instances
-                .iter()
-                .any(|entry| entry.project == project && entry.index == *index && !entry.shared)
-        })
-        .unwrap_or(0)
+/// The lowest index not `in_use` (the ledger says which indexes a project's instances
+/// hold: [`crate::ledger::LedgerData::indexes_in_use`]).
+pub fn lowest_free_index(in_use: impl IntoIterator<Item = u32>) -> u32 {
+    let in_use: HashSet<u32> = in_use.into_iter().collect();
+    (0..).find(|index| !in_use.contains(index)).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -132,5 +126,21 @@ mod tests {
         let other = default_name_candidates(Path::new("/elsewhere/agents/Feature Auth"));
         assert_ne!(candidates[2], other[2]);
         assert!(candidates.iter().all(|name| validate_name(name).is_ok()));
+    }
+
+    #[test]
+    fn the_lowest_index_not_in_use_is_free() {
+        for (in_use, expected) in [
+            (&[][..], 0),
+            (&[0, 1, 2][..], 3),
+            (&[1, 2][..], 0),
+            (&[0, 2, 2, 5][..], 1),
+        ] {
+            assert_eq!(
+                lowest_free_index(in_use.iter().copied()),
+                expected,
+                "{in_use:?}"
+            );
+        }
     }
 }

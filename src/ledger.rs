@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::state::{FileLock, StateError, read_versioned, write_json_atomic};
+use crate::durable::{FileLock, StateError, read_versioned, write_json_atomic};
 
 pub const LEDGER_FORMAT_VERSION: u32 = 1;
 
@@ -92,6 +92,14 @@ impl LedgerData {
             .filter(move |entry| entry.root == root && !entry.shared)
     }
 
+    /// The indexes the instances of `project` hold (its shared instance holds none).
+    pub fn indexes_in_use<'a>(&'a self, project: &'a str) -> impl Iterator<Item = u32> + 'a {
+        self.instances
+            .iter()
+            .filter(move |entry| entry.project == project && !entry.shared)
+            .map(|entry| entry.index)
+    }
+
     /// The instance and service leasing `port`, other than the instance `except`.
     pub fn lease_holder(&self, port: u16, except: &str) -> Option<(&LedgerEntry, &Lease)> {
         self.instances
@@ -149,7 +157,7 @@ impl Ledger {
     pub fn operation_lock(&self, name: &str) -> Result<PathBuf, LedgerError> {
         self.ensure_dir()?;
         let dir = self.dir.join("locks");
-        crate::state::create_private_dir(&dir)?;
+        crate::durable::create_private_dir(&dir)?;
         Ok(dir.join(format!("{name}.lock")))
     }
 
@@ -300,5 +308,42 @@ fn empty() -> LedgerData {
     LedgerData {
         version: LEDGER_FORMAT_VERSION,
         instances: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &str, project: &str, index: u32, shared: bool) -> LedgerEntry {
+        LedgerEntry {
+            name: name.to_string(),
+            project: project.to_string(),
+            root: PathBuf::from("/work").join(name),
+            index,
+            port_offset: index * 100,
+            leases: Vec::new(),
+            created_at: String::new(),
+            started_at: None,
+            git: None,
+            shared,
+            users: Vec::new(),
+            env_files: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn indexes_in_use_leave_out_other_projects_and_the_shared_instance() {
+        let data = LedgerData {
+            version: LEDGER_FORMAT_VERSION,
+            instances: vec![
+                entry("shop", "shop", 0, false),
+                entry("shop-shared", "shop", 1, true),
+                entry("blog-2", "blog", 2, false),
+                entry("shop-3", "shop", 3, false),
+            ],
+        };
+        let in_use: Vec<u32> = data.indexes_in_use("shop").collect();
+        assert_eq!(in_use, vec![0, 3]);
     }
 }

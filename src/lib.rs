@@ -32,6 +32,8 @@
 //!
 //! Every other operation starts from `instance.json` plus the ledger. Every file berth
 //! reads from the work tree goes through [`input`]: regular files only, of bounded size.
+//! Every file berth owns is written atomically, read by format version and locked through
+//! [`durable`].
 //! Every program berth runs for itself (the Compose tool, the docker CLI, PostgreSQL's
 //! clients, `per_instance` commands) goes through [`external`]: a deadline per kind of
 //! call, bounded output, a process group that dies with berth. [`logs`] writes every
@@ -48,6 +50,7 @@ pub mod config;
 pub mod context;
 pub mod docker;
 pub mod dotenv;
+pub mod durable;
 pub mod env_vars;
 pub mod envfiles;
 pub mod error;

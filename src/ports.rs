@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::fmt;
 
 use crate::config::PortBase;
-use crate::error::ExitCode;
 
 /// One port to place: a service's named port and its base.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,13 +118,6 @@ pub enum PortError {
 }
 
 impl PortError {
-    pub fn exit_code(&self) -> ExitCode {
-        match self {
-            PortError::OutOfRange { .. } => ExitCode::Usage,
-            _ => ExitCode::PortUnavailable,
-        }
-    }
-
     pub fn hint(&self) -> Option<String> {
         Some(match self {
             PortError::Taken { offset, .. } if *offset == 0 => {
@@ -366,7 +358,6 @@ mod tests {
             error.to_string(),
             "port 3000 for `api` is taken by PID 42 (`nc -l`)"
         );
-        assert_eq!(error.exit_code(), ExitCode::PortUnavailable);
     }
 
     #[test]

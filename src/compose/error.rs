@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use crate::docker::EngineError;
-use crate::error::ExitCode;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ComposeError {
@@ -50,21 +49,6 @@ pub enum ComposeError {
 }
 
 impl ComposeError {
-    pub fn exit_code(&self) -> ExitCode {
-        match self {
-            ComposeError::ToolMissing
-            | ComposeError::ToolNotFound { .. }
-            | ComposeError::Engine(_) => ExitCode::DockerUnavailable,
-            ComposeError::Invalid { .. }
-            | ComposeError::Port { .. }
-            | ComposeError::Unsupported { .. }
-            | ComposeError::Input(_) => ExitCode::Usage,
-            ComposeError::External(error) => error.exit_code(),
-            ComposeError::Command { .. } => ExitCode::ServiceFailed,
-            ComposeError::Output { .. } | ComposeError::Write { .. } => ExitCode::Failure,
-        }
-    }
-
     pub fn hint(&self) -> Option<String> {
         Some(match self {
             ComposeError::ToolMissing => "install Docker Compose v2 (the `docker compose` plugin) \

@@ -14,6 +14,7 @@ use super::model::{
     ComposeCatalog, ComposeConfig, ComposeSettings, Config, DEFAULT_PORT_NAME, DatabaseConfig,
     DatabaseKind, EnvFileConfig, PerInstanceConfig, PortBase, ReadyConfig, ServiceConfig,
 };
+use super::policy::{HttpStatus, LogLimits, RestartPolicy};
 use super::raw::{
     RawCommand, RawConfig, RawDatabase, RawPort, RawReady, RawService, RawSize, RawStatus,
 };
@@ -21,7 +22,6 @@ use super::size::parse_size;
 use super::template::{CommandTemplate, Placeholder, Template, TemplateError, Var};
 use crate::identity::sanitize;
 use crate::input::{self, InputError, MAX_TEXT_BYTES};
-use crate::state::{HttpStatus, LogLimits, RestartPolicy};
 
 pub const CONFIG_FILE_NAME: &str = "berth.toml";
 const DEFAULT_STRIDE: u32 = 100;

@@ -3,6 +3,7 @@
 mod error;
 mod load;
 mod model;
+mod policy;
 mod raw;
 mod size;
 mod target;
@@ -15,6 +16,7 @@ pub use model::{
     DEFAULT_PORT_NAME, DatabaseConfig, DatabaseKind, EnvFileConfig, PerInstanceConfig, PortBase,
     ReadyConfig, ServiceConfig,
 };
+pub use policy::{HttpStatus, LogLimits, RestartPolicy};
 pub use size::format_size;
 pub use target::{
     GENERATED_HEADER, Protected, TargetProblem, check_target, protected_files, target_path,

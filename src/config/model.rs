@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 
+use super::policy::{HttpStatus, LogLimits, RestartPolicy};
 use super::template::{CommandTemplate, Template};
-use crate::state::{HttpStatus, LogLimits, RestartPolicy};
 
 #[derive(Debug, Clone)]
 pub struct Config {

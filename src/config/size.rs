@@ -45,7 +45,7 @@ pub fn format_size(bytes: u64) -> String {
     ];
     by_size
         .iter()
-        .find(|(_, unit)| bytes > 0 && bytes % unit == 0)
+        .find(|(_, unit)| bytes > 0 && bytes.is_multiple_of(*unit))
         .map_or_else(
             || format!("{bytes}B"),
             |(name, unit)| format!("{}{name}", bytes / unit),

@@ -98,7 +98,7 @@ pub(super) fn reserve_identity(
     }
     let index = match context.selector {
         Selector::Index(index) => index,
-        _ => lowest_free_index(data, &config.project),
+        _ => lowest_free_index(data.indexes_in_use(&config.project)),
     };
     let name = match &context.selector {
         Selector::Name(name) if foreign.contains(name) => {

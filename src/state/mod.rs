@@ -1,16 +1,19 @@
-//! Files berth owns: atomic versioned writes, advisory locks, and the per-instance state.
+//! The per-instance state: `instance.json`, its paths and its seal.
 
-mod atomic;
-mod error;
 mod instance;
-mod lock;
 pub mod seal;
 
-pub use atomic::{create_private_dir, read_versioned, write_atomic, write_json_atomic};
-pub use error::StateError;
-pub use instance::{
-    ComposeBackend, ComposeReady, ComposeSpec, DatabaseSpec, HttpStatus, INSTANCE_FORMAT_VERSION,
-    InstanceFile, InstancePaths, InstanceState, LogLimits, ProcessSpec, ReadyCheck, RestartPolicy,
-    ServiceRecord, ServiceSpec, ServiceState, SharedUse, check_state_root,
+// The durable-file helpers live in the leaf module `durable`, so that `git` and `ledger`
+// use them without depending on the instance state; re-exported so `crate::state::X`
+// paths keep working.
+pub use crate::durable::{
+    FileLock, StateError, create_private_dir, read_versioned, write_atomic, write_json_atomic,
 };
-pub use lock::FileLock;
+// The policies a service's configuration carries into its state are config's types;
+// re-exported so `crate::state::X` paths keep working.
+pub use crate::config::{HttpStatus, LogLimits, RestartPolicy};
+pub use instance::{
+    ComposeBackend, ComposeReady, ComposeSpec, DatabaseSpec, INSTANCE_FORMAT_VERSION, InstanceFile,
+    InstancePaths, InstanceState, ProcessSpec, ReadyCheck, ServiceRecord, ServiceSpec,
+    ServiceState, SharedUse, check_state_root,
+};

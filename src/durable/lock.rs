@@ -1,12 +1,10 @@
 //! Advisory file locks (flock) with a deadline; the holder writes who it is into the file.
 
-use std::fs::File;
+use std::fs::{File, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-use nix::fcntl::{Flock, FlockArg};
 
 use super::StateError;
 
@@ -18,11 +16,22 @@ pub struct LockHolder {
     pub since: String,
 }
 
-/// An exclusive flock held until drop. The file descriptor is close-on-exec (Rust opens
-/// every file with O_CLOEXEC), so child processes never inherit the lock.
+/// An exclusive flock held until drop (std's `File::try_lock` is flock(2) on Linux, so it
+/// excludes any other flock of the file, berth's or not). The file descriptor is
+/// close-on-exec (Rust opens every file with O_CLOEXEC), so child processes never
+/// inherit the lock.
 #[derive(Debug)]
 pub struct FileLock {
-    _lock: Flock<File>,
+    file: File,
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        // Unlocked explicitly, not only by closing: a child forked but not yet exec'd
+        // shares the descriptor's open file description, which would keep the lock held
+        // until that child execs. An unlock that fails leaves the close to release it.
+        let _ = self.file.unlock();
+    }
 }
 
 impl FileLock {
@@ -65,17 +74,17 @@ impl FileLock {
 
     /// Takes the lock if nobody holds it, recording this process as the holder.
     pub fn try_acquire(path: &Path) -> Result<Option<Self>, StateError> {
-        let file = open_lock_file(path)?;
-        let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => lock,
-            Err((_, nix::errno::Errno::EWOULDBLOCK)) => return Ok(None),
-            Err((_, errno)) => {
+        let mut file = open_lock_file(path)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Ok(None),
+            Err(TryLockError::Error(source)) => {
                 return Err(StateError::Write {
                     path: path.to_path_buf(),
-                    source: std::io::Error::from(errno),
+                    source,
                 });
             }
-        };
+        }
         let holder = LockHolder {
             pid: std::process::id(),
             command: std::env::args().collect::<Vec<_>>().join(" "),
@@ -83,15 +92,15 @@ impl FileLock {
         };
         // The holder record is informative only (for timeout messages), so failing to
         // write it must not fail the operation that needed the lock.
-        let _ = lock.set_len(0).and_then(|()| {
-            lock.rewind()?;
-            lock.write_all(
+        let _ = file.set_len(0).and_then(|()| {
+            file.rewind()?;
+            file.write_all(
                 serde_json::to_string(&holder)
                     .unwrap_or_default()
                     .as_bytes(),
             )
         });
-        Ok(Some(FileLock { _lock: lock }))
+        Ok(Some(FileLock { file }))
     }
 
     /// True when some process holds the lock at `path` (used as a liveness check: a
@@ -100,10 +109,15 @@ impl FileLock {
         let Ok(file) = File::open(path) else {
             return false;
         };
-        matches!(
-            Flock::lock(file, FlockArg::LockSharedNonblock),
-            Err((_, nix::errno::Errno::EWOULDBLOCK))
-        )
+        match file.try_lock_shared() {
+            Err(TryLockError::WouldBlock) => true,
+            Ok(()) => {
+                // Released at once, as a holder's is: see `Drop for FileLock`.
+                let _ = file.unlock();
+                false
+            }
+            Err(TryLockError::Error(_)) => false,
+        }
     }
 }
 
@@ -147,9 +161,8 @@ mod tests {
         let path = dir.path().join("supervisor.lock");
         std::fs::write(&path, "").unwrap();
         // A probe that holds the lock shared (as `is_held` does, for an instant).
-        let probe = Flock::lock(File::open(&path).unwrap(), FlockArg::LockSharedNonblock)
-            .map_err(|(_, errno)| errno)
-            .unwrap();
+        let probe = File::open(&path).unwrap();
+        probe.try_lock_shared().unwrap();
         assert!(FileLock::try_acquire(&path).unwrap().is_none());
         let release = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(30));
