@@ -95,6 +95,58 @@ pub(crate) fn start_part(
     part: Part,
     progress: &dyn Progress,
 ) -> Result<InstanceFile> {
+    let mut project = load(context, args, part)?;
+    let (identity, _operation) = reserve(context, &project, args, part, progress)?;
+    // The shared instance first, as its own phase: this instance's model needs its ports.
+    if !project.shared_needed.is_empty() {
+        let shared = shared::ensure(
+            context,
+            &project.config.project,
+            &project.root,
+            &identity.name,
+            args.timeout,
+            progress,
+        )?;
+        project.config.external_ports = shared.ports.clone();
+        project.config.shared_instance = Some((shared.name, shared.root));
+    }
+    let paths = InstancePaths::new(&project.root, &identity.name);
+    create_state_dir(&paths, &project.root)?;
+    let mut running = InstanceFile::read(&paths.instance_json())?;
+    if let Some(file) = &mut running {
+        select::reap_orphaned_locked(&context.ledger, &paths, file, progress)?;
+    }
+    if let Some(source) = &project.source {
+        let alive = running.as_ref().is_some_and(InstanceFile::supervisor_alive);
+        check_seedable(source, &identity, &paths, &project.root, alive)?;
+    }
+    if let Some(file) = running.as_ref().filter(|file| file.supervisor_alive()) {
+        if let Some(ready) = keep_running(context, &project, &identity, file, args, progress)? {
+            return Ok(ready);
+        }
+        lifecycle::stop(&paths)?;
+    }
+    start_fresh(context, &project, &identity, args, progress)
+}
+
+/// The project as `up` found it: its configuration (the part asked for), the engine,
+/// and what must be settled before the instance is reserved.
+struct Project {
+    root: std::path::PathBuf,
+    config: Config,
+    resolved: Option<Resolved>,
+    engine: Option<Engine>,
+    /// Where `--from` copies data from.
+    source: Option<Source>,
+    /// Compose project names on the engine that are not this root's.
+    foreign: BTreeSet<String>,
+    /// The shared services the asked-for ones need (they run in the shared instance).
+    shared_needed: Vec<String>,
+}
+
+/// Loads and checks the configuration, and everything that can fail before anything is
+/// reserved (a typo in `--from` reserves nothing).
+fn load(context: &Context, args: &UpOptions, part: Part) -> Result<Project> {
     let root = context.project_root()?;
     // Before anything is written, the Compose resolution cache in `.berth/` included.
     crate::state::check_state_root(&root)?;
@@ -117,7 +169,6 @@ pub(crate) fn start_part(
             Some(format!("services: {}", config.service_names().join(", "))),
         ));
     }
-    // The shared services the asked-for ones need run in the shared instance.
     let everything = model::with_dependencies(&config, &args.services);
     let shared_needed: Vec<String> = match part {
         Part::Instance => config
@@ -142,7 +193,6 @@ pub(crate) fn start_part(
             .read_image_volumes(engine)
             .map_err(crate::Error::from)?;
     }
-    // `--from` is resolved before the instance is reserved: a typo reserves nothing.
     let source = args
         .from
         .as_deref()
@@ -153,14 +203,35 @@ pub(crate) fn start_part(
         (Some(engine), Some(_), Part::Instance) => compose::foreign_projects(engine, &config.root)?,
         _ => BTreeSet::new(),
     };
-    // One `up`, `down`, `restart`, `rm` or `gc` at a time per instance: ten racing `up`s
-    // of the same instance start exactly one supervisor, and an `rm` that held the lock
-    // may have forgotten the instance meanwhile, in which case it is reserved afresh.
+    Ok(Project {
+        root,
+        config,
+        resolved,
+        engine,
+        source,
+        foreign,
+        shared_needed,
+    })
+}
+
+/// Reserves the instance's name and index and takes its operation lock. One `up`,
+/// `down`, `restart`, `rm` or `gc` at a time per instance: ten racing `up`s of the same
+/// instance start exactly one supervisor, and an `rm` that held the lock may have
+/// forgotten the instance meanwhile, in which case it is reserved afresh.
+fn reserve(
+    context: &Context,
+    project: &Project,
+    args: &UpOptions,
+    part: Part,
+    progress: &dyn Progress,
+) -> Result<(Identity, FileLock)> {
     let mut attempts = 0;
-    let (identity, _operation) = loop {
+    loop {
         let identity = match part {
-            Part::Instance => reserve_identity(context, &config, &foreign, progress)?,
-            Part::Shared => shared::reserve(context, &config)?,
+            Part::Instance => {
+                reserve_identity(context, &project.config, &project.foreign, progress)?
+            }
+            Part::Shared => shared::reserve(context, &project.config)?,
         };
         let lock = FileLock::acquire(
             &context.ledger.operation_lock(&identity.name)?,
@@ -170,105 +241,108 @@ pub(crate) fn start_part(
             .ledger
             .read()?
             .find(&identity.name)
-            .is_some_and(|entry| entry.root == root);
+            .is_some_and(|entry| entry.root == project.root);
         attempts += 1;
         if kept || attempts == 5 {
-            break (identity, lock);
+            return Ok((identity, lock));
         }
-    };
-    if !shared_needed.is_empty() {
-        let shared = shared::ensure(
-            context,
-            &config.project,
-            &root,
-            &identity.name,
-            args.timeout,
-            progress,
-        )?;
-        config.external_ports = shared.ports.clone();
-        config.shared_instance = Some((shared.name, shared.root));
     }
-    let paths = InstancePaths::new(&root, &identity.name);
-    create_state_dir(&paths, &root)?;
-    let mut running = InstanceFile::read(&paths.instance_json())?;
-    if let Some(file) = &mut running {
-        select::reap_orphaned_locked(&context.ledger, &paths, file, progress)?;
-    }
-    if let Some(source) = &source {
-        let alive = running.as_ref().is_some_and(InstanceFile::supervisor_alive);
-        check_seedable(source, &identity, &paths, &root, alive)?;
-    }
-    let active = model::with_dependencies(&config, &args.services);
-    let timeout = args.timeout;
+}
 
-    if let Some(file) = running.as_ref().filter(|file| file.supervisor_alive()) {
-        // A supervisor already stopping (a `down` or a copy killed halfway asked it to)
-        // cannot start anything: let it finish, then start afresh.
-        let mut stopping = file.state == crate::state::InstanceState::Stopping;
-        if !stopping
-            && args
-                .port_offset
-                .is_none_or(|offset| offset == file.port_offset)
-            && same_config(context, &config, resolved.as_ref(), file, &identity)?
-        {
-            // Env files are regenerated on every `up`, even one that changes nothing else.
-            if let Some(plan) = leased_plan(context, &identity)? {
-                let env_files = envfiles::render(&config, &identity, &plan);
-                let mut ledger = context.ledger.lock()?;
-                claim_env_files(&mut ledger, &config, &identity, &env_files)?;
-                ledger.save()?;
-                drop(ledger);
-                envfiles::write(&env_files, &root)?;
-            }
-            // A shared instance started afresh (its data removed) needs them again.
-            shared::create_resources(file)?;
-            let request = Request::Start {
-                services: active.clone(),
-            };
-            match supervisor::send(&paths.dir, &request) {
-                Ok(_) => return wait_ready(&paths, &args.services, timeout, progress),
-                // It began to stop just before our request reached it: as below.
-                Err(_) if stopping_now(&paths)? => stopping = true,
-                Err(error) => {
-                    return Err(Error::failed(
-                        format!("cannot reach the supervisor of `{}`: {error}", file.name),
-                        None,
-                    ));
-                }
+/// An `up` of a running instance: with the same configuration, it starts what is not
+/// running and waits (`Some`); otherwise the instance must be stopped and started afresh
+/// (`None`, after a note saying why).
+fn keep_running(
+    context: &Context,
+    project: &Project,
+    identity: &Identity,
+    file: &InstanceFile,
+    args: &UpOptions,
+    progress: &dyn Progress,
+) -> Result<Option<InstanceFile>> {
+    let config = &project.config;
+    let paths = file.paths();
+    // A supervisor already stopping (a `down` or a copy killed halfway asked it to)
+    // cannot start anything: let it finish, then start afresh.
+    let mut stopping = file.state == crate::state::InstanceState::Stopping;
+    if !stopping
+        && args
+            .port_offset
+            .is_none_or(|offset| offset == file.port_offset)
+        && same_config(context, config, project.resolved.as_ref(), file, identity)?
+    {
+        // Env files are regenerated on every `up`, even one that changes nothing else.
+        if let Some(plan) = leased_plan(context, identity)? {
+            let env_files = envfiles::render(config, identity, &plan);
+            let mut ledger = context.ledger.lock()?;
+            claim_env_files(&mut ledger, config, identity, &env_files)?;
+            ledger.save()?;
+            drop(ledger);
+            envfiles::write(&env_files, &project.root)?;
+        }
+        // A shared instance started afresh (its data removed) needs them again.
+        shared::create_resources(file)?;
+        let request = Request::Start {
+            services: model::with_dependencies(config, &args.services),
+        };
+        match supervisor::send(&paths.dir, &request) {
+            Ok(_) => return wait_ready(&paths, &args.services, args.timeout, progress).map(Some),
+            // It began to stop just before our request reached it: as below.
+            Err(_) if stopping_now(&paths)? => stopping = true,
+            Err(error) => {
+                return Err(Error::failed(
+                    format!("cannot reach the supervisor of `{}`: {error}", file.name),
+                    None,
+                ));
             }
         }
-        if stopping {
-            progress.note(&format!(
-                "`{}` was stopping; starting it again once it has stopped",
-                file.name
-            ));
-        } else {
-            progress.note(&format!(
-                "the configuration of `{}` changed; restarting it",
-                file.name
-            ));
-        }
-        lifecycle::stop(&paths)?;
     }
+    if stopping {
+        progress.note(&format!(
+            "`{}` was stopping; starting it again once it has stopped",
+            file.name
+        ));
+    } else {
+        progress.note(&format!(
+            "the configuration of `{}` changed; restarting it",
+            file.name
+        ));
+    }
+    Ok(None)
+}
 
-    let published = published_ports(engine.as_ref(), &identity.name);
+/// Starts the (stopped) instance: plans and leases its ports, builds the model once,
+/// writes every file from it, seeds its data with `--from`, starts the supervisor and
+/// waits until the services are ready.
+fn start_fresh(
+    context: &Context,
+    project: &Project,
+    identity: &Identity,
+    args: &UpOptions,
+    progress: &dyn Progress,
+) -> Result<InstanceFile> {
+    let (config, root) = (&project.config, &project.root);
+    let paths = InstancePaths::new(root, &identity.name);
+    let published = published_ports(project.engine.as_ref(), &identity.name);
     // Read once: the ledger and `instance.json` record the same head.
-    let git = crate::git::head(&root);
+    let git = crate::git::head(root);
     let (plan, env_files) = plan_and_lease(
         context,
-        &config,
-        &identity,
+        config,
+        identity,
         args,
         &published,
         git.clone(),
         progress,
     )?;
-    let env_values = envfiles::service_values(&config, &identity, &plan, &env_files)?;
-    let compose = render_compose(&config, resolved.as_ref(), &identity, &plan, &env_values)?;
+    let env_values = envfiles::service_values(config, identity, &plan, &env_files)?;
+    let resolved = project.resolved.as_ref();
+    let compose = render_compose(config, resolved, identity, &plan, &env_values)?;
+    let active = model::with_dependencies(config, &args.services);
     let mut file = model::build(
-        &config,
+        config,
         &ModelInputs {
-            identity: &identity,
+            identity,
             plan: &plan,
             token: model::random_token(),
             active: &active,
@@ -283,14 +357,14 @@ pub(crate) fn start_part(
         },
     );
     // Every file is written from what the model was built from, once it is built.
-    envfiles::write(&env_files, &root)?;
+    envfiles::write(&env_files, root)?;
     if let Some(compose) = &compose {
         compose.write()?;
     }
     fs_err::create_dir_all(paths.logs())?;
     fs_err::create_dir_all(paths.data())?;
     file.write(&paths.instance_json())?;
-    if let Some(source) = &source
+    if let Some(source) = &project.source
         && let Err(error) = seed(context, source, &file, progress)
     {
         file.mark_stopped(crate::state::InstanceState::Stopped);
@@ -299,7 +373,7 @@ pub(crate) fn start_part(
     }
     shared::create_resources(&file)?;
     lifecycle::start_supervisor(&paths)?;
-    wait_ready(&paths, &args.services, timeout, progress)
+    wait_ready(&paths, &args.services, args.timeout, progress)
 }
 
 /// Waits for readiness, with a spinner where the progress sink shows one.
