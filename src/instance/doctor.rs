@@ -24,6 +24,11 @@ pub struct Check {
     pub detail: String,
 }
 
+/// `1 instance`, `2 instances`.
+fn counted(count: usize, one: &str, many: &str) -> String {
+    format!("{count} {}", if count == 1 { one } else { many })
+}
+
 fn check(name: impl Into<String>, status: &'static str, detail: impl Into<String>) -> Check {
     Check {
         check: name.into(),
@@ -129,9 +134,10 @@ pub fn doctor(context: &Context) -> Result<Vec<Check>> {
                 "ledger",
                 status,
                 format!(
-                    "`{}`: {} instances, {leases} port leases{hint}",
+                    "`{}`: {}, {}{hint}",
                     context.ledger.path().display(),
-                    ledger.instances.len()
+                    counted(ledger.instances.len(), "instance", "instances"),
+                    counted(leases, "port lease", "port leases"),
                 ),
             ));
             if let Some((root, loaded)) = &project {
