@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::Progress;
 use crate::compose::{ComposeError, LABEL_INSTANCE, LABEL_ROOT, Runner};
 use crate::docker::Engine;
 use crate::error::{Error, Result};
@@ -115,11 +116,13 @@ fn kill_supervisor(identity: Option<ProcessIdentity>, dir: &std::path::Path) {
 }
 
 /// Waits until every service in `services` (every active one when empty) is ready or
-/// done. A failed service, or the timeout, is an error carrying its last log lines.
+/// done. A failed service, or the timeout, is an error carrying its last log lines; so is
+/// a caller that gave up ([`Progress::cancelled`]): the services go on starting.
 pub fn wait_ready(
     paths: &InstancePaths,
     services: &[String],
     timeout: Duration,
+    progress: &dyn Progress,
 ) -> Result<InstanceFile> {
     let started = Instant::now();
     loop {
@@ -186,6 +189,15 @@ pub fn wait_ready(
                 ),
                 hint: Some("run `berth up` again; the log above says why it stopped".to_string()),
             });
+        }
+        if progress.cancelled() {
+            return Err(Error::failed(
+                format!("stopped waiting for `{}` to be ready: the call was cancelled", file.name),
+                Some(
+                    "its services go on starting: `berth status` shows them, `berth down` stops them"
+                        .to_string(),
+                ),
+            ));
         }
         if started.elapsed() >= timeout {
             let (name, record) = targets

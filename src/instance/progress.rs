@@ -12,6 +12,12 @@ pub trait Progress {
     /// next [`Progress::done_waiting`].
     fn waiting(&self, what: &str);
     fn done_waiting(&self);
+    /// Whether the caller has given up on the operation (an MCP client cancelled the
+    /// call): a wait for readiness then stops early, with an error. A command is never
+    /// cancelled this way (Ctrl-C ends the process).
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 /// Progress nobody reads.

@@ -47,7 +47,7 @@ pub fn restart(
     // Give the service tasks a moment to leave the ready state before waiting for it.
     wait_until_restarting(&selected.paths, services);
     progress.waiting("waiting for the services to be ready");
-    let file = lifecycle::wait_ready(&selected.paths, services, timeout);
+    let file = lifecycle::wait_ready(&selected.paths, services, timeout, progress);
     progress.done_waiting();
     Ok(StatusView::from_file(&file?))
 }

@@ -384,7 +384,7 @@ fn wait_ready(
     progress: &dyn Progress,
 ) -> Result<InstanceFile> {
     progress.waiting("waiting for the services to be ready");
-    let ready = lifecycle::wait_ready(paths, services, timeout);
+    let ready = lifecycle::wait_ready(paths, services, timeout, progress);
     progress.done_waiting();
     ready
 }
