@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// The largest `--port-offset` or `--instance` that can mean anything: a port plus any
 /// larger offset is past 65535.
-const MAX_OFFSET: i64 = 65535;
+pub const MAX_OFFSET: u32 = 65535;
 
 /// Run many isolated instances of one project's development stack side by side.
 #[derive(Debug, Parser)]
@@ -28,7 +28,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "BERTH_INSTANCE", value_name = "NAME")]
     pub name: Option<String>,
     /// The instance with this index; for `up`, also its port offset (N × stride).
-    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=MAX_OFFSET))]
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_OFFSET)))]
     pub instance: Option<u32>,
     /// Print machine-readable JSON on stdout.
     #[arg(long, global = true)]
@@ -99,7 +99,7 @@ pub struct UpArgs {
     /// Start only these services (and what they depend on).
     pub services: Vec<String>,
     /// Use exactly this port offset.
-    #[arg(long, value_name = "N", conflicts_with = "strict_ports", value_parser = clap::value_parser!(u32).range(0..=MAX_OFFSET))]
+    #[arg(long, value_name = "N", conflicts_with = "strict_ports", value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_OFFSET)))]
     pub port_offset: Option<u32>,
     /// Fail instead of moving to another offset when a base port is taken.
     #[arg(long)]

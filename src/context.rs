@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cli::GlobalArgs;
+use crate::cli::{GlobalArgs, MAX_OFFSET};
 use crate::config::find_project_root;
 use crate::env_vars;
 use crate::error::{Error, Result};
@@ -34,25 +34,13 @@ impl Context {
             Some(directory) => checked_directory(directory)?,
             None => std::env::current_dir()?,
         };
-        let selector = match (&global.name, global.instance) {
-            (Some(_), Some(_)) => {
-                return Err(Error::usage(
-                    "use either --name or --instance, not both",
-                    None,
-                ));
-            }
-            (Some(name), None) => {
-                validate_name(name).map_err(|message| {
-                    Error::usage(
-                        message,
-                        Some("names are lowercase slugs such as `agent-3`".to_string()),
-                    )
-                })?;
-                Selector::Name(name.clone())
-            }
-            (None, Some(index)) => Selector::Index(index),
-            (None, None) => Selector::Only,
-        };
+        if global.name.is_some() && global.instance.is_some() {
+            return Err(Error::usage(
+                "use either --name or --instance, not both",
+                None,
+            ));
+        }
+        let selector = selector(global.name.as_deref(), global.instance)?;
         let lock_timeout = std::env::var(env_vars::BERTH_LOCK_TIMEOUT_MS)
             .ok()
             .and_then(|value| value.parse().ok())
@@ -78,9 +66,60 @@ impl Context {
         })
     }
 
+    /// The context of one call of a long-running caller (an MCP tool): `directory` (made
+    /// canonical; one that does not exist is a usage error, as for `-C`) and the instance
+    /// picked by `name` or `instance`, with this context's ledger and lock timeout.
+    pub fn at(&self, directory: &Path, name: Option<&str>, instance: Option<u32>) -> Result<Self> {
+        if name.is_some() && instance.is_some() {
+            return Err(Error::usage(
+                "use either `name` or `instance`, not both",
+                None,
+            ));
+        }
+        if let Some(index) = instance.filter(|index| *index > MAX_OFFSET) {
+            return Err(Error::usage(
+                format!("`instance` {index} is past {MAX_OFFSET}"),
+                Some("an index is also a port offset (N × stride), so it is small".to_string()),
+            ));
+        }
+        let hint = || Some("pass the project's directory, as an absolute path".to_string());
+        let cwd = std::fs::canonicalize(directory).map_err(|error| {
+            Error::usage(format!("`path` `{}`: {error}", directory.display()), hint())
+        })?;
+        if !cwd.is_dir() {
+            return Err(Error::usage(
+                format!("`path` `{}` is not a directory", directory.display()),
+                hint(),
+            ));
+        }
+        Ok(Context {
+            cwd,
+            ledger: self.ledger.clone(),
+            selector: selector(name, instance)?,
+            lock_timeout: self.lock_timeout,
+        })
+    }
+
     pub fn project_root(&self) -> Result<PathBuf> {
         Ok(find_project_root(&self.cwd)?)
     }
+}
+
+/// `--name NAME` (validated) or `--instance N`; neither: the only instance of the root.
+fn selector(name: Option<&str>, instance: Option<u32>) -> Result<Selector> {
+    Ok(match (name, instance) {
+        (Some(name), _) => {
+            validate_name(name).map_err(|message| {
+                Error::usage(
+                    message,
+                    Some("names are lowercase slugs such as `agent-3`".to_string()),
+                )
+            })?;
+            Selector::Name(name.to_string())
+        }
+        (None, Some(index)) => Selector::Index(index),
+        (None, None) => Selector::Only,
+    })
 }
 
 /// `-C DIR`: a directory, never a file (whose directory berth would otherwise use).
