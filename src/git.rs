@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The git directories of the work tree holding `root`: its own (where `HEAD` is) and the
@@ -66,7 +67,7 @@ pub fn exclude_pattern(path: &Path) -> Option<String> {
 }
 
 /// The branch (none when detached) and commit a work tree is on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct GitHead {
     pub branch: Option<String>,
     pub commit: Option<String>,

@@ -1,5 +1,6 @@
 //! `port` and `url`: where one service of the instance answers, from its leases.
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::{Progress, select};
@@ -8,13 +9,13 @@ use crate::error::{Error, Result};
 use crate::ledger::LedgerEntry;
 
 /// A port of a service.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct Port {
     pub port: u16,
 }
 
 /// The URL of a service.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct Url {
     pub url: String,
 }

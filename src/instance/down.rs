@@ -1,6 +1,7 @@
 //! `down`: stop every process and container of the instance; keep its data (volumes
 //! too, unless asked), and its leases unless asked.
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::Progress;
@@ -19,7 +20,7 @@ pub struct DownOptions {
 }
 
 /// What `down` did.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct Stopped {
     pub name: String,
     pub state: &'static str,

@@ -4,6 +4,7 @@
 //! instance is brought down (its volumes and data kept), copied, and brought up again
 //! with the services it had active.
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::Progress;
@@ -88,7 +89,7 @@ pub fn restore(
 }
 
 /// The snapshots of a project.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct Snapshots {
     pub project: String,
     pub snapshots: Vec<Manifest>,
@@ -124,7 +125,7 @@ pub fn remove(context: &Context, name: &str, progress: &dyn Progress) -> Result<
 }
 
 /// What `snapshot restore` reports.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct Restored {
     pub snapshot: String,
     pub instance: String,

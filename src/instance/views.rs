@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use indexmap::IndexMap;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::docker::{Container, Health};
@@ -41,7 +42,7 @@ fn shared_view(usage: &crate::state::SharedUse) -> ServiceView {
 }
 
 /// One instance, as `status` and `up` show it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct StatusView {
     pub name: String,
     pub index: u32,
@@ -58,7 +59,7 @@ pub struct StatusView {
 
 /// The git branch and commit an instance started from, and whether the work tree has
 /// moved since (another branch or commit checked out): then the running code is stale.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct GitView {
     pub branch: Option<String>,
     pub commit: Option<String>,
@@ -79,7 +80,7 @@ impl GitView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct ServiceView {
     pub name: String,
     pub kind: String,
@@ -177,7 +178,7 @@ impl StatusView {
 }
 
 /// One line of `berth ls`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct LsRow {
     pub name: String,
     pub project: String,

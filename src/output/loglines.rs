@@ -4,6 +4,9 @@
 use std::io::Write;
 use std::time::SystemTime;
 
+use schemars::JsonSchema;
+use serde::Serialize;
+
 pub struct LineFormat<'a> {
     pub json: bool,
     pub instance: &'a str,
@@ -19,24 +22,54 @@ impl LineFormat<'_> {
         line: &[u8],
         seen: Option<SystemTime>,
     ) -> std::io::Result<()> {
-        let text = String::from_utf8_lossy(line);
         if !self.json {
+            let text = String::from_utf8_lossy(line);
             return writeln!(out, "{service:<width$} | {text}", width = self.width);
         }
+        let object = LogLine::new(self.instance, service, line, seen);
+        writeln!(out, "{}", serde_json::to_string(&object)?)
+    }
+}
+
+/// One log line as `berth logs --json` prints it (and the MCP `logs` tool returns it).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct LogLine {
+    /// When following saw the line; `null` for lines read back from the files, which keep
+    /// no times.
+    pub time: Option<String>,
+    pub instance: String,
+    pub service: String,
+    pub stream: LineStream,
+    /// The line, without its newline (invalid UTF-8 replaced).
+    pub line: String,
+}
+
+/// Who wrote a log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LineStream {
+    /// berth's own lines: run separators, start errors.
+    Berth,
+    /// The service's stdout and stderr, together.
+    Output,
+}
+
+impl LogLine {
+    pub fn new(instance: &str, service: &str, line: &[u8], seen: Option<SystemTime>) -> Self {
+        let text = String::from_utf8_lossy(line).into_owned();
         // berth's own lines (run separators, spawn errors) are told apart from the
         // service's output, which is stdout and stderr together.
         let stream = if text.starts_with("----- berth:") || text.starts_with("berth: ") {
-            "berth"
+            LineStream::Berth
         } else {
-            "output"
+            LineStream::Output
         };
-        let object = serde_json::json!({
-            "time": seen.map(|time| humantime::format_rfc3339_millis(time).to_string()),
-            "instance": self.instance,
-            "service": service,
-            "stream": stream,
-            "line": text,
-        });
-        writeln!(out, "{object}")
+        LogLine {
+            time: seen.map(|time| humantime::format_rfc3339_millis(time).to_string()),
+            instance: instance.to_string(),
+            service: service.to_string(),
+            stream,
+            line: text,
+        }
     }
 }

@@ -8,6 +8,6 @@ pub mod snapshots;
 mod table;
 pub mod views;
 
-pub use loglines::LineFormat;
+pub use loglines::{LineFormat, LineStream, LogLine};
 pub use printer::Printer;
 pub use table::Table;

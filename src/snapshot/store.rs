@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -18,7 +19,7 @@ const MANIFEST: &str = "snapshot.json";
 const PARTIAL_PREFIX: &str = ".partial-";
 
 /// What a snapshot holds and where it came from.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 pub struct Manifest {
     pub version: u32,
     pub name: String,
@@ -38,7 +39,7 @@ pub struct Manifest {
 }
 
 /// The data directory, or parts of it, as one tar file.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 pub struct DataItem {
     /// Paths relative to the data directory; `""` is the whole directory.
     pub paths: Vec<String>,
@@ -63,7 +64,7 @@ impl DataItem {
 }
 
 /// One named volume as a tar file of its content (the volume root included).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 pub struct VolumeItem {
     /// The volume's key in the Compose file, the same in every instance.
     pub key: String,
