@@ -82,6 +82,10 @@ pub enum CommandKind {
     /// Check Docker, the Compose tool, the ledger and its directory, and who holds each
     /// port the current project plans.
     Doctor,
+    /// Serve the operations as MCP tools on stdin and stdout, for coding agents (Claude
+    /// Code, Cursor, Codex, goose, …): up, down, restart, status, logs, env, url, port,
+    /// snapshots and the list of instances. Runs until the client closes the connection.
+    Mcp,
     /// Print a shell completion script: `berth completions bash > /etc/bash_completion.d/berth`.
     Completions(CompletionsArgs),
     /// Print berth's man page (roff): `berth man | man -l -`.

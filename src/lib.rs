@@ -3,7 +3,10 @@
 //! Three layers, each importing only from the ones below it:
 //! - [`commands`]: one thin module per subcommand: arguments → options → one operation
 //!   → rendered through [`output`] (a [`output::Printer`]: data on stdout, notes on
-//!   stderr, a spinner on a terminal). Commands never import each other.
+//!   stderr, a spinner on a terminal). Commands never import each other. Beside them,
+//!   [`mcp`] (`berth mcp`) serves the same operations as MCP tools on stdio: each call
+//!   runs one operation on a blocking thread with a progress sink of its own, and
+//!   answers with the struct `--json` prints.
 //! - [`instance`]: the operations (up, down, restart, status, list, logs, env, port/url,
 //!   exec, snapshots, db, rm, gc, doctor, init). Each takes a [`context::Context`], an
 //!   options struct and an [`instance::Progress`] sink, never prints, and returns the
@@ -62,6 +65,7 @@ pub mod input;
 pub mod instance;
 pub mod ledger;
 pub mod logs;
+pub mod mcp;
 pub mod membership;
 pub mod model;
 pub mod output;

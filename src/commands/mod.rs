@@ -10,6 +10,7 @@ mod gc;
 mod init;
 mod logs;
 mod ls;
+mod mcp;
 mod port;
 mod restart;
 mod rm;
@@ -48,6 +49,7 @@ pub fn dispatch(cli: Cli, printer: &Printer) -> Result<()> {
         CommandKind::Init(args) => init::run(&context, printer, &args),
         CommandKind::Gc(args) => gc::run(&context, printer, &args),
         CommandKind::Shell(args) => exec::run_shell(&context, printer, &args),
+        CommandKind::Mcp => mcp::run(context),
         CommandKind::Supervise { .. } | CommandKind::Completions(_) | CommandKind::Man => Ok(()),
     }
 }
