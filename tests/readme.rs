@@ -3,7 +3,8 @@
 //! Every ```toml block of README.md is named in [`TOML_BLOCKS`] by its first line, with
 //! what the tests do with it; every ```sh and ```console block before "Tour of a stack
 //! with containers" is named in [`SHELL_BLOCKS`]. A block no rule names (a new example)
-//! fails `every_readme_example_has_a_rule`, and so does a rule that names no block.
+//! fails `every_readme_example_has_a_rule`, and so does a rule that names no block. The
+//! `berth mcp` section's ```json and ```markdown blocks are `tests/mcp.rs`'s.
 //!
 //! - The configuration reference's blocks are one project (the README says so): they are
 //!   joined and loaded and validated by the real binary (`berth doctor`'s `project`
@@ -248,10 +249,21 @@ fn every_readme_example_has_a_rule() {
         shell, named,
         "SHELL_BLOCKS follows the README's shell blocks, in order"
     );
-    // Other languages are not examples of berth's configuration or commands.
+    // Other languages are not examples of berth's configuration or commands, but for two
+    // that `tests/mcp.rs` uses: the `.mcp.json` example (```json), from which it starts
+    // `berth mcp`, and the AGENTS.md snippet (```markdown), whose every word in backticks
+    // it checks is a tool or an argument of the server.
     for block in &all {
+        if block.lang == "json" {
+            serde_json::from_str::<serde_json::Value>(&block.body).unwrap_or_else(|error| {
+                panic!(
+                    "README.md:{}: the ```json block does not parse: {error}",
+                    block.line
+                )
+            });
+        }
         assert!(
-            ["toml", "sh", "console"].contains(&block.lang.as_str()),
+            ["toml", "sh", "console", "json", "markdown"].contains(&block.lang.as_str()),
             "README.md:{}: a ```{} block: give it a rule in tests/readme.rs",
             block.line,
             block.lang
