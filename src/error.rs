@@ -8,6 +8,7 @@ use crate::external::{CallKind, ExternalError};
 use crate::input::InputError;
 use crate::ledger::LedgerError;
 use crate::ports::PortError;
+use crate::snapshot::SnapshotError;
 use crate::state::StateError;
 
 /// Exit codes, as documented in the README and SPEC §8.
@@ -38,6 +39,8 @@ pub enum Error {
     Input(#[from] InputError),
     #[error(transparent)]
     External(#[from] ExternalError),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
     #[error("{message}")]
     Usage {
         message: String,
@@ -96,19 +99,16 @@ impl Error {
 
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::Config(_)
-            | Error::Input(_)
-            | Error::Usage { .. }
-            | Error::State(StateError::Planted { .. }) => ExitCode::Usage,
+            Error::Config(_) | Error::Input(_) | Error::Usage { .. } => ExitCode::Usage,
             Error::Port(error) => port_exit_code(error),
             Error::Compose(error) => compose_exit_code(error),
             Error::External(error) => external_exit_code(error),
+            Error::State(error) => state_exit_code(error),
+            Error::Snapshot(error) => snapshot_exit_code(error),
             Error::ServiceFailed { .. } => ExitCode::ServiceFailed,
-            Error::Ledger(_)
-            | Error::State(_)
-            | Error::Failed { .. }
-            | Error::Io(_)
-            | Error::Exited { .. } => ExitCode::Failure,
+            Error::Ledger(_) | Error::Failed { .. } | Error::Io(_) | Error::Exited { .. } => {
+                ExitCode::Failure
+            }
         }
     }
 
@@ -121,6 +121,7 @@ impl Error {
             Error::State(error) => error.hint(),
             Error::Input(error) => error.hint(),
             Error::External(error) => error.hint(),
+            Error::Snapshot(error) => error.hint(),
             Error::Usage { hint, .. }
             | Error::ServiceFailed { hint, .. }
             | Error::Failed { hint, .. } => hint.clone(),
@@ -178,6 +179,33 @@ fn compose_exit_code(error: &ComposeError) -> ExitCode {
         ComposeError::External(error) => external_exit_code(error),
         ComposeError::Command { .. } => ExitCode::ServiceFailed,
         ComposeError::Output { .. } | ComposeError::Write { .. } => ExitCode::Failure,
+    }
+}
+
+/// A file planted where berth keeps its state is the user's to move (2); any other
+/// state error is 1.
+fn state_exit_code(error: &StateError) -> ExitCode {
+    match error {
+        StateError::Planted { .. } => ExitCode::Usage,
+        _ => ExitCode::Failure,
+    }
+}
+
+/// A bad name or a name taken is 2; the engine or a `docker` command of a volume copy
+/// failing is 5; a damaged snapshot, a missing image or a local file that cannot be
+/// written is 1.
+fn snapshot_exit_code(error: &SnapshotError) -> ExitCode {
+    match error {
+        SnapshotError::InvalidName { .. } | SnapshotError::Exists { .. } => ExitCode::Usage,
+        SnapshotError::Engine(_) | SnapshotError::Docker { .. } => ExitCode::DockerUnavailable,
+        SnapshotError::External(error) => external_exit_code(error),
+        SnapshotError::State(error) => state_exit_code(error),
+        SnapshotError::Damaged { .. }
+        | SnapshotError::Checksum { .. }
+        | SnapshotError::Archive { .. }
+        | SnapshotError::ComposeFile { .. }
+        | SnapshotError::NoImage { .. }
+        | SnapshotError::Io(_) => ExitCode::Failure,
     }
 }
 
@@ -252,5 +280,122 @@ mod tests {
         for (error, expected) in cases {
             assert_eq!(error.exit_code(), expected, "{error}");
         }
+    }
+
+    /// An error that is not a timeout: a `docker` command that could not be started.
+    fn spawn_failed(kind: CallKind) -> ExternalError {
+        ExternalError::Spawn {
+            command: "docker cp".to_string(),
+            kind,
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        }
+    }
+
+    fn timed_out(kind: CallKind) -> ExternalError {
+        ExternalError::Timeout {
+            command: "docker cp".to_string(),
+            kind,
+            timeout: std::time::Duration::from_secs(60),
+        }
+    }
+
+    fn unreachable_engine() -> crate::docker::EngineError {
+        crate::docker::EngineError::Unreachable {
+            endpoint: "`unix:///nowhere.sock`".to_string(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        }
+    }
+
+    #[test]
+    fn snapshot_errors_map_to_the_documented_exit_codes() {
+        let path = std::path::PathBuf::from("/snapshots/shop/one/data.tar");
+        let cases = [
+            (
+                SnapshotError::InvalidName {
+                    name: "a/b".to_string(),
+                },
+                ExitCode::Usage,
+            ),
+            (
+                SnapshotError::Exists {
+                    name: "one".to_string(),
+                },
+                ExitCode::Usage,
+            ),
+            (
+                SnapshotError::Docker {
+                    command: "docker cp -a - abc:/".to_string(),
+                    status: "exit status: 1".to_string(),
+                    stderr: "Cannot connect to the Docker daemon".to_string(),
+                },
+                ExitCode::DockerUnavailable,
+            ),
+            (
+                SnapshotError::Engine(unreachable_engine()),
+                ExitCode::DockerUnavailable,
+            ),
+            (
+                SnapshotError::External(timed_out(CallKind::Docker)),
+                ExitCode::DockerUnavailable,
+            ),
+            // The README: a volume copy that misses its deadline is a data copy (1).
+            (
+                SnapshotError::External(timed_out(CallKind::Data)),
+                ExitCode::Failure,
+            ),
+            (
+                SnapshotError::External(spawn_failed(CallKind::Docker)),
+                ExitCode::Failure,
+            ),
+            (
+                SnapshotError::Damaged {
+                    name: "one".to_string(),
+                    path: path.clone(),
+                    source: None,
+                },
+                ExitCode::Failure,
+            ),
+            (
+                SnapshotError::Archive {
+                    path: path.clone(),
+                    source: std::io::Error::from(std::io::ErrorKind::StorageFull),
+                },
+                ExitCode::Failure,
+            ),
+            (
+                SnapshotError::NoImage {
+                    volume: "pgdata".to_string(),
+                    images: vec!["postgres:15".to_string()],
+                },
+                ExitCode::Failure,
+            ),
+            (
+                SnapshotError::State(StateError::Planted {
+                    path: path.clone(),
+                    symlink: false,
+                }),
+                ExitCode::Usage,
+            ),
+            (
+                SnapshotError::Io(std::io::Error::from(std::io::ErrorKind::PermissionDenied)),
+                ExitCode::Failure,
+            ),
+        ];
+        for (error, expected) in cases {
+            let error = Error::from(error);
+            assert_eq!(error.exit_code(), expected, "{error}");
+        }
+    }
+
+    #[test]
+    fn a_cause_is_rendered_on_its_own_line() {
+        let error = Error::from(SnapshotError::Archive {
+            path: "/snapshots/shop/one/data.tar".into(),
+            source: std::io::Error::other("no space left on device"),
+        });
+        assert_eq!(
+            error.render(),
+            "error: cannot archive `/snapshots/shop/one/data.tar`\n  caused by: no space left on device\n"
+        );
     }
 }

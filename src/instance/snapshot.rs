@@ -13,8 +13,8 @@ use super::select::select;
 use crate::context::{Context, Selector};
 use crate::error::{Error, Result};
 use crate::ledger::LedgerEntry;
-use crate::snapshot::store::{self, validate_name};
-use crate::snapshot::{Manifest, Store};
+use crate::snapshot::store::validate_name;
+use crate::snapshot::{Manifest, SnapshotError, Store};
 use crate::state::{FileLock, InstanceFile, InstancePaths};
 
 pub(super) const COPYING: &str = "for a consistent copy";
@@ -38,7 +38,10 @@ pub fn save(context: &Context, options: &SaveOptions, progress: &dyn Progress) -
     let store = Store::new(context.ledger.dir(), &selected.entry.project);
     let _lock = store.lock(context.lock_timeout)?;
     if !force && store.get(name)?.is_some() {
-        return Err(store::exists(name));
+        return Err(SnapshotError::Exists {
+            name: name.to_string(),
+        }
+        .into());
     }
     let staging = store.begin(name)?;
     let manifest = with_stopped(context, &selected.entry, COPYING, progress, |file| {

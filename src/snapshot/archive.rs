@@ -8,7 +8,9 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use crate::error::{Error, Result};
+use super::SnapshotError;
+
+type Result<T, E = SnapshotError> = std::result::Result<T, E>;
 
 /// Packs `paths` (relative to `data`; `""` is the whole directory) into `out`. A path
 /// that does not exist is skipped. Returns the number of entries written.
@@ -148,7 +150,7 @@ fn sweep_dead_staging(parent: &Path) {
 
 /// Removes a file, link or directory tree (a symlink itself, never its target).
 fn remove_any(path: &Path) -> Result<()> {
-    match std::fs::symlink_metadata(path) {
+    match fs_err::symlink_metadata(path) {
         Ok(meta) if meta.is_dir() => fs_err::remove_dir_all(path)?,
         Ok(_) => fs_err::remove_file(path)?,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
@@ -157,11 +159,11 @@ fn remove_any(path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn io_error(path: &Path, error: std::io::Error) -> Error {
-    Error::failed(
-        format!("cannot archive `{}`: {error}", path.display()),
-        None,
-    )
+fn io_error(path: &Path, source: std::io::Error) -> SnapshotError {
+    SnapshotError::Archive {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 #[cfg(test)]

@@ -11,8 +11,10 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use super::SnapshotError;
 use crate::state::{FileLock, create_private_dir, read_versioned, write_json_atomic};
+
+type Result<T, E = SnapshotError> = std::result::Result<T, E>;
 
 pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
 const MANIFEST: &str = "snapshot.json";
@@ -115,13 +117,9 @@ pub fn validate_name(name: &str) -> Result<()> {
     if valid {
         Ok(())
     } else {
-        Err(Error::usage(
-            format!("`{name}` is not a valid snapshot name"),
-            Some(
-                "use letters, digits, `.`, `_` and `-`, starting with a letter or digit (at most 100)"
-                    .to_string(),
-            ),
-        ))
+        Err(SnapshotError::InvalidName {
+            name: name.to_string(),
+        })
     }
 }
 
@@ -162,7 +160,7 @@ impl Store {
 
     /// Every snapshot, oldest first. A damaged manifest is an error naming its file.
     pub fn list(&self) -> Result<Vec<Manifest>> {
-        let entries = match std::fs::read_dir(&self.dir) {
+        let entries = match fs_err::read_dir(&self.dir) {
             Ok(entries) => entries,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(error) => return Err(error.into()),
@@ -204,7 +202,9 @@ impl Store {
         let target = self.path(&staging.name);
         if target.exists() {
             if !replace {
-                return Err(exists(&staging.name));
+                return Err(SnapshotError::Exists {
+                    name: staging.name.clone(),
+                });
             }
             let old = self.dir.join(format!(
                 "{PARTIAL_PREFIX}old-{}-{}",
@@ -257,23 +257,20 @@ impl Store {
     }
 }
 
-/// The error for saving over an existing snapshot.
-pub fn exists(name: &str) -> Error {
-    Error::usage(
-        format!("a snapshot named `{name}` already exists"),
-        Some(format!(
-            "pick another name, `berth snapshot rm {name}` first, or pass --force to replace it"
-        )),
-    )
-}
-
 /// The size and BLAKE3 digest (hex) of a file. BLAKE3 rather than SHA-256: it checks
 /// a large database's snapshot several times faster, and this guards against damage,
 /// not forgery.
 pub fn measure(path: &Path) -> Result<(u64, String)> {
+    digest(path).map_err(|source| SnapshotError::Checksum {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn digest(path: &Path) -> std::io::Result<(u64, String)> {
     let mut hasher = blake3::Hasher::new();
-    hasher.update_reader(fs_err::File::open(path)?)?;
-    let bytes = fs_err::metadata(path)?.len();
+    hasher.update_reader(std::fs::File::open(path)?)?;
+    let bytes = std::fs::metadata(path)?.len();
     Ok((bytes, hasher.finalize().to_hex().to_string()))
 }
 
@@ -287,20 +284,16 @@ pub fn verify(dir: &Path, manifest: &Manifest) -> Result<()> {
         .map(|item| (&item.file, &item.blake3));
     for (file, expected) in data.chain(volumes) {
         let path = dir.join(file);
-        let actual = measure(&path).map(|(_, digest)| digest).ok();
-        if actual.as_ref() != Some(expected) {
-            return Err(Error::failed(
-                format!(
-                    "snapshot `{}` is damaged: `{}` is missing or does not match its checksum",
-                    manifest.name,
-                    path.display()
-                ),
-                Some(format!(
-                    "nothing was changed; `berth snapshot rm {}` removes it",
-                    manifest.name
-                )),
-            ));
-        }
+        let source = match digest(&path) {
+            Ok((_, actual)) if actual == *expected => continue,
+            Ok(_) => None,
+            Err(error) => Some(error),
+        };
+        return Err(SnapshotError::Damaged {
+            name: manifest.name.clone(),
+            path,
+            source,
+        });
     }
     Ok(())
 }

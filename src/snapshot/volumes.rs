@@ -14,10 +14,12 @@ use std::process::Stdio;
 
 use serde_json::Value;
 
-use crate::compose::{ComposeError, LABEL_INSTANCE, LABEL_ROOT, as_map};
+use super::SnapshotError;
+use crate::compose::{LABEL_INSTANCE, LABEL_ROOT, as_map};
 use crate::docker::Endpoint;
-use crate::error::{Error, Result};
 use crate::external::{Call, CallKind, Finished};
+
+type Result<T, E = SnapshotError> = std::result::Result<T, E>;
 
 /// Where the temporary container mounts the volume.
 const MOUNT: &str = "/berth-volume";
@@ -45,12 +47,11 @@ pub struct InstanceVolume {
 /// The instance's own volumes as its per-instance Compose file declares them.
 pub fn instance_volumes(compose_file: &Path, project: &str) -> Result<Vec<InstanceVolume>> {
     let text = fs_err::read_to_string(compose_file)?;
-    let document: Value = serde_saphyr::from_str(&text).map_err(|error| {
-        Error::failed(
-            format!("cannot read `{}`: {error}", compose_file.display()),
-            Some("run `berth up` to write it again".to_string()),
-        )
-    })?;
+    let document: Value =
+        serde_saphyr::from_str(&text).map_err(|source| SnapshotError::ComposeFile {
+            path: compose_file.to_path_buf(),
+            source: Box::new(source),
+        })?;
     Ok(from_document(&document, project))
 }
 
@@ -251,18 +252,9 @@ impl TemporaryContainer {
                 break;
             }
         }
-        let image = image.ok_or_else(|| {
-            Error::failed(
-                format!(
-                    "no image to mount volume `{}` with: none of {} is on this machine",
-                    volume.key,
-                    volume.images.join(", ")
-                ),
-                Some(
-                    "run `berth up` once so Compose builds or loads the service's image"
-                        .to_string(),
-                ),
-            )
+        let image = image.ok_or_else(|| SnapshotError::NoImage {
+            volume: volume.key.clone(),
+            images: volume.images.clone(),
         })?;
         let mount = format!("{}:{MOUNT}", volume.name);
         let instance_label = format!("{LABEL_INSTANCE}={}", owner.instance);
@@ -315,7 +307,7 @@ fn image_exists(image: &str) -> Result<bool> {
 /// `docker ARGS…` against the engine berth uses (and the Compose tool too), as a call of
 /// `kind` named `display` in messages.
 fn docker(args: &[&str], display: &str, kind: CallKind) -> Result<Call> {
-    let endpoint = Endpoint::from_env().map_err(ComposeError::from)?;
+    let endpoint = Endpoint::from_env()?;
     let mut command = endpoint.command("docker");
     command.args(args);
     Ok(Call::new(command, display, kind))
@@ -328,14 +320,16 @@ fn run(call: Call) -> Result<Finished> {
     if finished.status.success() {
         return Ok(finished);
     }
-    Err(Error::failed(
-        format!(
-            "`{display}` failed ({}): {}",
-            finished.status,
-            String::from_utf8_lossy(&finished.stderr).trim()
-        ),
-        Some("check the Docker engine with `docker info`".to_string()),
-    ))
+    Err(failed(display, &finished))
+}
+
+/// The error for a `docker` command that exited unsuccessfully.
+fn failed(command: String, finished: &Finished) -> SnapshotError {
+    SnapshotError::Docker {
+        command,
+        status: finished.status.to_string(),
+        stderr: String::from_utf8_lossy(&finished.stderr).trim().to_string(),
+    }
 }
 
 #[cfg(test)]
