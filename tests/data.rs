@@ -376,6 +376,134 @@ fn compose_postgres_volume_with_compose_v1() {
     }
 }
 
+/// A stand-in for the docker CLI of an engine that dies during a volume copy: every
+/// call goes to the real CLI except those whose first argument is in `DYING_AT`, which
+/// fail as the CLI does when the daemon has gone away. berth's own check of the engine,
+/// before the copy, still passes.
+fn dying_docker(dir: &Path) -> std::path::PathBuf {
+    let real = std::process::Command::new("sh")
+        .args(["-c", "command -v docker"])
+        .output()
+        .expect("find docker");
+    let real = String::from_utf8_lossy(&real.stdout).trim().to_string();
+    let bin = dir.join("dying-docker");
+    std::fs::create_dir_all(&bin).unwrap();
+    let script = format!(
+        "#!/bin/sh\ncase \" $DYING_AT \" in\n  *\" $1 \"*)\n    echo \"Cannot connect to the Docker daemon at $DOCKER_HOST. Is the docker daemon running?\" >&2\n    exit 1;;\nesac\nexec {real} \"$@\"\n"
+    );
+    std::fs::write(bin.join("docker"), script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bin.join("docker"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
+
+/// `berth ARGS…` with extra variables.
+fn berth_with(sandbox: &Sandbox, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut command = sandbox.command(dir, args);
+    command.envs(env.iter().copied());
+    Run::from_output(command.output().expect("run berth"))
+}
+
+/// Docker failing during a snapshot is exit 5 ("Docker or Compose unavailable"), whether
+/// the engine is gone from the start or stops answering during the volume copy; the
+/// failed save lists nothing, the instance runs again, and the snapshot still restores.
+#[test]
+fn a_docker_failure_during_a_snapshot_exits_5() {
+    if !support::docker::available("a_docker_failure_during_a_snapshot_exits_5") {
+        return;
+    }
+    let mut sandbox = Sandbox::new();
+    sandbox.compose = Some(support::docker::compose_tools()[0].to_string());
+    let compose = format!(
+        "services:\n  box:\n    image: {}\n    command: [\"sh\", \"-c\", \"test -f /data/mark || echo first > /data/mark; exec sleep 100000\"]\n    stop_grace_period: 1s\n    volumes: [data:/data]\nvolumes:\n  data:\n",
+        support::docker::IMAGE
+    );
+    let dir = sandbox.project_files("snapfail", &[("compose.yml", &compose)]);
+    sandbox.berth(&dir, &["up"]).success();
+    sandbox
+        .berth(&dir, &["snapshot", "save", "first"])
+        .success();
+    let listed = |sandbox: &Sandbox| -> Vec<String> {
+        let list = sandbox
+            .berth(&dir, &["snapshot", "ls", "--json"])
+            .success()
+            .json();
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|snapshot| snapshot["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    // No engine at all: refused before anything is copied.
+    sandbox.berth(&dir, &["down"]).success();
+    let no_docker = format!("unix://{}/no-docker.sock", sandbox.dir.path().display());
+    let gone = [("DOCKER_HOST", no_docker.as_str())];
+    for args in [
+        &["snapshot", "save", "second"][..],
+        &["snapshot", "restore", "first"][..],
+    ] {
+        let run = berth_with(&sandbox, &dir, args, &gone).code(5);
+        assert!(
+            run.stderr
+                .contains("error: the Docker engine is not available")
+                && run
+                    .stderr
+                    .contains("caused by: the Docker engine is not reachable"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    assert_eq!(listed(&sandbox), ["first"]);
+
+    // The engine stops answering during the copy: at the copy itself (export, then
+    // import), or when asked whether the volume exists (which must not pass for "no").
+    sandbox.berth(&dir, &["up"]).success();
+    let bin = dying_docker(sandbox.dir.path());
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    for (dying_at, args) in [
+        ("cp", &["snapshot", "save", "second"][..]),
+        ("cp", &["snapshot", "restore", "first", "--force"][..]),
+        ("volume", &["snapshot", "save", "second"][..]),
+        ("volume", &["snapshot", "restore", "first", "--force"][..]),
+    ] {
+        let dying = [("PATH", path.as_str()), ("DYING_AT", dying_at)];
+        let run = berth_with(&sandbox, &dir, args, &dying).code(5);
+        assert!(
+            run.stderr.contains(&format!("error: `docker {dying_at} "))
+                && run.stderr.contains("Cannot connect to the Docker daemon")
+                && run
+                    .stderr
+                    .contains("hint: check the Docker engine with `docker info`"),
+            "{dying_at}, {args:?}: {}",
+            run.stderr
+        );
+        let status = sandbox.berth(&dir, &["status", "--json"]).success().json();
+        assert_eq!(status["state"], "running", "started again: {status}");
+        assert_eq!(
+            support::docker::containers_of("snapfail").len(),
+            1,
+            "the copy's temporary container is gone"
+        );
+    }
+    assert_eq!(listed(&sandbox), ["first"], "a failed save lists nothing");
+
+    // The snapshot is intact: restoring it again, with the engine back, completes it.
+    sandbox
+        .berth(&dir, &["snapshot", "restore", "first", "--force"])
+        .success();
+    let mark = support::docker::lines(&[
+        "run",
+        "--rm",
+        "-v",
+        "snapfail_data:/data",
+        support::docker::IMAGE,
+        "cat",
+        "/data/mark",
+    ]);
+    assert_eq!(mark, ["first"]);
+}
+
 /// psql as `user` straight on `port` (not through berth); (success, output).
 fn psql_as(port: u16, user: &str, database: &str, query: &str) -> (bool, String) {
     let output = std::process::Command::new("psql")

@@ -148,14 +148,14 @@ pub fn remove_leftovers(owner: &Owner) -> Result<()> {
     let instance = format!("label={LABEL_INSTANCE}={}", owner.instance);
     let root = format!("label={LABEL_ROOT}={}", owner.root.display());
     let copy = format!("label={LABEL_COPY}=1");
-    let listed = docker(
+    // Checked: an engine that does not answer must not look like one with nothing left.
+    let listed = run(docker(
         &[
             "ps", "-aq", "--filter", &instance, "--filter", &root, "--filter", &copy,
         ],
         "docker ps",
         CallKind::Docker,
-    )?
-    .run()?;
+    )?)?;
     for id in String::from_utf8_lossy(&listed.stdout).split_whitespace() {
         run(docker(
             &["rm", "-f", "-v", id],
@@ -168,11 +168,7 @@ pub fn remove_leftovers(owner: &Owner) -> Result<()> {
 
 /// Whether the engine has a volume of that name.
 pub fn exists(name: &str) -> Result<bool> {
-    let display = format!("docker volume inspect {name}");
-    let finished = docker(&["volume", "inspect", name], &display, CallKind::Docker)?
-        .stdout(Stdio::null())
-        .run()?;
-    Ok(finished.status.success())
+    inspect("volume", name)
 }
 
 /// Streams the content of `volume` (its root directory included) into the tar file `out`.
@@ -297,11 +293,31 @@ impl Drop for TemporaryContainer {
 }
 
 fn image_exists(image: &str) -> Result<bool> {
-    let display = format!("docker image inspect {image}");
-    let finished = docker(&["image", "inspect", image], &display, CallKind::Docker)?
+    inspect("image", image)
+}
+
+/// Whether `docker KIND inspect NAME` finds it. Only a failure that says there is no such
+/// object is `false`: any other (the engine gone since berth checked it, say) is an
+/// error, so a snapshot never skips a volume, and a restore never recreates one, because
+/// the engine did not answer.
+fn inspect(kind: &str, name: &str) -> Result<bool> {
+    let display = format!("docker {kind} inspect {name}");
+    let finished = docker(&[kind, "inspect", name], &display, CallKind::Docker)?
         .stdout(Stdio::null())
         .run()?;
-    Ok(finished.status.success())
+    if finished.status.success() {
+        return Ok(true);
+    }
+    // The docker CLI says `No such volume: NAME` (or `get NAME: no such volume` from a
+    // newer engine), `No such image: NAME` likewise.
+    let missing = format!("no such {kind}");
+    if String::from_utf8_lossy(&finished.stderr)
+        .to_lowercase()
+        .contains(&missing)
+    {
+        return Ok(false);
+    }
+    Err(failed(display, &finished))
 }
 
 /// `docker ARGS…` against the engine berth uses (and the Compose tool too), as a call of
