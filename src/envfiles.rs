@@ -12,11 +12,54 @@ use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
 
-use crate::beneath::Beneath;
-use crate::config::{Config, GENERATED_HEADER, PortBase, Site};
-use crate::error::{Error, Result};
+use crate::beneath::{Beneath, BeneathError};
+use crate::config::{Config, ConfigError, GENERATED_HEADER, PortBase, Site};
+use crate::dotenv::DotenvError;
+use crate::input::InputError;
 use crate::model::{self, Identity};
 use crate::ports::PortPlan;
+
+type Result<T, E = EnvFileError> = std::result::Result<T, E>;
+
+/// Why an env file cannot be written, or a dotenv file a service gets cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvFileError {
+    /// A target that cannot be reached inside the root without following a symlink.
+    #[error(transparent)]
+    Target(BeneathError),
+    #[error("cannot write env file `{}`", path.display())]
+    Write { path: PathBuf, source: BeneathError },
+    #[error("cannot add `{pattern}` to the git exclude file")]
+    GitExclude {
+        pattern: String,
+        source: std::io::Error,
+    },
+    /// `what` says whose file it is: `[project] env_file`, or a service's.
+    #[error("{what}: cannot read it")]
+    Read { what: String, source: InputError },
+    #[error("{what} `{}` is not a valid dotenv file", path.display())]
+    Parse {
+        what: String,
+        path: PathBuf,
+        source: DotenvError,
+    },
+}
+
+impl EnvFileError {
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            EnvFileError::Target(_) => "fix `target` in berth.toml".to_string(),
+            EnvFileError::Write { .. } => {
+                "check that the directory is writable and the disk is not full".to_string()
+            }
+            EnvFileError::GitExclude { .. } => return None,
+            EnvFileError::Read { .. } => {
+                "create the file, or fix `env_file` in berth.toml".to_string()
+            }
+            EnvFileError::Parse { .. } => "fix that line of the file".to_string(),
+        })
+    }
+}
 
 /// One env file as this instance gets it.
 #[derive(Debug, Clone, PartialEq)]
@@ -91,12 +134,13 @@ fn with_header(text: &str, instance: &str, source: &Path) -> String {
 /// Checks that berth may write every file: a plain path inside the root, reached without
 /// a symlink, not a source, the configuration or a Compose file, and missing or written by
 /// berth (its header, and `recorded`: the targets the ledger records at this root).
-/// Returns the paths to record before writing.
+/// Returns the paths to record before writing; a target berth may not write is an error
+/// located in berth.toml.
 pub fn claim(
     config: &Config,
     files: &[RenderedEnvFile],
     recorded: &[PathBuf],
-) -> Result<Vec<PathBuf>> {
+) -> Result<Vec<PathBuf>, ConfigError> {
     let protected = crate::config::protected_files(config);
     let mut claimed = Vec::new();
     for file in files {
@@ -113,25 +157,16 @@ pub fn claim(
 /// symlink) and keeps it out of git. [`claim`] has checked them.
 pub fn write(files: &[RenderedEnvFile], root: &Path) -> Result<()> {
     for file in files {
-        let beneath = Beneath::new(root, &file.target).map_err(|error| {
-            Error::usage(
-                error.to_string(),
-                Some("fix `target` in berth.toml".to_string()),
-            )
-        })?;
-        beneath.write(file.text.as_bytes()).map_err(|error| {
-            Error::failed(
-                format!("cannot write env file: {error}"),
-                Some("check that the directory is writable and the disk is not full".to_string()),
-            )
-        })?;
-        if let Some(pattern) = crate::git::exclude_pattern(&file.target) {
-            crate::git::exclude(root, &pattern).map_err(|error| {
-                Error::failed(
-                    format!("cannot add `{pattern}` to the git exclude file: {error}"),
-                    None,
-                )
+        let beneath = Beneath::new(root, &file.target).map_err(EnvFileError::Target)?;
+        beneath
+            .write(file.text.as_bytes())
+            .map_err(|source| EnvFileError::Write {
+                path: file.target.clone(),
+                source,
             })?;
+        if let Some(pattern) = crate::git::exclude_pattern(&file.target) {
+            crate::git::exclude(root, &pattern)
+                .map_err(|source| EnvFileError::GitExclude { pattern, source })?;
         }
     }
     Ok(())
@@ -226,20 +261,16 @@ fn dotenv_values(
     if let Some(file) = rendered.iter().find(|file| file.target == path) {
         return Ok(file.values.clone());
     }
-    let text = crate::input::read_text(path, crate::input::MAX_TEXT_BYTES).map_err(|error| {
-        Error::usage(
-            format!("{what}: cannot read it: {error}"),
-            Some("create the file, or fix `env_file` in berth.toml".to_string()),
-        )
+    let text = crate::input::read_text(path, crate::input::MAX_TEXT_BYTES).map_err(|source| {
+        EnvFileError::Read {
+            what: what.to_string(),
+            source,
+        }
     })?;
-    let document = crate::dotenv::parse(&text).map_err(|error| {
-        Error::usage(
-            format!(
-                "{what} `{}` is not a valid dotenv file: {error}",
-                path.display()
-            ),
-            Some("fix that line of the file".to_string()),
-        )
+    let document = crate::dotenv::parse(&text).map_err(|source| EnvFileError::Parse {
+        what: what.to_string(),
+        path: path.to_path_buf(),
+        source,
     })?;
     Ok(document
         .keys()

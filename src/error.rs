@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use crate::compose::ComposeError;
 use crate::config::ConfigError;
+use crate::envfiles::EnvFileError;
 use crate::external::{CallKind, ExternalError};
 use crate::input::InputError;
 use crate::ledger::LedgerError;
@@ -41,6 +42,8 @@ pub enum Error {
     External(#[from] ExternalError),
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
+    #[error(transparent)]
+    EnvFile(#[from] EnvFileError),
     #[error("{message}")]
     Usage {
         message: String,
@@ -105,6 +108,7 @@ impl Error {
             Error::External(error) => external_exit_code(error),
             Error::State(error) => state_exit_code(error),
             Error::Snapshot(error) => snapshot_exit_code(error),
+            Error::EnvFile(error) => env_file_exit_code(error),
             Error::ServiceFailed { .. } => ExitCode::ServiceFailed,
             Error::Ledger(_) | Error::Failed { .. } | Error::Io(_) | Error::Exited { .. } => {
                 ExitCode::Failure
@@ -122,6 +126,7 @@ impl Error {
             Error::Input(error) => error.hint(),
             Error::External(error) => error.hint(),
             Error::Snapshot(error) => error.hint(),
+            Error::EnvFile(error) => error.hint(),
             Error::Usage { hint, .. }
             | Error::ServiceFailed { hint, .. }
             | Error::Failed { hint, .. } => hint.clone(),
@@ -206,6 +211,17 @@ fn snapshot_exit_code(error: &SnapshotError) -> ExitCode {
         | SnapshotError::ComposeFile { .. }
         | SnapshotError::NoImage { .. }
         | SnapshotError::Io(_) => ExitCode::Failure,
+    }
+}
+
+/// A target berth may not write or a dotenv file that cannot be read is the
+/// configuration's fault (2); a write that fails is 1.
+fn env_file_exit_code(error: &EnvFileError) -> ExitCode {
+    match error {
+        EnvFileError::Target(_) | EnvFileError::Read { .. } | EnvFileError::Parse { .. } => {
+            ExitCode::Usage
+        }
+        EnvFileError::Write { .. } | EnvFileError::GitExclude { .. } => ExitCode::Failure,
     }
 }
 
@@ -397,5 +413,58 @@ mod tests {
             error.render(),
             "error: cannot archive `/snapshots/shop/one/data.tar`\n  caused by: no space left on device\n"
         );
+    }
+
+    #[test]
+    fn env_file_errors_map_to_the_documented_exit_codes() {
+        let path = std::path::PathBuf::from("/src/shop/.env");
+        let cases = [
+            (
+                EnvFileError::Target(crate::beneath::BeneathError::Symlink { path: path.clone() }),
+                ExitCode::Usage,
+            ),
+            (
+                EnvFileError::Read {
+                    what: "[project] env_file".to_string(),
+                    source: crate::input::InputError::TooLarge {
+                        path: path.clone(),
+                        limit: 4 << 20,
+                    },
+                },
+                ExitCode::Usage,
+            ),
+            (
+                EnvFileError::Parse {
+                    what: "[project] env_file".to_string(),
+                    path: path.clone(),
+                    source: crate::dotenv::DotenvError {
+                        line: 3,
+                        message: "unterminated quote".to_string(),
+                    },
+                },
+                ExitCode::Usage,
+            ),
+            (
+                EnvFileError::Write {
+                    path: path.clone(),
+                    source: crate::beneath::BeneathError::Io {
+                        path: path.clone(),
+                        error: std::io::Error::from(std::io::ErrorKind::StorageFull),
+                    },
+                },
+                ExitCode::Failure,
+            ),
+            (
+                EnvFileError::GitExclude {
+                    pattern: "/.env".to_string(),
+                    source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+                },
+                ExitCode::Failure,
+            ),
+        ];
+        for (error, expected) in cases {
+            let error = Error::from(error);
+            assert_eq!(error.exit_code(), expected, "{error}");
+        }
     }
 }
