@@ -3,18 +3,55 @@
 //! so another instance's are never touched), and its state directory. Each step returns
 //! what it removed, or with `dry_run` what it would remove.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use serde::Serialize;
 
 use crate::cgroup::Cgroup;
-use crate::compose::{ComposeError, LABEL_IMAGE_VOLUME, LABEL_INSTANCE, LABEL_ROOT};
-use crate::docker::Engine;
-use crate::error::Result;
+use crate::compose::{LABEL_IMAGE_VOLUME, LABEL_INSTANCE, LABEL_ROOT};
+use crate::docker::{Engine, EngineError};
 use crate::process::{self, ProcessIdentity};
 use crate::state::InstancePaths;
+
+type Result<T, E = CleanupError> = std::result::Result<T, E>;
+
+/// What could not be removed, and why. The engine's error is boxed: it is large, and
+/// every result carries this enum.
+#[derive(Debug, thiserror::Error)]
+pub enum CleanupError {
+    /// `what`: `containers`, `networks` or `volumes`.
+    #[error("cannot list the {what} of `{instance}` on the Docker engine")]
+    List {
+        what: &'static str,
+        instance: String,
+        source: Box<EngineError>,
+    },
+    /// `what`: `container`, `network` or `volume`.
+    #[error("cannot remove {what} `{name}`")]
+    Remove {
+        what: &'static str,
+        name: String,
+        source: Box<EngineError>,
+    },
+    #[error("cannot remove the state directory `{}`", path.display())]
+    StateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl CleanupError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            CleanupError::List { source, .. } | CleanupError::Remove { source, .. } => {
+                Some(source.hint().to_string())
+            }
+            CleanupError::StateDir { .. } => None,
+        }
+    }
+}
 
 /// One thing removed (or to be removed).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -118,22 +155,25 @@ pub fn engine_objects(
     let root_text = root.display().to_string();
     let labels = [(LABEL_INSTANCE, name), (LABEL_ROOT, root_text.as_str())];
     let mut removed = Vec::new();
-    for container in engine
+    let containers = engine
         .containers(&labels, true)
-        .map_err(ComposeError::from)?
-    {
+        .map_err(list_error("containers", name))?;
+    for container in containers {
         if !dry_run {
             engine
                 .remove_container(&container.id)
-                .map_err(ComposeError::from)?;
+                .map_err(remove_error("container", &container.name))?;
         }
         removed.push(Removal::new(name, "container", container.name));
     }
-    for network in engine.networks(&labels).map_err(ComposeError::from)? {
+    let networks = engine
+        .networks(&labels)
+        .map_err(list_error("networks", name))?;
+    for network in networks {
         if !dry_run {
             engine
                 .remove_network(&network.id)
-                .map_err(ComposeError::from)?;
+                .map_err(remove_error("network", &network.name))?;
         }
         removed.push(Removal::new(name, "network", network.name));
     }
@@ -151,15 +191,36 @@ fn remove_volumes(
     dry_run: bool,
 ) -> Result<Vec<Removal>> {
     let mut removed = Vec::new();
-    for volume in engine.volumes(labels).map_err(ComposeError::from)? {
+    let volumes = engine
+        .volumes(labels)
+        .map_err(list_error("volumes", name))?;
+    for volume in volumes {
         if !dry_run {
             engine
                 .remove_volume(&volume.name)
-                .map_err(ComposeError::from)?;
+                .map_err(remove_error("volume", &volume.name))?;
         }
         removed.push(Removal::new(name, "volume", volume.name));
     }
     Ok(removed)
+}
+
+fn list_error(what: &'static str, instance: &str) -> impl FnOnce(EngineError) -> CleanupError {
+    let instance = instance.to_string();
+    move |source| CleanupError::List {
+        what,
+        instance,
+        source: Box::new(source),
+    }
+}
+
+fn remove_error(what: &'static str, name: &str) -> impl FnOnce(EngineError) -> CleanupError {
+    let name = name.to_string();
+    move |source| CleanupError::Remove {
+        what,
+        name,
+        source: Box::new(source),
+    }
 }
 
 /// The volumes berth named for paths the instance's images declare (never one the user
@@ -186,7 +247,10 @@ pub fn state_dir(name: &str, root: &Path, dry_run: bool) -> Result<Vec<Removal>>
         return Ok(Vec::new());
     }
     if !dry_run {
-        fs_err::remove_dir_all(&dir)?;
+        std::fs::remove_dir_all(&dir).map_err(|source| CleanupError::StateDir {
+            path: dir.clone(),
+            source,
+        })?;
     }
     Ok(vec![Removal::new(name, "state", dir.display().to_string())])
 }

@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use crate::cleanup::CleanupError;
 use crate::compose::ComposeError;
 use crate::config::ConfigError;
 use crate::envfiles::EnvFileError;
@@ -44,6 +45,8 @@ pub enum Error {
     Snapshot(#[from] SnapshotError),
     #[error(transparent)]
     EnvFile(#[from] EnvFileError),
+    #[error(transparent)]
+    Cleanup(#[from] CleanupError),
     #[error("{message}")]
     Usage {
         message: String,
@@ -109,6 +112,7 @@ impl Error {
             Error::State(error) => state_exit_code(error),
             Error::Snapshot(error) => snapshot_exit_code(error),
             Error::EnvFile(error) => env_file_exit_code(error),
+            Error::Cleanup(error) => cleanup_exit_code(error),
             Error::ServiceFailed { .. } => ExitCode::ServiceFailed,
             Error::Ledger(_) | Error::Failed { .. } | Error::Io(_) | Error::Exited { .. } => {
                 ExitCode::Failure
@@ -127,6 +131,7 @@ impl Error {
             Error::External(error) => error.hint(),
             Error::Snapshot(error) => error.hint(),
             Error::EnvFile(error) => error.hint(),
+            Error::Cleanup(error) => error.hint(),
             Error::Usage { hint, .. }
             | Error::ServiceFailed { hint, .. }
             | Error::Failed { hint, .. } => hint.clone(),
@@ -222,6 +227,15 @@ fn env_file_exit_code(error: &EnvFileError) -> ExitCode {
             ExitCode::Usage
         }
         EnvFileError::Write { .. } | EnvFileError::GitExclude { .. } => ExitCode::Failure,
+    }
+}
+
+/// The engine failing to list or remove an instance's objects is 5; a state directory
+/// that cannot be removed is 1.
+fn cleanup_exit_code(error: &CleanupError) -> ExitCode {
+    match error {
+        CleanupError::List { .. } | CleanupError::Remove { .. } => ExitCode::DockerUnavailable,
+        CleanupError::StateDir { .. } => ExitCode::Failure,
     }
 }
 
@@ -457,6 +471,43 @@ mod tests {
             (
                 EnvFileError::GitExclude {
                     pattern: "/.env".to_string(),
+                    source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+                },
+                ExitCode::Failure,
+            ),
+        ];
+        for (error, expected) in cases {
+            let error = Error::from(error);
+            assert_eq!(error.exit_code(), expected, "{error}");
+        }
+    }
+
+    #[test]
+    fn cleanup_errors_map_to_the_documented_exit_codes() {
+        let cases = [
+            (
+                CleanupError::List {
+                    what: "containers",
+                    instance: "shop".to_string(),
+                    source: Box::new(unreachable_engine()),
+                },
+                ExitCode::DockerUnavailable,
+            ),
+            (
+                CleanupError::Remove {
+                    what: "volume",
+                    name: "shop_pgdata".to_string(),
+                    source: Box::new(crate::docker::EngineError::Status {
+                        path: "/volumes/shop_pgdata".to_string(),
+                        status: 409,
+                        message: "volume is in use".to_string(),
+                    }),
+                },
+                ExitCode::DockerUnavailable,
+            ),
+            (
+                CleanupError::StateDir {
+                    path: "/src/shop/.berth/shop".into(),
                     source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
                 },
                 ExitCode::Failure,

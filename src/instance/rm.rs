@@ -79,7 +79,7 @@ pub fn rm(context: &Context, confirm: Confirm, progress: &dyn Progress) -> Resul
     match Engine::from_env() {
         Ok(engine) => match cleanup::engine_objects(&engine, &name, &root, true, false) {
             Ok(objects) => removed.extend(objects),
-            Err(error) if had_compose => return Err(error),
+            Err(error) if had_compose => return Err(error.into()),
             Err(_) => {}
         },
         Err(error) if had_compose => return Err(crate::compose::ComposeError::from(error).into()),

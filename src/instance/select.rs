@@ -157,6 +157,7 @@ pub fn reap_orphaned_locked(
                 crate::docker::Engine::from_env().map_err(crate::compose::ComposeError::from)?;
             crate::cleanup::engine_objects(&engine, &fresh.name, &fresh.root, false, false)
                 .map(drop)
+                .map_err(crate::Error::from)
         });
         progress.note(&format!(
             "the supervisor of `{}` had died; stopped the processes{} it left",
