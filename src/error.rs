@@ -185,7 +185,9 @@ fn compose_exit_code(error: &ComposeError) -> ExitCode {
         ComposeError::Invalid { .. }
         | ComposeError::Port { .. }
         | ComposeError::Unsupported { .. }
-        | ComposeError::Input(_) => ExitCode::Usage,
+        | ComposeError::Input(_)
+        | ComposeError::Config(_) => ExitCode::Usage,
+        ComposeError::State(error) => state_exit_code(error),
         ComposeError::External(error) => external_exit_code(error),
         ComposeError::Command { .. } => ExitCode::ServiceFailed,
         ComposeError::Output { .. } | ComposeError::Write { .. } => ExitCode::Failure,
@@ -306,6 +308,20 @@ mod tests {
                 ExitCode::ServiceFailed,
             ),
             (Error::from(timeout(CallKind::Data)), ExitCode::Failure),
+            // berth.toml loaded with the Compose files: still the configuration's fault.
+            (
+                Error::from(ComposeError::from(ConfigError::NotFound {
+                    dir: "/src/shop".into(),
+                })),
+                ExitCode::Usage,
+            ),
+            (
+                Error::from(ComposeError::State(StateError::Write {
+                    path: "/src/shop/.berth/shop/compose.yml".into(),
+                    source: std::io::Error::from(std::io::ErrorKind::StorageFull),
+                })),
+                ExitCode::Failure,
+            ),
         ];
         for (error, expected) in cases {
             assert_eq!(error.exit_code(), expected, "{error}");

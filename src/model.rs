@@ -533,8 +533,10 @@ env = { DB_PORT = "{{ port.db }}", NAME = "{{ instance.name }}" }
     fn config(text: &str) -> (tempfile::TempDir, Config) {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(CONFIG_FILE_NAME), text).unwrap();
-        let config =
-            crate::config::load(dir.path(), &mut |_, _| panic!("no Compose here")).unwrap();
+        let config = crate::config::load::<crate::config::ConfigError>(dir.path(), &mut |_, _| {
+            panic!("no Compose here")
+        })
+        .unwrap();
         (dir, config)
     }
 
@@ -658,7 +660,10 @@ env = { DB_PORT = "{{ port.db }}", NAME = "{{ instance.name }}" }
         let edited_text = PROJECT.replace("--port {{ port.api }}", "--listen {{ port.api }}");
         std::fs::write(config.root.join(CONFIG_FILE_NAME), edited_text).unwrap();
         let changed =
-            crate::config::load(&config.root, &mut |_, _| panic!("no Compose here")).unwrap();
+            crate::config::load::<crate::config::ConfigError>(&config.root, &mut |_, _| {
+                panic!("no Compose here")
+            })
+            .unwrap();
         let edited = build_with(&changed, &ports, "one", &[]);
         assert_ne!(first.spec_digest, edited.spec_digest);
         assert_eq!(

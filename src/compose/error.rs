@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
+use crate::config::ConfigError;
 use crate::docker::EngineError;
+use crate::state::StateError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ComposeError {
@@ -46,6 +48,19 @@ pub enum ComposeError {
     },
     #[error(transparent)]
     Input(#[from] crate::input::InputError),
+    /// berth.toml, loaded together with the Compose files it resolves
+    /// ([`super::load_project`]). Boxed: it is large, and every result carries this enum.
+    #[error(transparent)]
+    Config(Box<ConfigError>),
+    /// The per-instance Compose file could not be written.
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+impl From<ConfigError> for ComposeError {
+    fn from(error: ConfigError) -> Self {
+        ComposeError::Config(Box::new(error))
+    }
 }
 
 impl ComposeError {
@@ -62,6 +77,8 @@ impl ComposeError {
                 "fix the Compose file; `docker compose config` shows the same error".to_string()
             }
             ComposeError::Input(error) => return error.hint(),
+            ComposeError::Config(error) => return error.hint(),
+            ComposeError::State(error) => return error.hint(),
             ComposeError::External(error) => return error.hint(),
             ComposeError::Port { .. } => {
                 "write the port as HOST:CONTAINER with one host port per container port".to_string()

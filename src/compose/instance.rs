@@ -173,7 +173,7 @@ pub struct InstanceCompose {
 impl InstanceCompose {
     /// Writes the file (mode 0600, atomically) and creates the shared volumes and
     /// networks it expects to exist.
-    pub fn write(&self) -> Result<(), crate::Error> {
+    pub fn write(&self) -> Result<(), ComposeError> {
         crate::state::write_atomic(&self.backend.file, self.yaml.as_bytes())?;
         let root = &self.backend.project_dir;
         for volume in &self.shared_volumes {
@@ -217,9 +217,9 @@ fn ensure_shared(create: &[&str], name: &str, root: &Path) -> Result<(), Compose
 
 /// Loads the project at `root`: berth.toml, and the Compose files resolved by the Compose
 /// tool when it has any (kept for writing the per-instance file after planning).
-pub fn load_project(root: &Path) -> Result<(Config, Option<Resolved>), crate::Error> {
+pub fn load_project(root: &Path) -> Result<(Config, Option<Resolved>), ComposeError> {
     let mut resolved: Option<Resolved> = None;
-    let config = crate::config::load(root, &mut |settings, project| {
+    let config = crate::config::load::<ComposeError>(root, &mut |settings, project| {
         let tool = ComposeTool::detect()?;
         let document = super::resolve(&tool, project, root, &settings.files, &settings.profiles)?;
         let found = Resolved {

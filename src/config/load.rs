@@ -55,12 +55,17 @@ pub fn find_project_root(start: &Path) -> Result<PathBuf, ConfigError> {
 }
 
 /// Resolves the project's Compose files into the services berth plans; called by
-/// [`load`] only when the project has Compose files.
-pub type ComposeResolver<'a> =
-    &'a mut dyn FnMut(&ComposeSettings, &str) -> Result<ComposeCatalog, crate::Error>;
+/// [`load`] only when the project has Compose files. Its error type `E` is the caller's
+/// (the Compose module's), so configuration knows nothing of Compose: [`load`] returns
+/// the same `E`, into which its own [`ConfigError`]s convert.
+pub type ComposeResolver<'a, E> =
+    &'a mut dyn FnMut(&ComposeSettings, &str) -> Result<ComposeCatalog, E>;
 
 /// Reads and validates `<root>/berth.toml` (or works from the Compose file alone).
-pub fn load(root: &Path, resolver: ComposeResolver) -> Result<Config, crate::Error> {
+pub fn load<E: From<ConfigError>>(
+    root: &Path,
+    resolver: ComposeResolver<'_, E>,
+) -> Result<Config, E> {
     let toml_path = root.join(CONFIG_FILE_NAME);
     // Whatever stands there is read as the configuration, so a FIFO or a device is
     // refused by name rather than passed over for a Compose file.
@@ -288,7 +293,11 @@ impl Loader<'_> {
         self.error(start..span.end, error.message.clone())
     }
 
-    fn load(&self, root: &Path, resolver: ComposeResolver) -> Result<Config, crate::Error> {
+    fn load<E: From<ConfigError>>(
+        &self,
+        root: &Path,
+        resolver: ComposeResolver<'_, E>,
+    ) -> Result<Config, E> {
         let raw: RawConfig = toml::from_str(self.text).map_err(|error| self.parse_error(&error))?;
 
         let project = match raw
@@ -1480,7 +1489,7 @@ fn is_env_name(name: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn load_text(text: &str) -> Result<Config, crate::Error> {
+    fn load_text(text: &str) -> Result<Config, ConfigError> {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(CONFIG_FILE_NAME), text).unwrap();
         load(dir.path(), &mut |_, _| panic!("no Compose file here"))
@@ -1785,7 +1794,7 @@ stop_grace = "2s"
         let root = dir.path().join("My Shop");
         std::fs::create_dir(&root).unwrap();
         std::fs::write(root.join(CONFIG_FILE_NAME), "").unwrap();
-        let no_compose: ComposeResolver = &mut |_, _| panic!("no Compose file here");
+        let no_compose: ComposeResolver<ConfigError> = &mut |_, _| panic!("no Compose file here");
         assert_eq!(load(&root, no_compose).unwrap().project, "my-shop");
     }
 }

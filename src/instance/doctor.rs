@@ -162,7 +162,7 @@ pub fn doctor(context: &Context) -> Result<Vec<Check>> {
 fn port_checks(
     context: &Context,
     root: &std::path::Path,
-    loaded: &Result<(crate::config::Config, Option<compose::Resolved>)>,
+    loaded: &Result<(crate::config::Config, Option<compose::Resolved>), compose::ComposeError>,
     ledger: &crate::ledger::LedgerData,
     engine: Option<&Engine>,
     checks: &mut Vec<Check>,
