@@ -8,7 +8,7 @@ use crate::config::find_project_root;
 use crate::env_vars;
 use crate::error::{Error, Result};
 use crate::identity::validate_name;
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, LedgerError};
 
 const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -143,9 +143,11 @@ fn checked_directory(directory: &Path) -> Result<PathBuf> {
 /// `$BERTH_HOME`, else `$XDG_STATE_HOME/berth`, else `~/.local/state/berth`. A relative
 /// `BERTH_HOME` is made absolute once, against the directory berth was started in, so
 /// every `-C` directory (and every process berth starts) means the same ledger.
-pub fn ledger_dir() -> Result<PathBuf> {
+pub fn ledger_dir() -> Result<PathBuf, LedgerError> {
     if let Some(home) = std::env::var_os(env_vars::BERTH_HOME).filter(|value| !value.is_empty()) {
-        return Ok(std::path::absolute(PathBuf::from(home))?);
+        let home = PathBuf::from(home);
+        return std::path::absolute(&home)
+            .map_err(|source| LedgerError::Home { path: home, source });
     }
     // The XDG base directory specification says to ignore a relative path.
     if let Some(state) = std::env::var_os("XDG_STATE_HOME")
@@ -157,9 +159,6 @@ pub fn ledger_dir() -> Result<PathBuf> {
     }
     match std::env::var_os("HOME").filter(|value| !value.is_empty()) {
         Some(home) => Ok(PathBuf::from(home).join(".local/state/berth")),
-        None => Err(Error::usage(
-            "cannot tell where the ledger lives: neither BERTH_HOME, XDG_STATE_HOME nor HOME is set",
-            Some("set BERTH_HOME to a directory".to_string()),
-        )),
+        None => Err(LedgerError::NoHome),
     }
 }

@@ -12,6 +12,7 @@ use crate::ledger::LedgerError;
 use crate::ports::PortError;
 use crate::snapshot::SnapshotError;
 use crate::state::StateError;
+use crate::supervisor::SupervisorError;
 
 /// Exit codes, as documented in the README and SPEC §8.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +48,8 @@ pub enum Error {
     EnvFile(#[from] EnvFileError),
     #[error(transparent)]
     Cleanup(#[from] CleanupError),
+    #[error(transparent)]
+    Supervisor(#[from] SupervisorError),
     #[error("{message}")]
     Usage {
         message: String,
@@ -113,10 +116,10 @@ impl Error {
             Error::Snapshot(error) => snapshot_exit_code(error),
             Error::EnvFile(error) => env_file_exit_code(error),
             Error::Cleanup(error) => cleanup_exit_code(error),
+            Error::Supervisor(error) => supervisor_exit_code(error),
             Error::ServiceFailed { .. } => ExitCode::ServiceFailed,
-            Error::Ledger(_) | Error::Failed { .. } | Error::Io(_) | Error::Exited { .. } => {
-                ExitCode::Failure
-            }
+            Error::Ledger(error) => ledger_exit_code(error),
+            Error::Failed { .. } | Error::Io(_) | Error::Exited { .. } => ExitCode::Failure,
         }
     }
 
@@ -132,6 +135,7 @@ impl Error {
             Error::Snapshot(error) => error.hint(),
             Error::EnvFile(error) => error.hint(),
             Error::Cleanup(error) => error.hint(),
+            Error::Supervisor(error) => error.hint(),
             Error::Usage { hint, .. }
             | Error::ServiceFailed { hint, .. }
             | Error::Failed { hint, .. } => hint.clone(),
@@ -238,6 +242,23 @@ fn cleanup_exit_code(error: &CleanupError) -> ExitCode {
     match error {
         CleanupError::List { .. } | CleanupError::Remove { .. } => ExitCode::DockerUnavailable,
         CleanupError::StateDir { .. } => ExitCode::Failure,
+    }
+}
+
+/// No way to tell where the ledger lives is for the user to set (2); a ledger directory
+/// or file that cannot be used is 1.
+fn ledger_exit_code(error: &LedgerError) -> ExitCode {
+    match error {
+        LedgerError::NoHome => ExitCode::Usage,
+        LedgerError::Home { .. } | LedgerError::State(_) => ExitCode::Failure,
+    }
+}
+
+/// A supervisor that cannot start is 1 (its services' failures are its state, not errors).
+fn supervisor_exit_code(error: &SupervisorError) -> ExitCode {
+    match error {
+        SupervisorError::State(error) => state_exit_code(error),
+        SupervisorError::NoInstanceFile { .. } | SupervisorError::Start { .. } => ExitCode::Failure,
     }
 }
 
@@ -531,6 +552,37 @@ mod tests {
         ];
         for (error, expected) in cases {
             let error = Error::from(error);
+            assert_eq!(error.exit_code(), expected, "{error}");
+        }
+    }
+
+    #[test]
+    fn ledger_and_supervisor_errors_map_to_the_documented_exit_codes() {
+        let denied = || std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let cases = [
+            (Error::from(LedgerError::NoHome), ExitCode::Usage),
+            (
+                Error::from(LedgerError::Home {
+                    path: "berth-home".into(),
+                    source: denied(),
+                }),
+                ExitCode::Failure,
+            ),
+            (
+                Error::from(SupervisorError::NoInstanceFile {
+                    dir: "/src/shop/.berth/shop".into(),
+                }),
+                ExitCode::Failure,
+            ),
+            (
+                Error::from(SupervisorError::Start {
+                    action: "listen on its control socket",
+                    source: denied(),
+                }),
+                ExitCode::Failure,
+            ),
+        ];
+        for (error, expected) in cases {
             assert_eq!(error.exit_code(), expected, "{error}");
         }
     }

@@ -16,6 +16,11 @@ pub enum LedgerError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// Neither `BERTH_HOME`, `XDG_STATE_HOME` nor `HOME` says where the ledger lives.
+    #[error(
+        "cannot tell where the ledger lives: neither BERTH_HOME, XDG_STATE_HOME nor HOME is set"
+    )]
+    NoHome,
     #[error(transparent)]
     State(#[from] StateError),
 }
@@ -27,6 +32,7 @@ impl LedgerError {
                 "set BERTH_HOME to a writable directory, or fix the permissions of this one"
                     .to_string(),
             ),
+            LedgerError::NoHome => Some("set BERTH_HOME to a directory".to_string()),
             LedgerError::State(error) => error.hint(),
         }
     }

@@ -25,7 +25,11 @@ use crate::output::Printer;
 
 pub fn dispatch(cli: Cli, printer: &Printer) -> Result<()> {
     match &cli.command {
-        CommandKind::Supervise { dir } => return crate::supervisor::run(dir),
+        CommandKind::Supervise { dir } => {
+            // It inherits `BERTH_HOME` (made absolute) from the `berth up` that started it.
+            let ledger_dir = crate::context::ledger_dir()?;
+            return Ok(crate::supervisor::run(dir, &ledger_dir)?);
+        }
         CommandKind::Completions(args) => return completions::run(args.shell),
         CommandKind::Man => return completions::man(),
         _ => {}

@@ -3,11 +3,13 @@
 //!
 //! One event loop ([`run`]) runs every process service as a task ([`service`]); the
 //! compose services have one thread ([`compose`]); the log pump and the `instance.json`
-//! writer ([`shared`]) have one each.
+//! writer ([`shared`]) have one each. What stops it from starting is a
+//! [`SupervisorError`].
 
 mod children;
 mod compose;
 mod control;
+mod error;
 mod readiness;
 mod reap;
 mod run;
@@ -16,6 +18,7 @@ mod shared;
 mod unix;
 
 pub use control::{Request, send};
+pub use error::SupervisorError;
 pub use reap::{instance_cgroup, reap_orphans, remove_cgroup, stop_processes};
 pub use run::run;
 pub use unix::spawn_supervisor;

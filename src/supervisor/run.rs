@@ -11,6 +11,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
 
+use super::SupervisorError;
 use super::children;
 use super::compose::{ComposeCommand, ComposeThread};
 use super::control::{self, Reply, Request};
@@ -18,11 +19,17 @@ use super::reap::stop_own_processes;
 use super::service::{Command, ServiceTask};
 use super::shared::Shared;
 use crate::cgroup::Cgroup;
-use crate::error::{Error, Result};
 use crate::graph;
 use crate::logs::LogSink;
 use crate::process::ProcessIdentity;
 use crate::state::{FileLock, InstanceFile, InstancePaths, InstanceState, ServiceState};
+
+type Result<T, E = SupervisorError> = std::result::Result<T, E>;
+
+/// The error for a step of starting up that failed.
+fn start(action: &'static str) -> impl FnOnce(std::io::Error) -> SupervisorError {
+    move |source| SupervisorError::Start { action, source }
+}
 
 /// Longer than any liveness probe holds the supervisor lock.
 const PROBE_WINDOW: Duration = Duration::from_millis(500);
@@ -43,11 +50,11 @@ struct ComposeWorker {
 }
 
 /// Runs the supervisor of the instance whose state directory is `dir`, until it is
-/// asked to stop (control socket, SIGTERM, SIGINT).
-pub fn run(dir: &Path) -> Result<()> {
-    // It inherits `BERTH_HOME` (made absolute) from the `berth up` that started it.
-    crate::state::seal::init(&crate::context::ledger_dir()?);
-    let dir = fs_err::canonicalize(dir)?;
+/// asked to stop (control socket, SIGTERM, SIGINT). `ledger_dir` is where the ledger (and
+/// the key that seals `instance.json`) lives.
+pub fn run(dir: &Path, ledger_dir: &Path) -> Result<()> {
+    crate::state::seal::init(ledger_dir);
+    let dir = fs_err::canonicalize(dir).map_err(start("find its state directory"))?;
     let instance_json = dir.join("instance.json");
     let paths = InstancePaths { dir: dir.clone() };
     // Exactly one supervisor per instance: a second one started by a racing `up` finds
@@ -65,10 +72,7 @@ pub fn run(dir: &Path) -> Result<()> {
     // supervisor (killed since) and this lock found no supervisor and marked the
     // instance stopped; starting its services now would leave them running.
     let Some(file) = InstanceFile::read(&instance_json)? else {
-        return Err(Error::failed(
-            format!("no instance.json in `{}`", dir.display()),
-            None,
-        ));
+        return Err(SupervisorError::NoInstanceFile { dir });
     };
     if file.state != InstanceState::Starting {
         eprintln!(
@@ -77,8 +81,8 @@ pub fn run(dir: &Path) -> Result<()> {
         );
         return Ok(());
     }
-    std::env::set_current_dir(&dir)?;
-    let listener = control::bind()?;
+    std::env::set_current_dir(&dir).map_err(start("enter its state directory"))?;
+    let listener = control::bind().map_err(start("listen on its control socket"))?;
     // Daemons that fork away from a service come back to this process, not to init.
     if let Err(error) = children::become_subreaper() {
         eprintln!("berth supervisor: cannot become a subreaper: {error}");
@@ -88,7 +92,8 @@ pub fn run(dir: &Path) -> Result<()> {
     // One thread runs every service: each is a task on this event loop.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()?;
+        .build()
+        .map_err(start("start its event loop"))?;
     let local = tokio::task::LocalSet::new();
     let result = local.block_on(&runtime, supervise(paths, file, listener, cgroups.as_ref()));
     if let Some(cgroups) = cgroups {
@@ -104,16 +109,18 @@ async fn supervise(
     listener: std::os::unix::net::UnixListener,
     cgroups: Option<&InstanceCgroups>,
 ) -> Result<()> {
-    let listener = UnixListener::from_std(listener)?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut hangup = signal(SignalKind::hangup())?;
+    let listener =
+        UnixListener::from_std(listener).map_err(start("listen on its control socket"))?;
+    let watch = || start("watch for signals");
+    let mut terminate = signal(SignalKind::terminate()).map_err(watch())?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(watch())?;
+    let mut hangup = signal(SignalKind::hangup()).map_err(watch())?;
     // A child exited: maybe an adopted orphan to reap.
-    let mut child_exited = signal(SignalKind::child())?;
+    let mut child_exited = signal(SignalKind::child()).map_err(watch())?;
 
     let token = file.token.clone();
     // Every service's output goes through this sink into its rotating log.
-    let logs = LogSink::start()?;
+    let logs = LogSink::start().map_err(start("start its log sink"))?;
     let shared = Arc::new(Shared::new(file, paths.dir.join("instance.json")));
     shared.update(|file| {
         file.supervisor = ProcessIdentity::current();
@@ -122,7 +129,7 @@ async fn supervise(
             Some(humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string());
     });
     shared.flush();
-    let writer = Shared::start_writer(&shared)?;
+    let writer = Shared::start_writer(&shared).map_err(start("start its state writer"))?;
 
     let snapshot = shared.snapshot();
     let compose = match snapshot.compose.clone() {
@@ -139,7 +146,8 @@ async fn supervise(
             };
             let handle = std::thread::Builder::new()
                 .name("compose".to_string())
-                .spawn(move || thread.run())?;
+                .spawn(move || thread.run())
+                .map_err(start("start its compose thread"))?;
             Some(ComposeWorker {
                 commands: sender,
                 handle,
