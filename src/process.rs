@@ -16,6 +16,8 @@ use procfs::net::{TcpNetEntries, TcpNetEntry, TcpState};
 use procfs::{FromRead, FromReadSI};
 use serde::{Deserialize, Serialize};
 
+use crate::pidfd::{OpenError, Pidfd};
+
 /// Whether any process has this PID now (whatever it runs): for files named after the
 /// PID of their writer, a writer that is gone left them behind.
 pub fn exists(pid: u32) -> bool {
@@ -59,12 +61,21 @@ impl ProcessIdentity {
         killpg(Pid::from_raw(self.pid as i32), signal).is_ok()
     }
 
-    /// Signals this process alone, only if it is still the same process.
+    /// Signals this process alone, only if it is still the same process. Returns false
+    /// when the identity no longer matches (nothing was signalled).
+    ///
+    /// The PID is pinned with a pidfd before its start time is checked, and the signal
+    /// goes through the pidfd: a PID reused after the check cannot receive it. Only a
+    /// kernel without pidfds falls back to checking and then calling kill(2).
     pub fn signal(&self, signal: Signal) -> bool {
-        if !self.is_alive() {
-            return false;
+        match Pidfd::open(self.pid) {
+            Ok(pidfd) => self.is_alive() && pidfd.send_signal(signal).is_ok(),
+            Err(OpenError::Unsupported) => {
+                self.is_alive() && kill(Pid::from_raw(self.pid as i32), signal).is_ok()
+            }
+            // No such process (or a thread's ID): nothing to signal.
+            Err(OpenError::Failed(_)) => false,
         }
-        kill(Pid::from_raw(self.pid as i32), signal).is_ok()
     }
 }
 
@@ -300,6 +311,44 @@ mod tests {
             ..me
         };
         assert!(!reused.is_alive());
+    }
+
+    /// A child that sleeps until signalled, with its identity.
+    fn sleeper() -> (std::process::Child, ProcessIdentity) {
+        let child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let identity = ProcessIdentity::of(child.id()).expect("the child is in /proc");
+        (child, identity)
+    }
+
+    #[test]
+    fn signals_a_live_child_through_its_identity() {
+        use std::os::unix::process::ExitStatusExt;
+        let (mut child, identity) = sleeper();
+        assert!(identity.signal(Signal::SIGTERM));
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGTERM));
+        assert!(
+            !identity.signal(Signal::SIGTERM),
+            "a reaped child is signalled no more"
+        );
+    }
+
+    #[test]
+    fn a_start_time_that_does_not_match_signals_nothing() {
+        let (mut child, identity) = sleeper();
+        let reused = ProcessIdentity {
+            start_time: identity.start_time + 1,
+            ..identity
+        };
+        assert!(!reused.signal(Signal::SIGKILL));
+        // The child got nothing: it still sleeps until its real identity stops it.
+        assert!(child.try_wait().unwrap().is_none());
+        assert!(identity.is_alive());
+        assert!(identity.signal(Signal::SIGKILL));
+        child.wait().unwrap();
     }
 
     #[test]
