@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use procfs::FromRead;
+use procfs::process::MountInfos;
 
 /// The directory under the cgroup v2 mount that holds every instance's cgroup.
 const BERTH_DIR: &str = "berth";
@@ -43,8 +45,7 @@ fn mount() -> Option<&'static Mount> {
             if disabled() {
                 return None;
             }
-            let text = fs::read_to_string("/proc/self/mountinfo").ok()?;
-            find_mount(&text)
+            find_mount(MountInfos::from_file("/proc/self/mountinfo").ok()?)
         })
         .as_ref()
 }
@@ -55,22 +56,18 @@ pub fn disabled() -> bool {
 }
 
 /// The first `cgroup2` entry of a mountinfo table.
-fn find_mount(mountinfo: &str) -> Option<Mount> {
-    mountinfo.lines().find_map(|line| {
-        // Fields: ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL…] - FSTYPE SOURCE SUPER
-        let (before, after) = line.split_once(" - ")?;
-        if after.split_ascii_whitespace().next()? != "cgroup2" {
-            return None;
-        }
-        let fields: Vec<&str> = before.split_ascii_whitespace().collect();
-        Some(Mount {
-            root: unescape(fields.get(3)?),
-            dir: PathBuf::from(unescape(fields.get(4)?)),
-        })
+fn find_mount(mountinfo: MountInfos) -> Option<Mount> {
+    let entry = mountinfo
+        .into_iter()
+        .find(|entry| entry.fs_type == "cgroup2")?;
+    Some(Mount {
+        root: unescape(&entry.root),
+        dir: PathBuf::from(unescape(entry.mount_point.to_str()?)),
     })
 }
 
-/// mountinfo escapes space, tab, newline and backslash as octal (`\040`).
+/// mountinfo escapes space, tab, newline and backslash as octal (`\040`); procfs leaves
+/// the root and the mount point as the kernel wrote them.
 fn unescape(field: &str) -> String {
     let bytes = field.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -263,12 +260,16 @@ fn remove_tree(dir: &Path) {
     let _ = fs::remove_dir(dir);
 }
 
-/// The cgroup v2 path of a process (`0::/…` in `/proc/PID/cgroup`).
+/// The cgroup v2 path of a process (`0::/…` in `/proc/PID/cgroup`). Read straight from
+/// the path, as `crate::process` reads a process's files, since `contains` asks this
+/// for every process it is given.
 pub fn cgroup_of(pid: u32) -> Option<String> {
-    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    text.lines()
-        .find_map(|line| line.strip_prefix("0::"))
-        .map(str::to_string)
+    let groups = procfs::ProcessCGroups::from_file(format!("/proc/{pid}/cgroup")).ok()?;
+    groups
+        .0
+        .into_iter()
+        .find(|group| group.hierarchy == 0)
+        .map(|group| group.pathname)
 }
 
 #[cfg(test)]
@@ -280,12 +281,13 @@ mod tests {
         let table = "\
 30 25 0:26 / /sys/fs/cgroup rw,nosuid - tmpfs tmpfs rw,mode=755
 31 30 0:27 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu
-40 30 0:35 / /sys/fs/cgroup/unified rw,nosuid shared:9 - cgroup2 cgroup2 rw
+40 30 0:35 / /sys/fs/cgroup/uni\\040fied rw,nosuid shared:9 - cgroup2 cgroup2 rw
 ";
-        let mount = find_mount(table).unwrap();
-        assert_eq!(mount.dir, PathBuf::from("/sys/fs/cgroup/unified"));
+        let parse = |table: &str| MountInfos::from_read(table.as_bytes()).unwrap();
+        let mount = find_mount(parse(table)).unwrap();
+        assert_eq!(mount.dir, PathBuf::from("/sys/fs/cgroup/uni fied"));
         assert_eq!(mount.root, "/");
-        assert!(find_mount("31 30 0:27 / /x rw - cgroup cgroup rw,cpu\n").is_none());
+        assert!(find_mount(parse("31 30 0:27 / /x rw - cgroup cgroup rw,cpu\n")).is_none());
     }
 
     #[test]

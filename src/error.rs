@@ -143,12 +143,20 @@ impl Error {
         }
     }
 
-    /// Renders `error: …`, the chain of causes, extra detail lines, then `hint: …`.
-    pub fn render(&self) -> String {
+    /// Renders `error: …`, the chain of causes, extra detail lines, then `hint: …`. A
+    /// configuration error with a place shows its line, with colour when `colour`.
+    pub fn render(&self, colour: bool) -> String {
         if let Error::Exited { .. } = self {
             return String::new();
         }
-        let mut out = format!("error: {self}\n");
+        let located = match self {
+            Error::Config(error) => error.report(colour),
+            _ => None,
+        };
+        let mut out = match located {
+            Some(report) => format!("{report}\n"),
+            None => format!("error: {self}\n"),
+        };
         let mut source = std::error::Error::source(self);
         // Transparent variants forward `source` to the inner error, whose message is
         // already the headline, so skip causes that repeat the headline verbatim.
@@ -461,7 +469,7 @@ mod tests {
             source: std::io::Error::other("no space left on device"),
         });
         assert_eq!(
-            error.render(),
+            error.render(false),
             "error: cannot archive `/snapshots/shop/one/data.tar`\n  caused by: no space left on device\n"
         );
     }

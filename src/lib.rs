@@ -42,6 +42,8 @@
 //! call, bounded output, a process group that dies with berth. [`logs`] writes every
 //! service's output through one pump thread of the supervisor into size-capped, rotated
 //! files; `rm` and `gc` remove what instances leave with [`cleanup`].
+//! A PID is trusted only together with its start time ([`process`]), and a process is
+//! signalled through a [`pidfd`], so a PID the kernel has reused never gets berth's signal.
 
 pub mod beneath;
 pub mod cgroup;
@@ -69,6 +71,7 @@ pub mod mcp;
 pub mod membership;
 pub mod model;
 pub mod output;
+pub mod pidfd;
 pub mod ports;
 pub mod probe;
 pub mod process;

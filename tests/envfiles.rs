@@ -230,7 +230,7 @@ fn a_target_is_never_a_source_the_config_a_compose_file_or_a_users_file() {
         }
         let before = std::fs::read(root.join(kept)).unwrap();
         let run = sandbox.berth(&root, &["up"]).code(2);
-        assert!(run.stderr.contains(expected), "{entry}\n{}", run.stderr);
+        assert!(run.shows_config_error(expected), "{entry}\n{}", run.stderr);
         assert!(run.stderr.contains("\nhint: "), "{}", run.stderr);
         assert_eq!(std::fs::read(root.join(kept)).unwrap(), before, "{kept}");
         // A refused up reserves nothing (the ledger may not even exist yet).
@@ -290,7 +290,7 @@ fn targets_are_reached_without_following_symlinks() {
     std::os::unix::fs::symlink(&elsewhere, root.join("config")).unwrap();
     let run = sandbox.berth(&root, &["up"]).code(2);
     assert!(
-        run.stderr.contains(
+        run.shows_config_error(
             "berth.toml:7:10: env file target `config/.env.local` is under the symlink `config`"
         ),
         "{}",

@@ -42,7 +42,11 @@ fn malformed_and_hostile_configs_are_located_errors_with_exit_2() {
     for (index, (config, expected)) in cases.iter().enumerate() {
         let root = sandbox.project(&format!("bad{index}"), config);
         let run = sandbox.berth(&root, &["up"]).code(2);
-        assert!(run.stderr.contains(expected), "{config:?}\n{}", run.stderr);
+        assert!(
+            run.shows_config_error(expected),
+            "{config:?}\n{}",
+            run.stderr
+        );
         assert!(
             run.stderr.starts_with("error: ") && run.stderr.contains("\nhint: "),
             "{}",

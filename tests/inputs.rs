@@ -69,8 +69,7 @@ fn fifos_devices_and_huge_files_are_refused_by_name_never_read() {
     mkfifo(&root.join(".env"));
     let run = berth_within(&sandbox, &root, &["up"], limit).code(2);
     assert!(
-        run.stderr
-            .contains("berth.toml:6:10: cannot read env file: `")
+        run.shows_config_error("berth.toml:6:10: cannot read env file: `")
             && run
                 .stderr
                 .contains("/fifo-env/.env` is a FIFO, not a regular file"),
@@ -259,7 +258,7 @@ fn configuration_errors_are_located_and_in_plain_words() {
         std::fs::write(root.join("berth.toml"), config).unwrap();
         let run = sandbox.berth(&root, &["up"]).code(2);
         let shown = String::from_utf8_lossy(config);
-        assert!(run.stderr.contains(expected), "{shown}\n{}", run.stderr);
+        assert!(run.shows_config_error(expected), "{shown}\n{}", run.stderr);
         assert!(
             run.stderr.starts_with("error: ") && run.stderr.contains("\nhint: "),
             "{}",

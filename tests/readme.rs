@@ -11,6 +11,9 @@
 //!   check, which runs the whole loader and the Compose tool's `config`). They name what
 //!   a real project would hold (`cwd = "api"`, `env_file = ".env"`, a Compose web): the
 //!   test writes those few files beside them, and nothing else.
+//! - The configuration error example (a ```console block after the reference's blocks)
+//!   is what berth prints, byte for byte, for the berth.toml it shows, in a project
+//!   directory shown as `/home/me/app`.
 //! - The PostgreSQL recipe is complete: it is brought up for real, queried and brought
 //!   down, alone and as a shared server with the per-instance block.
 //! - The shell examples run in a sandbox laid out like the repository (`examples/shop`
@@ -329,6 +332,36 @@ fn the_postgresql_recipe_runs_as_written() {
         "{databases}"
     );
     sandbox.berth(&shared, &["down"]).success();
+}
+
+/// The configuration error the README shows: `cat berth.toml`, then `berth up` and what
+/// it prints on stderr, run as written with the project's directory shown as the README's.
+#[test]
+fn the_configuration_error_example_is_what_berth_prints() {
+    let [example] = blocks(README)
+        .into_iter()
+        .filter(|block| block.lang == "console" && block.body.contains("\n$ berth up\nerror: "))
+        .collect::<Vec<_>>()
+        .try_into()
+        .unwrap_or_else(|blocks: Vec<Block>| {
+            panic!("one configuration error example, found {}", blocks.len())
+        });
+    let (config, expected) = example
+        .body
+        .strip_prefix("$ cat berth.toml\n")
+        .and_then(|body| body.split_once("$ berth up\n"))
+        .expect("the example shows berth.toml, then `berth up`");
+    let sandbox = Sandbox::new();
+    let root = sandbox.project("app", config);
+    let run = sandbox.berth(&root, &["up"]).code(2);
+    let shown = run
+        .stderr
+        .replace(&root.display().to_string(), "/home/me/app");
+    assert_eq!(
+        shown, expected,
+        "README.md:{}: the example is not what berth prints",
+        example.line
+    );
 }
 
 /// Every block of the configuration reference, taken from README.md as written, makes one

@@ -107,14 +107,18 @@ fn not_utf8(path: &Path, error: &std::string::FromUtf8Error) -> ConfigError {
         .iter()
         .position(|byte| *byte == b'\n')
         .map_or(bytes.len(), |end| line_start + end);
+    let source_line = String::from_utf8_lossy(&bytes[line_start..line_end]);
+    let source_line = source_line.strip_suffix('\r').unwrap_or(&source_line);
+    // The line is valid UTF-8 up to the bad byte, so the replacement character that
+    // stands for that byte starts at the same offset.
+    let at = (offset - line_start).min(source_line.len());
+    let width = source_line[at..].chars().next().map_or(0, char::len_utf8);
     Site {
         path: path.to_path_buf(),
         line,
         column,
-        snippet: String::from_utf8_lossy(&bytes[line_start..line_end])
-            .chars()
-            .take(120)
-            .collect(),
+        source_line: source_line.to_string(),
+        span: at..at + width,
     }
     .error(
         "this byte is not valid UTF-8: berth.toml must be UTF-8 text",
@@ -141,36 +145,28 @@ impl Loader<'_> {
         self.site(span).error(message, None)
     }
 
-    /// Where `span` starts: line, column and the text there.
+    /// Where `span` starts: line and column, the line itself, and the part of `span`
+    /// that lies on that line.
     fn site(&self, span: Range<usize>) -> Site {
         let start = self.char_boundary(span.start);
         let before = &self.text[..start];
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map_or(0, |index| index + 1);
         let column = self.text[line_start..start].chars().count() + 1;
-        let end = self
-            .char_boundary(span.end.clamp(start, self.text.len()))
-            .max(start);
-        let mut snippet: String = self.text[start..end]
-            .lines()
-            .next()
-            .unwrap_or("")
-            .to_string();
-        if snippet.is_empty() {
-            snippet = self.text[line_start..]
-                .lines()
-                .next()
-                .unwrap_or("")
-                .to_string();
+        let mut line_end = self.text[start..]
+            .find('\n')
+            .map_or(self.text.len(), |end| start + end);
+        // A CRLF line ends before its `\r`.
+        if line_end > start && self.text[..line_end].ends_with('\r') {
+            line_end -= 1;
         }
-        if snippet.chars().count() > 120 {
-            snippet = snippet.chars().take(117).collect::<String>() + "...";
-        }
+        let end = self.char_boundary(span.end).clamp(start, line_end);
         Site {
             path: self.path.to_path_buf(),
             line,
             column,
-            snippet,
+            source_line: self.text[line_start..line_end].to_string(),
+            span: start - line_start..end - line_start,
         }
     }
 
@@ -1497,6 +1493,63 @@ mod tests {
 
     fn error_of(text: &str) -> String {
         load_text(text).unwrap_err().to_string()
+    }
+
+    /// The located error loading `bytes` gives: its one-line message and its plain
+    /// report, the temp directory left out of both.
+    fn located(bytes: &[u8]) -> (String, String) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CONFIG_FILE_NAME), bytes).unwrap();
+        let error = load(dir.path(), &mut |_, _| panic!("no Compose file here")).unwrap_err();
+        let crate::Error::Config(error) = error else {
+            panic!("not a configuration error: {error}");
+        };
+        let prefix = format!("{}/", dir.path().display());
+        let report = error.report(false).expect("a located error has a report");
+        (
+            error.to_string().replace(&prefix, ""),
+            report.replace(&prefix, ""),
+        )
+    }
+
+    #[test]
+    fn a_located_error_shows_its_line_with_the_offending_text_underlined() {
+        let (message, report) = located(b"[services.a]\ncommand = \"x\"\nport = [1]\n");
+        let expected = "berth.toml:3:8: `port` must be a port number (1024 to 65535) or \"auto\"";
+        assert_eq!(message, expected);
+        assert_eq!(
+            report,
+            "\
+error: `port` must be a port number (1024 to 65535) or \"auto\"
+ --> berth.toml:3:8
+  |
+3 | port = [1]
+  |        ^^^"
+        );
+    }
+
+    #[test]
+    fn a_crlf_line_and_a_byte_that_is_not_utf8_are_shown_as_text() {
+        let (_, report) = located(b"[services.a]\r\ncommand = \"x {{ port.ghost }}\"\r\n");
+        assert_eq!(
+            report,
+            "\
+error: unknown service `ghost` in a template
+ --> berth.toml:2:14
+  |
+2 | command = \"x {{ port.ghost }}\"
+  |              ^^^^^^^^^^^^^^^^^"
+        );
+        let (message, report) = located(b"[services.a]\ncommand = \"caf\xe9\"\n");
+        assert!(message.starts_with("berth.toml:2:15: "), "{message}");
+        assert!(
+            report.ends_with(
+                "\
+2 | command = \"caf\u{FFFD}\"
+  |               ^"
+            ),
+            "{report}"
+        );
     }
 
     #[test]

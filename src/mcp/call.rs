@@ -36,7 +36,7 @@ where
     }
     match finished {
         Ok((Ok(value), lines)) => success(&value, &text(&value), &lines),
-        Ok((Err(error), lines)) => failure(&error.render(), &lines),
+        Ok((Err(error), lines)) => failure(&error.render(false), &lines),
         // A panic in the operation: this call fails, the server goes on.
         Err(error) => failure(
             &format!("error: the operation stopped unexpectedly: {error}\n"),

@@ -37,6 +37,11 @@ impl Printer {
         self.json
     }
 
+    /// Whether stderr is a terminal that takes colour (`NO_COLOR` unset or empty).
+    pub fn colour(&self) -> bool {
+        self.colour
+    }
+
     /// Prints `value` as JSON when asked, else the text `render` draws from it.
     pub fn data<T: Serialize>(
         &self,

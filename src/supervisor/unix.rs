@@ -2,7 +2,7 @@
 //! exits, signalling groups.
 
 use std::fs::OpenOptions;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -20,6 +20,7 @@ use std::os::fd::AsRawFd;
 use super::children;
 use crate::cgroup::Cgroup;
 use crate::env_vars;
+use crate::pidfd::Pidfd;
 use crate::state::{InstancePaths, ProcessSpec};
 
 fn open_log(path: &Path) -> std::io::Result<std::fs::File> {
@@ -169,7 +170,7 @@ fn supervised(command: &mut Command, log: std::fs::File, token: &str) -> std::io
 /// it looks every [`WATCH_FALLBACK_TICK`] instead.
 pub struct ProcessWatch {
     pid: u32,
-    fd: Option<AsyncFd<OwnedFd>>,
+    fd: Option<AsyncFd<Pidfd>>,
 }
 
 /// How often a [`ProcessWatch`] without a pidfd looks at its process.
@@ -180,18 +181,11 @@ impl ProcessWatch {
     /// for), so that the PID cannot name another process. Must be called inside the
     /// supervisor's runtime.
     pub fn new(pid: u32) -> Self {
-        // SAFETY: pidfd_open takes a PID and flags and returns a new descriptor or -1.
-        let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-        let fd = (raw >= 0)
-            .then(|| {
-                // SAFETY: the descriptor was just returned by the kernel and is owned here;
-                // an `OwnedFd` stays open and keeps its number until the `AsyncFd` drops it.
-                unsafe {
-                    let owned = OwnedFd::from_raw_fd(raw as i32);
-                    AsyncFd::register_with_interest(owned, Interest::READABLE).ok()
-                }
-            })
-            .flatten();
+        let fd = Pidfd::open(pid).ok().and_then(|pidfd| {
+            // SAFETY: a `Pidfd` owns its descriptor: it stays open and keeps its number
+            // until the `AsyncFd` drops it.
+            unsafe { AsyncFd::register_with_interest(pidfd, Interest::READABLE).ok() }
+        });
         ProcessWatch { pid, fd }
     }
 

@@ -73,6 +73,29 @@ impl Run {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|error| panic!("bad JSON ({error}):\n{}", self.stdout))
     }
+
+    /// Whether stderr shows the configuration error `expected`, written in the error's
+    /// one-line form `berth.toml:LINE:COLUMN: MESSAGE` (either part may be cut short), as
+    /// berth draws it for people: `error: MESSAGE`, then `--> …/berth.toml:LINE:COLUMN`,
+    /// then the offending line with a caret under the offending text. An `expected`
+    /// without a place is looked for as it is.
+    pub fn shows_config_error(&self, expected: &str) -> bool {
+        let Some(rest) = expected.strip_prefix("berth.toml:") else {
+            return self.stderr.contains(expected);
+        };
+        let (numbers, message) = rest.split_once(": ").unwrap_or((rest, ""));
+        let place = format!("/berth.toml:{numbers}");
+        let arrow = self
+            .stderr
+            .lines()
+            .find_map(|line| line.trim_start().strip_prefix("--> "));
+        self.stderr.contains(&format!("error: {message}"))
+            && arrow.is_some_and(|path| path.contains(&place))
+            && self
+                .stderr
+                .lines()
+                .any(|line| line.trim_end().ends_with('^'))
+    }
 }
 
 /// A scratch area: a BERTH_HOME and any number of project directories under one temp dir.
