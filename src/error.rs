@@ -149,8 +149,10 @@ impl Error {
         if let Error::Exited { .. } = self {
             return String::new();
         }
+        // A configuration error reaches here directly or through the Compose loader.
         let located = match self {
             Error::Config(error) => error.report(colour),
+            Error::Compose(ComposeError::Config(error)) => error.report(colour),
             _ => None,
         };
         let mut out = match located {
