@@ -1,8 +1,8 @@
 //! The operations: one function per thing berth does to instances (up, down, restart,
 //! status, list, snapshots, …). Each takes a [`Context`](crate::context::Context), an
-//! options struct where it needs one and a [`Progress`] sink;
-//! none prints; each returns the serde structs that tables and `--json` render. Commands
-//! and long-running callers (an MCP server, a router) call them alike.
+//! options struct where it needs one and a [`Progress`] sink; none prints; each returns
+//! the serde structs that tables and `--json` render. Commands and long-running callers
+//! (the MCP server, a router) call them alike.
 
 pub mod address;
 mod copy;

@@ -1,5 +1,5 @@
 //! What an operation reports while it runs: notes, warnings and long waits. Operations
-//! never print; a command hands them its [`super::Printer`], a long-running caller (an
+//! never print; a command hands them its [`crate::output::Printer`], a long-running caller (an
 //! MCP server, say) its own sink.
 
 /// Where an operation's progress goes.
