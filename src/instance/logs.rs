@@ -43,8 +43,6 @@ struct Chosen {
 
 /// The logs, read up to their ends, ready to follow what is appended next.
 pub struct Follower {
-    /// The instance the lines are of.
-    pub instance: String,
     /// The sink failed (stdout closed): there is nothing more to send.
     pub closed: bool,
     logs: Vec<Chosen>,
@@ -124,7 +122,7 @@ impl LogStream {
     /// where they end, to follow from there.
     pub fn tail(self, sink: &mut LineSink, progress: &dyn Progress) -> Result<Follower> {
         let LogStream {
-            instance,
+            instance: _,
             logs,
             scope,
             count,
@@ -138,7 +136,6 @@ impl LogStream {
                 // stdout closed (piped into `head`): nothing more to do.
                 Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {
                     return Ok(Follower {
-                        instance,
                         closed: true,
                         logs,
                         cursors,
@@ -153,7 +150,6 @@ impl LogStream {
             progress.note(&note);
         }
         Ok(Follower {
-            instance,
             closed: false,
             logs,
             cursors,
@@ -190,7 +186,6 @@ pub fn at_end(file: &InstanceFile) -> Follower {
         .map(|log| LogCursor::at_end(&log.path))
         .collect();
     Follower {
-        instance: file.name.clone(),
         closed: false,
         logs,
         cursors,
