@@ -36,34 +36,70 @@ pub fn start_supervisor(paths: &InstancePaths) -> Result<()> {
 /// if it does not answer, kills it (PID and start time checked). Then stops any process
 /// left and records the instance as stopped. The caller holds the operation lock.
 pub fn stop(paths: &InstancePaths) -> Result<Option<InstanceFile>> {
-    let Some(file) = InstanceFile::read(&paths.instance_json())? else {
+    let Some(mut file) = InstanceFile::read(&paths.instance_json())? else {
         return Ok(None);
     };
-    if file.supervisor_alive() {
-        // One already stopping was asked before (by a command that may have died since):
-        // wait for it as for one asked now.
-        let asked = file.state == InstanceState::Stopping
-            || supervisor::send(&paths.dir, &Request::Stop).is_ok();
-        let grace: u64 = file
-            .services
-            .values()
-            .map(|record| record.stop_grace_ms())
-            .sum();
-        let deadline = Instant::now() + Duration::from_millis(grace) + Duration::from_secs(10);
-        while file.supervisor_alive() && asked && Instant::now() < deadline {
-            std::thread::sleep(POLL);
-        }
-        if file.supervisor_alive() {
-            kill_supervisor(file.supervisor, &paths.dir);
+    // A supervisor spawned by an `up` killed a moment ago may take its lock only after
+    // this found none, having read the state while it still said starting: it would
+    // start the services after the sweep below. So once `Stopped` is written, a lock
+    // still held means such a supervisor: stop it too, a bounded number of times.
+    for _ in 0..RACING_SUPERVISORS {
+        stop_supervisor(paths, &file);
+        file = InstanceFile::read(&paths.instance_json())?.unwrap_or(file);
+        supervisor::stop_processes(&file);
+        supervisor::remove_cgroup(&file);
+        remove_containers(&file, false)?;
+        file.mark_stopped(InstanceState::Stopped);
+        file.write(&paths.instance_json())?;
+        if !file.supervisor_alive() {
+            break;
         }
     }
-    let mut file = InstanceFile::read(&paths.instance_json())?.unwrap_or(file);
-    supervisor::stop_processes(&file);
-    supervisor::remove_cgroup(&file);
-    remove_containers(&file, false)?;
-    file.mark_stopped(InstanceState::Stopped);
-    file.write(&paths.instance_json())?;
     Ok(Some(file))
+}
+
+/// How many times `stop` goes after a supervisor that keeps appearing: one per `up`
+/// that could have spawned one, and only a killed `up` leaves one behind.
+const RACING_SUPERVISORS: usize = 3;
+
+/// Asks the supervisor, if one runs, to stop everything and waits for it to exit;
+/// kills it if it does not answer.
+fn stop_supervisor(paths: &InstancePaths, file: &InstanceFile) {
+    if !file.supervisor_alive() {
+        return;
+    }
+    // One already stopping was asked before (by a command that may have died since):
+    // wait for it as for one asked now. One that has just taken its lock binds its
+    // control socket a moment later: keep asking for a while.
+    let ask_until = Instant::now() + Duration::from_secs(2);
+    let asked = loop {
+        if file.state == InstanceState::Stopping
+            || supervisor::send(&paths.dir, &Request::Stop).is_ok()
+        {
+            break true;
+        }
+        if !file.supervisor_alive() || Instant::now() >= ask_until {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let grace: u64 = file
+        .services
+        .values()
+        .map(|record| record.stop_grace_ms())
+        .sum();
+    let deadline = Instant::now() + Duration::from_millis(grace) + Duration::from_secs(10);
+    while file.supervisor_alive() && asked && Instant::now() < deadline {
+        std::thread::sleep(POLL);
+    }
+    if file.supervisor_alive() {
+        // Its identity as it recorded it, if it got that far.
+        let recorded = InstanceFile::read(&paths.instance_json())
+            .ok()
+            .flatten()
+            .and_then(|file| file.supervisor);
+        kill_supervisor(recorded.or(file.supervisor), &paths.dir);
+    }
 }
 
 /// Removes what is left of the instance on the Docker engine (its supervisor normally
