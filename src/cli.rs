@@ -43,6 +43,11 @@ pub enum CommandKind {
     /// Write a commented berth.toml from what the directory holds: Compose files, a
     /// Procfile, .env files. Never overwrites one.
     Init(InitArgs),
+    /// Create a git worktree beside the main one on a new branch NAME, copy and link the
+    /// files `[worktree]` lists, run its setup, and bring its instance NAME up.
+    New(NewArgs),
+    /// Plan and lease ports, write the env files and `compose.yml`; start nothing.
+    Prepare(PrepareArgs),
     /// Plan ports, start every service, wait until ready, print services, ports and URLs.
     Up(UpArgs),
     /// Stop everything of this instance; keep data and port leases unless asked.
@@ -121,7 +126,39 @@ pub struct UpArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The instance's name, and the new branch's unless --branch is given.
+    pub name: String,
+    /// Check out this branch instead: an existing one, or a new one from HEAD.
+    #[arg(long, value_name = "BRANCH")]
+    pub branch: Option<String>,
+    /// Seed the instance with the data of an instance or snapshot of the project, or
+    /// load a database dump FILE (pg_dump's plain or custom format).
+    #[arg(long, value_name = "INSTANCE|SNAPSHOT|FILE")]
+    pub from: Option<String>,
+    /// Make the worktree, and do not start the instance.
+    #[arg(long, conflicts_with = "from")]
+    pub no_up: bool,
+    /// Seconds to wait for every service to be ready.
+    #[arg(long, default_value_t = 120, value_name = "SECONDS")]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct PrepareArgs {
+    /// Use exactly this port offset.
+    #[arg(long, value_name = "N", conflicts_with = "strict_ports", value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_OFFSET)))]
+    pub port_offset: Option<u32>,
+    /// Fail instead of moving to another offset when a base port is taken.
+    #[arg(long)]
+    pub strict_ports: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct DownArgs {
+    /// Every instance of this project.
+    #[arg(long)]
+    pub all: bool,
     /// Also delete volumes (Compose services; no effect on process services).
     #[arg(long)]
     pub volumes: bool,
@@ -185,6 +222,9 @@ pub struct LogsArgs {
     /// Only the lines of each service's current run: those since it last started.
     #[arg(long)]
     pub since_start: bool,
+    /// Every instance of this project, each line prefixed with `instance/service`.
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, Args)]
@@ -206,6 +246,16 @@ pub struct RmArgs {
     /// Do not ask for confirmation (berth asks only when stdin is a terminal).
     #[arg(short, long)]
     pub yes: bool,
+    /// Also remove the git worktree the instance runs in (`git worktree remove`); its
+    /// branch stays. Refused while it has uncommitted changes, unless --force.
+    #[arg(long, conflicts_with = "all")]
+    pub worktree: bool,
+    /// With --worktree: remove it even with uncommitted changes or untracked files.
+    #[arg(long, requires = "worktree")]
+    pub force: bool,
+    /// Every instance of this project.
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, Args)]
@@ -270,8 +320,11 @@ pub struct DbArgs {
 #[derive(Debug, Subcommand)]
 pub enum DbCommand {
     /// Write the database to FILE (pg_dump's custom format; plain SQL when FILE ends in
-    /// `.sql`), or as plain SQL to stdout. The file appears only once complete.
+    /// `.sql`), as plain SQL to stdout with `-`, or without FILE into the dump store
+    /// (`berth db dumps`), which outlives the instance. A file appears only once complete.
     Dump { file: Option<PathBuf> },
+    /// List the project's stored dumps, newest first.
+    Dumps,
     /// Load a dump made by `db dump` (either format) into the database, replacing the
     /// objects it holds, in one transaction.
     Restore { file: PathBuf },

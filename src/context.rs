@@ -100,6 +100,17 @@ impl Context {
         })
     }
 
+    /// The context of the instance `name` at `root`, with this context's ledger and lock
+    /// timeout: what one instance of an `--all` operation runs in.
+    pub fn for_instance(&self, name: &str, root: &Path) -> Self {
+        Context {
+            cwd: root.to_path_buf(),
+            ledger: self.ledger.clone(),
+            selector: Selector::Name(name.to_string()),
+            lock_timeout: self.lock_timeout,
+        }
+    }
+
     pub fn project_root(&self) -> Result<PathBuf> {
         Ok(find_project_root(&self.cwd)?)
     }

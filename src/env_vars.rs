@@ -51,6 +51,12 @@ pub const BERTH_DATA_TIMEOUT_MS: &str = "BERTH_DATA_TIMEOUT_MS";
 /// Read: how long a `per_instance` `create` or `drop` command may take, in milliseconds
 /// (default 120000).
 pub const BERTH_PER_INSTANCE_TIMEOUT_MS: &str = "BERTH_PER_INSTANCE_TIMEOUT_MS";
+/// Read: how long one git call of `berth new` or `rm --worktree` (`git worktree add`,
+/// `remove`, `status`) may take, in milliseconds (default 600000).
+pub const BERTH_GIT_TIMEOUT_MS: &str = "BERTH_GIT_TIMEOUT_MS";
+/// Read: how long one `[worktree] setup` command may take, in milliseconds (default
+/// 1800000).
+pub const BERTH_SETUP_TIMEOUT_MS: &str = "BERTH_SETUP_TIMEOUT_MS";
 
 /// The variable carrying a service's port: `BERTH_PORT_API`, `BERTH_PORT_API_ADMIN`.
 pub fn port_variable(service: &str, port_name: Option<&str>) -> String {

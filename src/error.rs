@@ -275,14 +275,14 @@ fn supervisor_exit_code(error: &SupervisorError) -> ExitCode {
 /// As the README documents: a Compose file that makes `config` spin or flood is a
 /// configuration error (2); the engine or the Compose tool not answering is 5; a
 /// `per_instance` command that hangs fails the instance's start (4); anything else,
-/// a data copy included, is 1.
+/// a data copy, git and a worktree's setup included, is 1.
 fn external_exit_code(error: &ExternalError) -> ExitCode {
     match (error, error.kind()) {
         (ExternalError::Spawn { .. }, _) => ExitCode::Failure,
         (_, CallKind::ComposeConfig) => ExitCode::Usage,
         (_, CallKind::Compose | CallKind::Docker) => ExitCode::DockerUnavailable,
         (_, CallKind::PerInstance) => ExitCode::ServiceFailed,
-        (_, CallKind::Data) => ExitCode::Failure,
+        (_, CallKind::Data | CallKind::Git | CallKind::Setup) => ExitCode::Failure,
     }
 }
 

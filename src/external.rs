@@ -59,6 +59,11 @@ pub enum CallKind {
     /// A service's `per_instance` `create` or `drop` (`CREATE DATABASE`, say): seconds
     /// normally; 2 minutes covers a busy server.
     PerInstance,
+    /// `git worktree add` (checks out every file: long for a large repository), `git
+    /// worktree remove`, `git status`: 10 minutes.
+    Git,
+    /// A `[worktree] setup` command (`npm ci`, `bundle install`): 30 minutes.
+    Setup,
 }
 
 impl CallKind {
@@ -70,6 +75,8 @@ impl CallKind {
             CallKind::Docker => env_vars::BERTH_DOCKER_TIMEOUT_MS,
             CallKind::Data => env_vars::BERTH_DATA_TIMEOUT_MS,
             CallKind::PerInstance => env_vars::BERTH_PER_INSTANCE_TIMEOUT_MS,
+            CallKind::Git => env_vars::BERTH_GIT_TIMEOUT_MS,
+            CallKind::Setup => env_vars::BERTH_SETUP_TIMEOUT_MS,
         }
     }
 
@@ -80,6 +87,8 @@ impl CallKind {
             CallKind::Docker => 60,
             CallKind::Data => 3600,
             CallKind::PerInstance => 120,
+            CallKind::Git => 600,
+            CallKind::Setup => 1800,
         })
     }
 
@@ -110,6 +119,8 @@ impl CallKind {
             CallKind::PerInstance => {
                 "check the command in berth.toml and that the shared service answers"
             }
+            CallKind::Git => "check that `git status` answers in the repository",
+            CallKind::Setup => "check the `[worktree] setup` command in berth.toml",
         }
     }
 }

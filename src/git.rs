@@ -23,8 +23,13 @@ fn git_dirs(root: &Path) -> Option<(PathBuf, PathBuf)> {
     } else {
         dot_git.parent()?.join(target)
     };
+    // Canonical, so that every worktree of a repository names one common directory
+    // (`commondir` says `../..`).
     let common = match read(&target.join("commondir")) {
-        Some(common) => target.join(common.trim()),
+        Some(common) => {
+            let common = target.join(common.trim());
+            std::fs::canonicalize(&common).unwrap_or(common)
+        }
         None => target.clone(),
     };
     Some((target, common))
@@ -36,6 +41,23 @@ fn git_dirs(root: &Path) -> Option<(PathBuf, PathBuf)> {
 pub fn exclude_file(root: &Path) -> Option<PathBuf> {
     let (_, common) = git_dirs(root)?;
     Some(common.join("info").join("exclude"))
+}
+
+/// Whether `root` is inside a linked worktree (made by `git worktree add`), not the main
+/// work tree or outside git.
+pub fn is_linked_worktree(root: &Path) -> bool {
+    git_dirs(root).is_some_and(|(own, common)| own != common)
+}
+
+/// The main work tree of the repository holding `root`: the directory above its common
+/// git directory. `None` outside git and for a bare repository.
+pub fn main_worktree(root: &Path) -> Option<PathBuf> {
+    let (_, common) = git_dirs(root)?;
+    let common = std::fs::canonicalize(common).ok()?;
+    if common.file_name()? != ".git" {
+        return None;
+    }
+    common.parent().map(Path::to_path_buf)
 }
 
 /// For a directory inside a linked worktree, the same directory in the repository's main
@@ -231,9 +253,13 @@ mod tests {
             format!("gitdir: {}\n", worktree_git.display()),
         )
         .unwrap();
+        // One path for every worktree of the repository, so that `rm` of one knows
+        // whether another still needs the lines berth added.
+        let main_exclude = exclude_file(&dir.path().join("main")).unwrap();
+        assert_eq!(main_exclude, common.join("info/exclude"));
         assert_eq!(
             exclude_file(&tree).unwrap(),
-            worktree_git.join("../..").join("info/exclude")
+            common.canonicalize().unwrap().join("info/exclude")
         );
         assert!(exclude_file(Path::new("/")).is_none() || Path::new("/.git").exists());
     }

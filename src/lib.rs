@@ -78,6 +78,7 @@ pub mod process;
 pub mod snapshot;
 pub mod state;
 pub mod supervisor;
+pub mod worktree;
 
 pub use error::{Error, ExitCode, Result};
 

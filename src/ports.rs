@@ -60,6 +60,9 @@ pub enum OffsetChoice {
     Strict,
     /// Exactly this offset (`--port-offset`, `--instance N`, or the instance's lease).
     Exact(u32),
+    /// `[ports] strategy = "hash"`: the slot this hash of the instance's name picks (never
+    /// the base ports, which are the main work tree's), else the next free one.
+    Hashed(u64),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,33 +222,79 @@ fn choose_offset(
             Some((port, service, holder)) => Err(taken(port, service, holder, 0)),
         },
         OffsetChoice::Smallest => {
-            let highest = requests
-                .iter()
-                .filter_map(|request| match request.base {
-                    PortBase::Fixed(base) => Some(u32::from(base)),
-                    PortBase::Auto => None,
-                })
-                .max();
-            let Some(highest) = highest else {
+            let Some(highest) = highest_fixed(requests) else {
                 return Ok(0);
             };
-            let mut last = None;
-            let mut offset = 0;
-            while highest + offset <= 65535 {
-                match first_conflict(requests, offset, probe)? {
-                    None => return Ok(offset),
-                    Some(conflict) => last = Some(conflict),
-                }
-                offset += settings.stride;
-            }
-            let (port, _, holder) = last.unwrap_or((0, String::new(), Holder::Unknown));
-            Err(PortError::Exhausted {
-                stride: settings.stride,
-                port,
-                holder,
-            })
+            let slots = (0..).take_while(|slot| highest + slot * settings.stride <= 65535);
+            first_free_slot(requests, settings.stride, slots, probe)
+        }
+        OffsetChoice::Hashed(hash) => {
+            let Some(first) = hashed_offset(requests, settings.stride, hash) else {
+                return Ok(0);
+            };
+            let count = hash_slot_count(requests, settings.stride);
+            let first = first / settings.stride;
+            // From the hashed slot up, then round from slot 1: every slot but the base.
+            let slots = (0..count).map(|step| 1 + (first - 1 + step) % count);
+            first_free_slot(requests, settings.stride, slots, probe)
         }
     }
+}
+
+/// The highest fixed base port, if any port is fixed.
+fn highest_fixed(requests: &[PortRequest]) -> Option<u32> {
+    requests
+        .iter()
+        .filter_map(|request| match request.base {
+            PortBase::Fixed(base) => Some(u32::from(base)),
+            PortBase::Auto => None,
+        })
+        .max()
+}
+
+/// How many slots past the base ports fit under 65535.
+fn hash_slot_count(requests: &[PortRequest], stride: u32) -> u32 {
+    highest_fixed(requests).map_or(0, |highest| (65535 - highest) / stride)
+}
+
+/// The offset `hash` picks under `[ports] strategy = "hash"`: slot 1 + hash mod the
+/// slots past the base ports. `None` when no port is fixed, or none fits past the base.
+pub fn hashed_offset(requests: &[PortRequest], stride: u32, hash: u64) -> Option<u32> {
+    let count = hash_slot_count(requests, stride);
+    (count > 0).then(|| (1 + (hash % u64::from(count)) as u32) * stride)
+}
+
+/// The same on every machine: the first eight bytes of the SHA-256 of the name.
+pub fn name_hash(name: &str) -> u64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(name.as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(bytes)
+}
+
+/// The offset of the first of `slots` (multiples of `stride`) where every fixed port
+/// is free.
+fn first_free_slot(
+    requests: &[PortRequest],
+    stride: u32,
+    slots: impl Iterator<Item = u32>,
+    probe: &dyn PortProbe,
+) -> Result<u32, PortError> {
+    let mut last = None;
+    for slot in slots {
+        let offset = slot * stride;
+        match first_conflict(requests, offset, probe)? {
+            None => return Ok(offset),
+            Some(conflict) => last = Some(conflict),
+        }
+    }
+    let (port, _, holder) = last.unwrap_or((0, String::new(), Holder::Unknown));
+    Err(PortError::Exhausted {
+        stride,
+        port,
+        holder,
+    })
 }
 
 fn auto_port(
@@ -349,6 +398,42 @@ mod tests {
         let plan = run(&requests, OffsetChoice::Smallest, &[5432]).unwrap();
         assert_eq!(plan.get("api", "default"), Some(3100));
         assert_eq!(plan.get("db", "default"), Some(5532));
+    }
+
+    #[test]
+    fn a_hashed_offset_skips_the_base_and_moves_past_taken_slots() {
+        // 3000 and 5432 at stride 100: 601 slots past the base (5432 + 601 × 100 ≤ 65535).
+        let requests = [fixed("api", 3000), fixed("db", 5432)];
+        assert_eq!(hashed_offset(&requests, 100, 0), Some(100));
+        assert_eq!(hashed_offset(&requests, 100, 600), Some(60100));
+        assert_eq!(hashed_offset(&requests, 100, 601), Some(100));
+        let hash = name_hash("feature-auth");
+        let first = hashed_offset(&requests, 100, hash).unwrap();
+        assert_eq!(
+            name_hash("feature-auth"),
+            hash,
+            "the same name, the same hash"
+        );
+        assert_ne!(name_hash("feature-billing"), hash);
+        let plan = run(&requests, OffsetChoice::Hashed(hash), &[]).unwrap();
+        assert_eq!(plan.offset, first);
+        // Its slot taken: the next one, never the base ports.
+        let taken = [3000 + first as u16];
+        let plan = run(&requests, OffsetChoice::Hashed(hash), &taken).unwrap();
+        assert_eq!(plan.offset, if first == 60100 { 100 } else { first + 100 });
+        let last = run(&requests, OffsetChoice::Hashed(600), &[63100]).unwrap();
+        assert_eq!(
+            last.offset, 100,
+            "past the last slot it goes round to slot 1"
+        );
+        // Auto ports only: nothing to offset.
+        assert_eq!(hashed_offset(&[auto("api")], 100, hash), None);
+        assert_eq!(
+            run(&[auto("api")], OffsetChoice::Hashed(hash), &[])
+                .unwrap()
+                .offset,
+            0
+        );
     }
 
     #[test]

@@ -124,8 +124,25 @@ fn process_postgres_snapshot_restore_clone_and_dump() {
             "1"
         );
     }
-    let stdout_dump = sandbox.berth(&main, &["db", "dump"]).success().stdout;
+    let stdout_dump = sandbox.berth(&main, &["db", "dump", "-"]).success().stdout;
     assert!(stdout_dump.contains("COPY public.orders"), "{stdout_dump}");
+    // Without FILE the dump goes into the project's store, which outlives the instance.
+    let stored = sandbox.berth(&main, &["db", "dump"]).success();
+    assert!(
+        stored.stderr.contains("dumped the database of `db` to")
+            && stored.stderr.contains("dumps/pgshop/main-db-"),
+        "{}",
+        stored.stderr
+    );
+    let store = sandbox
+        .berth(&main, &["db", "dumps", "--json"])
+        .success()
+        .json();
+    assert_eq!(store.as_array().map(Vec::len), Some(1), "{store}");
+    let stored_name = store[0]["name"].as_str().unwrap().to_string();
+    assert!(stored_name.starts_with("main-db-") && stored_name.ends_with(".dump"));
+    let stored_file = std::path::PathBuf::from(store[0]["file"].as_str().unwrap());
+    assert!(std::fs::read(&stored_file).unwrap().starts_with(b"PGDMP"));
     let bad = dumps.join("bad.sql");
     std::fs::write(&bad, "insert into orders values (9);\nthis is not sql;\n").unwrap();
     sandbox
@@ -168,8 +185,19 @@ fn process_postgres_snapshot_restore_clone_and_dump() {
     // --from seeds only a new instance.
     sandbox.berth(&clone, &["up", "--from", "main"]).code(2);
 
-    // Snapshots outlive their instance: rm main, then restore its snapshot elsewhere.
+    // Snapshots and stored dumps outlive their instance: rm main, then restore its
+    // snapshot elsewhere.
     sandbox.berth(&main, &["rm", "--yes"]).success();
+    let table = sandbox.berth(&clone, &["db", "dumps"]).success().stdout;
+    assert!(table.contains(&stored_name), "{table}");
+    sandbox
+        .berth(&clone, &["db", "restore", stored_file.to_str().unwrap()])
+        .success();
+    assert_eq!(
+        sql(&sandbox, &clone, "feature", "select count(*) from orders"),
+        "1",
+        "the stored dump holds main's one order"
+    );
     let listed = sandbox
         .berth(&clone, &["snapshot", "ls", "--json"])
         .success()

@@ -25,6 +25,7 @@ const PORT: u16 = 11000;
 const SLOW_PORT: u16 = 11010;
 const TOOLS: &[&str] = &[
     "list_instances",
+    "new",
     "up",
     "down",
     "restart",
@@ -195,7 +196,10 @@ fn an_mcp_client_brings_a_stack_up_reads_it_back_and_brings_it_down() {
     names.sort_unstable();
     let mut expected = TOOLS.to_vec();
     expected.sort_unstable();
-    assert_eq!(names, expected, "the tools of issue 17, and no others");
+    assert_eq!(
+        names, expected,
+        "the tools of issues 15 and 17, and no others"
+    );
     for (name, tool) in tools {
         assert!(
             tool["description"]
@@ -207,7 +211,18 @@ fn an_mcp_client_brings_a_stack_up_reads_it_back_and_brings_it_down() {
             tool["has_output_schema"], true,
             "{name} has an output schema"
         );
-        if name != "list_instances" {
+        if name == "new" {
+            // A new worktree's instance: its directory and name, both required.
+            for input in ["path", "name"] {
+                assert!(
+                    tool["required"]
+                        .as_array()
+                        .expect("required")
+                        .contains(&json!(input)),
+                    "new requires `{input}`: {tool}"
+                );
+            }
+        } else if name != "list_instances" {
             for input in ["path", "name", "instance"] {
                 assert!(
                     tool["inputs"]

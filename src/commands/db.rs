@@ -4,14 +4,19 @@ use crate::cli::{DbArgs, DbCommand};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::instance::db::{self, DbReport};
-use crate::output::Printer;
+use crate::output::{Printer, views};
 
 pub fn run(context: &Context, printer: &Printer, args: &DbArgs) -> Result<()> {
     let service = args.service.as_deref();
     // A relative FILE is relative to `-C DIR`, as if berth had started there.
     let report = match &args.command {
-        DbCommand::Dump { file: None } => {
+        DbCommand::Dump { file: Some(path) } if path.as_os_str() == "-" => {
             return Error::exited(db::dump_to_stdout(context, service, printer)?);
+        }
+        DbCommand::Dump { file: None } => db::dump_to_store(context, service, printer)?,
+        DbCommand::Dumps => {
+            let dumps = db::dumps(context, printer)?;
+            return Ok(printer.data(&dumps, |dumps| views::dumps(dumps))?);
         }
         DbCommand::Shell { args } => {
             let mut command = db::shell_command(context, service, printer)?;

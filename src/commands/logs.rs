@@ -1,4 +1,5 @@
-//! `berth logs`: service logs prefixed with the service name; `-f` follows them.
+//! `berth logs`: service logs prefixed with the service name (and the instance's with
+//! `--all`); `-f` follows them.
 
 use std::sync::atomic::AtomicBool;
 
@@ -14,16 +15,19 @@ pub fn run(context: &Context, printer: &Printer, args: &LogsArgs) -> Result<()> 
         lines: args.lines,
         since_start: args.since_start,
     };
-    let stream = logs::logs(context, &options, printer)?;
-    let instance = stream.instance.clone();
+    let stream = match args.all {
+        true => logs::logs_all(context, &options, printer)?,
+        false => logs::logs(context, &options, printer)?,
+    };
     let format = LineFormat {
         json: printer.json(),
-        instance: &instance,
-        width: stream.width(),
+        with_instance: args.all,
+        width: stream.width(args.all),
     };
     let mut stdout = std::io::stdout();
-    let mut sink =
-        |service: &str, line: &[u8], seen| format.write(&mut stdout, service, line, seen);
+    let mut sink = |instance: &str, service: &str, line: &[u8], seen| {
+        format.write(&mut stdout, instance, service, line, seen)
+    };
     let follower = stream.tail(&mut sink, printer)?;
     if args.follow && !follower.closed {
         follower.follow(&AtomicBool::new(false), &mut sink)?;

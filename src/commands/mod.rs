@@ -11,7 +11,9 @@ mod init;
 mod logs;
 mod ls;
 mod mcp;
+mod new;
 mod port;
+mod prepare;
 mod restart;
 mod rm;
 mod snapshot;
@@ -36,6 +38,8 @@ pub fn dispatch(cli: Cli, printer: &Printer) -> Result<()> {
     }
     let context = Context::from_args(&cli.global)?;
     match cli.command {
+        CommandKind::New(args) => new::run(&context, printer, &args),
+        CommandKind::Prepare(args) => prepare::run(&context, printer, &args),
         CommandKind::Up(args) => up::run(&context, printer, &args),
         CommandKind::Down(args) => down::run(&context, printer, &args),
         CommandKind::Restart(args) => restart::run(&context, printer, &args),

@@ -37,13 +37,18 @@ pub fn run(context: &Context, printer: &Printer, args: &UpArgs) -> Result<()> {
     let width = file.services.keys().map(String::len).max().unwrap_or(0);
     let format = LineFormat {
         json: printer.json(),
-        instance: &file.name,
+        with_instance: false,
         width,
     };
     let mut stdout = std::io::stdout();
-    instance::logs::attach(context, file, &stop, &mut |service, line, seen| {
-        format.write(&mut stdout, service, line, seen)
-    })?;
+    instance::logs::attach(
+        context,
+        file,
+        &stop,
+        &mut |instance, service, line, seen| {
+            format.write(&mut stdout, instance, service, line, seen)
+        },
+    )?;
     printer.result(&format!("stopped `{}`", file.name));
     Ok(())
 }

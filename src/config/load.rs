@@ -11,8 +11,9 @@ use toml::Spanned;
 use super::ConfigError;
 use super::error::Site;
 use super::model::{
-    ComposeCatalog, ComposeConfig, ComposeSettings, Config, DEFAULT_PORT_NAME, DatabaseConfig,
-    DatabaseKind, EnvFileConfig, PerInstanceConfig, PortBase, ReadyConfig, ServiceConfig,
+    ComposeCatalog, ComposeConfig, ComposeSettings, Config, DEFAULT_PORT_NAME,
+    DEFAULT_WORKTREE_DIR, DatabaseConfig, DatabaseKind, EnvFileConfig, PerInstanceConfig, PortBase,
+    PortStrategy, ReadyConfig, ServiceConfig, WorktreeConfig,
 };
 use super::policy::{HttpStatus, LogLimits, RestartPolicy};
 use super::raw::{
@@ -316,7 +317,12 @@ impl Loader<'_> {
                 value.clone()
             }
             None => {
-                let directory = root
+                // Every worktree of a repository is the same project (its snapshots, its
+                // indexes): a linked worktree is named after the main work tree's twin.
+                let twin = crate::git::main_worktree_twin(root);
+                let directory = twin
+                    .as_deref()
+                    .unwrap_or(root)
                     .file_name()
                     .map(|name| name.to_string_lossy())
                     .unwrap_or_default();
@@ -329,7 +335,8 @@ impl Loader<'_> {
             }
         };
 
-        let (stride, auto_range) = self.ports_section(&raw)?;
+        let (stride, auto_range, port_strategy) = self.ports_section(&raw)?;
+        let worktree = self.worktree_section(&raw)?;
         let logs = self.logs_section(&raw)?;
         let compose = match self.compose_settings(&raw, root)? {
             Some(settings) => {
@@ -355,6 +362,8 @@ impl Loader<'_> {
             root: root.to_path_buf(),
             project,
             stride,
+            port_strategy,
+            worktree,
             auto_range,
             logs,
             services,
@@ -607,9 +616,12 @@ impl Loader<'_> {
         Ok(catalog)
     }
 
-    fn ports_section(&self, raw: &RawConfig) -> Result<(u32, (u16, u16)), ConfigError> {
+    fn ports_section(
+        &self,
+        raw: &RawConfig,
+    ) -> Result<(u32, (u16, u16), PortStrategy), ConfigError> {
         let Some(ports) = &raw.ports else {
-            return Ok((DEFAULT_STRIDE, DEFAULT_AUTO_RANGE));
+            return Ok((DEFAULT_STRIDE, DEFAULT_AUTO_RANGE, PortStrategy::default()));
         };
         let stride = match &ports.get_ref().stride {
             Some(stride) if (1..=10000).contains(stride.get_ref()) => *stride.get_ref() as u32,
@@ -632,7 +644,76 @@ impl Loader<'_> {
             },
             None => DEFAULT_AUTO_RANGE,
         };
-        Ok((stride, range))
+        let strategy = match &ports.get_ref().strategy {
+            None => PortStrategy::default(),
+            Some(strategy) => match strategy.get_ref().as_str() {
+                "offset" => PortStrategy::Offset,
+                "hash" => PortStrategy::Hash,
+                other => {
+                    return Err(self.error(
+                        strategy.span(),
+                        format!("`strategy` must be \"offset\" or \"hash\", not \"{other}\""),
+                    ));
+                }
+            },
+        };
+        Ok((stride, range, strategy))
+    }
+
+    /// `[worktree]`: `dir` (a template of `{main_parent}`, `{main_dir}`, `{name}`),
+    /// `copy` and `link` (relative paths or globs inside the work tree), `setup`.
+    fn worktree_section(&self, raw: &RawConfig) -> Result<WorktreeConfig, ConfigError> {
+        let Some(worktree) = &raw.worktree else {
+            return Ok(WorktreeConfig::default());
+        };
+        let worktree = worktree.get_ref();
+        let dir = match &worktree.dir {
+            None => DEFAULT_WORKTREE_DIR.to_string(),
+            Some(dir) => {
+                let text = dir.get_ref();
+                if text.trim().is_empty() || !text.contains("{name}") {
+                    return Err(self.error(
+                        dir.span(),
+                        "`dir` must name each worktree's directory with `{name}`, e.g. \"{main_parent}/{main_dir}-{name}\"",
+                    ));
+                }
+                text.clone()
+            }
+        };
+        let paths = |entries: &[toml::Spanned<String>], key: &str| {
+            entries
+                .iter()
+                .map(|entry| {
+                    let text = entry.get_ref();
+                    let inside = !text.is_empty()
+                        && Path::new(text).is_relative()
+                        && Path::new(text)
+                            .components()
+                            .all(|part| matches!(part, std::path::Component::Normal(_)));
+                    if inside {
+                        Ok(text.clone())
+                    } else {
+                        Err(self.error(
+                            entry.span(),
+                            format!("`{key}` entries are paths or globs inside the work tree, such as \".env\" or \"config/*.key\", without `..`"),
+                        ))
+                    }
+                })
+                .collect::<Result<Vec<String>, ConfigError>>()
+        };
+        let copy = paths(&worktree.copy, "copy")?;
+        let link = paths(&worktree.link, "link")?;
+        let setup = worktree
+            .setup
+            .iter()
+            .map(|command| command.get_ref().clone())
+            .collect();
+        Ok(WorktreeConfig {
+            dir,
+            copy,
+            link,
+            setup,
+        })
     }
 
     /// `[logs]`: `max_size` (bytes, or a string with a unit) and `max_files`.

@@ -13,8 +13,8 @@ pub use error::{ConfigError, Site};
 pub use load::{COMPOSE_FILE_NAMES, CONFIG_FILE_NAME, ComposeResolver, find_project_root, load};
 pub use model::{
     ComposeCatalog, ComposeConfig, ComposeServiceConfig, ComposeSettings, Config,
-    DEFAULT_PORT_NAME, DatabaseConfig, DatabaseKind, EnvFileConfig, PerInstanceConfig, PortBase,
-    ReadyConfig, ServiceConfig,
+    DEFAULT_PORT_NAME, DEFAULT_WORKTREE_DIR, DatabaseConfig, DatabaseKind, EnvFileConfig,
+    PerInstanceConfig, PortBase, PortStrategy, ReadyConfig, ServiceConfig, WorktreeConfig,
 };
 pub use policy::{HttpStatus, LogLimits, RestartPolicy};
 pub use size::format_size;

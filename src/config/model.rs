@@ -17,6 +17,10 @@ pub struct Config {
     pub root: PathBuf,
     pub project: String,
     pub stride: u32,
+    /// `[ports] strategy`: how an instance's port offset is chosen.
+    pub port_strategy: PortStrategy,
+    /// `[worktree]`: how `berth new` makes a worktree.
+    pub worktree: WorktreeConfig,
     /// Inclusive range for `port = "auto"`.
     pub auto_range: (u16, u16),
     /// `[logs]`: how much of each service's output is kept.
@@ -58,6 +62,46 @@ pub struct DatabaseConfig {
 pub enum DatabaseKind {
     Postgres,
 }
+
+/// `[ports] strategy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PortStrategy {
+    /// The base ports when free, else the smallest free multiple of the stride.
+    #[default]
+    Offset,
+    /// The main work tree keeps the base ports; any other instance's offset comes from a
+    /// hash of its name, so a name gets the same ports on every machine.
+    Hash,
+}
+
+/// `[worktree]`: where `berth new` puts a worktree and what it brings over from the main
+/// work tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorktreeConfig {
+    /// Where the worktree goes: `{main_parent}`, `{main_dir}` and `{name}` are replaced;
+    /// relative to the main work tree.
+    pub dir: String,
+    /// Paths and globs (relative to the main work tree) copied into the new worktree.
+    pub copy: Vec<String>,
+    /// Paths and globs symlinked from the new worktree to the main work tree's.
+    pub link: Vec<String>,
+    /// Shell commands run once in the new worktree, in order.
+    pub setup: Vec<String>,
+}
+
+impl Default for WorktreeConfig {
+    fn default() -> Self {
+        WorktreeConfig {
+            dir: DEFAULT_WORKTREE_DIR.to_string(),
+            copy: Vec::new(),
+            link: Vec::new(),
+            setup: Vec::new(),
+        }
+    }
+}
+
+/// Beside the main work tree: `~/src/shop` gets `~/src/shop-feature-auth`.
+pub const DEFAULT_WORKTREE_DIR: &str = "{main_parent}/{main_dir}-{name}";
 
 /// `[services.X.per_instance]` of a shared service: commands run for each instance.
 #[derive(Debug, Clone, PartialEq)]

@@ -16,6 +16,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub logs: Option<Spanned<RawLogs>>,
     #[serde(default)]
+    pub worktree: Option<Spanned<RawWorktree>>,
+    #[serde(default)]
     pub env_files: Vec<Spanned<RawEnvFile>>,
     #[serde(default)]
     pub services: IndexMap<Spanned<String>, Spanned<RawService>>,
@@ -59,6 +61,20 @@ pub struct RawProject {
 pub struct RawPorts {
     pub stride: Option<Spanned<i64>>,
     pub range: Option<Spanned<Vec<i64>>>,
+    pub strategy: Option<Spanned<String>>,
+}
+
+/// `[worktree]`: how `berth new` makes a worktree.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub struct RawWorktree {
+    pub dir: Option<Spanned<String>>,
+    #[serde(default)]
+    pub copy: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub link: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub setup: Vec<Spanned<String>>,
 }
 
 /// `[logs]`: how much of each service's output is kept.

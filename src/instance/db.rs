@@ -65,6 +65,88 @@ pub fn dump(
     })
 }
 
+/// A dump in the project's dump store.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct StoredDump {
+    /// Its file name in the store, which `berth new --from` accepts.
+    pub name: String,
+    pub file: PathBuf,
+    pub size: u64,
+    /// When it was written (RFC 3339, UTC).
+    pub created: String,
+}
+
+/// Where the dumps of `project` are kept: under the ledger directory, so they outlive
+/// every instance and work tree, like snapshots.
+pub(super) fn dump_store(context: &Context, project: &str) -> PathBuf {
+    context.ledger.dir().join("dumps").join(project)
+}
+
+/// Dumps the database into the project's dump store, as
+/// `{instance}-{service}-{YYYYMMDDTHHMMSSZ}.dump` (pg_dump's custom format).
+pub fn dump_to_store(
+    context: &Context,
+    service: Option<&str>,
+    progress: &dyn Progress,
+) -> Result<DbReport> {
+    let entry = select(context, progress)?.entry;
+    let (service, database) = running(context, service, progress)?;
+    let store = dump_store(context, &entry.project);
+    crate::state::create_private_dir(&store)?;
+    let stamp: String = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .chars()
+        .filter(|c| !matches!(c, '-' | ':'))
+        .collect();
+    let base = format!("{}-{service}-{stamp}", entry.name);
+    let path = (1..)
+        .map(|n| match n {
+            1 => store.join(format!("{base}.dump")),
+            n => store.join(format!("{base}-{n}.dump")),
+        })
+        .find(|path| path.symlink_metadata().is_err())
+        .unwrap_or_else(|| store.join(format!("{base}.dump")));
+    dump_to_file(&database, &path)?;
+    Ok(DbReport {
+        action: "dump",
+        service,
+        file: path,
+    })
+}
+
+/// The project's stored dumps, newest first.
+pub fn dumps(context: &Context, progress: &dyn Progress) -> Result<Vec<StoredDump>> {
+    let project = super::select::project_name(context, progress)?;
+    let store = dump_store(context, &project);
+    let entries = match std::fs::read_dir(&store) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(error.into()),
+    };
+    let mut found: Vec<(std::time::SystemTime, StoredDump)> = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let meta = entry.metadata()?;
+        // Partial dumps are hidden files; anything else put there is not berth's.
+        if name.starts_with('.') || !meta.is_file() || !name.ends_with(".dump") {
+            continue;
+        }
+        let modified = meta.modified()?;
+        found.push((
+            modified,
+            StoredDump {
+                file: entry.path(),
+                name,
+                size: meta.len(),
+                created: humantime::format_rfc3339_seconds(modified).to_string(),
+            },
+        ));
+    }
+    found.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.name.cmp(&b.1.name)));
+    Ok(found.into_iter().map(|(_, dump)| dump).collect())
+}
+
 /// Loads the dump at `path` into the database.
 pub fn restore(
     context: &Context,

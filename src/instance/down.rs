@@ -5,6 +5,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::Progress;
+use super::select::{for_each_instance, project_instances};
 use super::{lifecycle, select, shared};
 use crate::context::Context;
 use crate::error::Result;
@@ -56,5 +57,21 @@ pub fn down(context: &Context, options: &DownOptions, progress: &dyn Progress) -
         name,
         state: "stopped",
         released: options.release,
+    })
+}
+
+/// Stops every instance of the project (`down --all`), the users of a shared instance
+/// before it. Each is tried; the first error is returned once all were.
+pub fn down_all(
+    context: &Context,
+    options: &DownOptions,
+    progress: &dyn Progress,
+) -> Result<Vec<Stopped>> {
+    for_each_instance(project_instances(context, progress)?, progress, |entry| {
+        down(
+            &context.for_instance(&entry.name, &entry.root),
+            options,
+            progress,
+        )
     })
 }

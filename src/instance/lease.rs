@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::Progress;
 use super::up::UpOptions;
-use crate::config::{Config, PortBase};
+use crate::config::{Config, PortBase, PortStrategy};
 use crate::context::{Context, Selector};
 use crate::envfiles;
 use crate::error::{Error, Result};
@@ -59,6 +59,10 @@ pub(super) fn plan_and_lease(
         OffsetChoice::Exact(entry.port_offset)
     } else if args.strict_ports {
         OffsetChoice::Strict
+    } else if config.port_strategy == PortStrategy::Hash
+        && crate::git::is_linked_worktree(&config.root)
+    {
+        OffsetChoice::Hashed(ports::name_hash(&identity.name))
     } else {
         OffsetChoice::Smallest
     };
@@ -110,6 +114,15 @@ pub(super) fn plan_and_lease(
     if plan.offset != 0 && choice == OffsetChoice::Smallest {
         progress.note(&format!(
             "base ports are taken; `{}` runs at port offset {}",
+            identity.name, plan.offset
+        ));
+    }
+    if let OffsetChoice::Hashed(hash) = choice
+        && let Some(hashed) = ports::hashed_offset(&requests, config.stride, hash)
+        && hashed != plan.offset
+    {
+        progress.note(&format!(
+            "the ports at `{}`'s hashed offset {hashed} are taken; it runs at port offset {}",
             identity.name, plan.offset
         ));
     }

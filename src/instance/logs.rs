@@ -30,12 +30,14 @@ pub struct LogsOptions {
     pub since_start: bool,
 }
 
-/// Where lines go: the service, the line (without its newline) and, for lines seen
-/// while following, when. An error (stdout closed) ends the stream quietly.
-pub type LineSink<'a> = dyn FnMut(&str, &[u8], Option<SystemTime>) -> std::io::Result<()> + 'a;
+/// Where lines go: the instance, the service, the line (without its newline) and, for
+/// lines seen while following, when. An error (stdout closed) ends the stream quietly.
+pub type LineSink<'a> =
+    dyn FnMut(&str, &str, &[u8], Option<SystemTime>) -> std::io::Result<()> + 'a;
 
 /// One service's log, as chosen for reading.
 struct Chosen {
+    instance: String,
     name: String,
     path: PathBuf,
     limits: LogLimits,
@@ -58,7 +60,8 @@ impl Follower {
             let mut closed = false;
             for (log, cursor) in self.logs.iter().zip(&mut self.cursors) {
                 read += cursor.read(FOLLOW_BUDGET, &mut |line| {
-                    closed = closed || sink(&log.name, line, Some(SystemTime::now())).is_err();
+                    closed = closed
+                        || sink(&log.instance, &log.name, line, Some(SystemTime::now())).is_err();
                 });
             }
             if closed {
@@ -90,6 +93,41 @@ pub fn logs(
 ) -> Result<LogStream> {
     let selected = select(context, progress)?;
     let file = selected.started_with(&options.services)?;
+    let (scope, count) = scope_and_count(options);
+    Ok(LogStream {
+        instance: file.name.clone(),
+        logs: chosen_logs(file, &options.services),
+        scope,
+        count,
+    })
+}
+
+/// The logs of every instance of the project (`logs --all`), one instance after the
+/// other; `instance` of the stream is the project's name. An instance never started has
+/// no logs, and services named that an instance lacks are skipped for it.
+pub fn logs_all(
+    context: &Context,
+    options: &LogsOptions,
+    progress: &dyn Progress,
+) -> Result<LogStream> {
+    let project = select::project_name(context, progress)?;
+    let mut chosen = Vec::new();
+    for entry in select::project_instances(context, progress)? {
+        let one = select::select(&context.for_instance(&entry.name, &entry.root), progress)?;
+        if let Some(file) = &one.file {
+            chosen.extend(chosen_logs(file, &options.services));
+        }
+    }
+    let (scope, count) = scope_and_count(options);
+    Ok(LogStream {
+        instance: project,
+        logs: chosen,
+        scope,
+        count,
+    })
+}
+
+fn scope_and_count(options: &LogsOptions) -> (Scope, usize) {
     let scope = if options.since_start {
         Scope::CurrentRun
     } else {
@@ -100,20 +138,19 @@ pub fn logs(
     } else {
         DEFAULT_LINES
     });
-    Ok(LogStream {
-        instance: file.name.clone(),
-        logs: chosen_logs(file, &options.services),
-        scope,
-        count,
-    })
+    (scope, count)
 }
 
 impl LogStream {
-    /// The longest service name among the logs (for aligning a prefix).
-    pub fn width(&self) -> usize {
+    /// The longest service name among the logs, with its instance's name when
+    /// `with_instance` (for aligning a prefix).
+    pub fn width(&self, with_instance: bool) -> usize {
         self.logs
             .iter()
-            .map(|log| log.name.len())
+            .map(|log| match with_instance {
+                true => log.instance.len() + 1 + log.name.len(),
+                false => log.name.len(),
+            })
             .max()
             .unwrap_or(0)
     }
@@ -131,7 +168,7 @@ impl LogStream {
         let mut cursors = Vec::new();
         for log in &logs {
             let tail = Tail::read(&log.path, count, scope, log.limits);
-            let printed = tail.for_each(|line| sink(&log.name, line, None));
+            let printed = tail.for_each(|line| sink(&log.instance, &log.name, line, None));
             match printed {
                 // stdout closed (piped into `head`): nothing more to do.
                 Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {
@@ -229,6 +266,7 @@ fn chosen_logs(file: &InstanceFile, services: &[String]) -> Vec<Chosen> {
         .iter()
         .filter(|(name, _)| services.is_empty() || services.contains(name))
         .map(|(name, record)| Chosen {
+            instance: file.name.clone(),
             name: name.clone(),
             path: record.log().to_path_buf(),
             limits: record.log_limits(),

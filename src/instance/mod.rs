@@ -29,6 +29,7 @@ pub mod rm;
 pub mod snapshot;
 pub mod status;
 pub mod up;
+pub mod worktree;
 
 pub use doctor::{Check, doctor};
 pub use down::{DownOptions, Stopped, down};

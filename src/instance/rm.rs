@@ -1,10 +1,11 @@
 //! `rm`: everything of the instance (processes, containers, networks, its own volumes,
 //! state directory, port leases) and nothing else.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::select::{for_each_instance, project_instances};
 use super::{Progress, lifecycle, select, shared};
 use crate::cleanup::{self, Removal};
 use crate::context::Context;
@@ -24,6 +25,34 @@ pub struct RemovedInstance {
 /// Asked once the instance is chosen, before anything is removed: may it go? (`berth rm`
 /// asks on a terminal.)
 pub type Confirm<'a> = &'a dyn Fn(&str, &Path) -> Result<bool>;
+
+/// Asked once for every instance of `rm --all`, with their names and roots.
+pub type ConfirmAll<'a> = &'a dyn Fn(&[(String, PathBuf)]) -> Result<bool>;
+
+/// Removes every instance of the project (`rm --all`), once `confirm` agrees to the
+/// list, the users of a shared instance before it. Each is tried; the first error is
+/// returned once all were.
+pub fn rm_all(
+    context: &Context,
+    confirm: ConfirmAll,
+    progress: &dyn Progress,
+) -> Result<Vec<RemovedInstance>> {
+    let entries = project_instances(context, progress)?;
+    let listed: Vec<(String, PathBuf)> = entries
+        .iter()
+        .map(|entry| (entry.name.clone(), entry.root.clone()))
+        .collect();
+    if !confirm(&listed)? {
+        return Err(Error::usage(
+            format!("kept {} instances", listed.len()),
+            Some("pass --yes to remove without asking".to_string()),
+        ));
+    }
+    for_each_instance(entries, progress, |entry| {
+        let one = context.for_instance(&entry.name, &entry.root);
+        rm(&one, &|_, _| Ok(true), progress)
+    })
+}
 
 /// Removes the selected instance, once `confirm` agrees.
 pub fn rm(context: &Context, confirm: Confirm, progress: &dyn Progress) -> Result<RemovedInstance> {

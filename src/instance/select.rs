@@ -97,6 +97,67 @@ pub fn select(context: &Context, progress: &dyn Progress) -> Result<Selected> {
     Ok(Selected { entry, paths, file })
 }
 
+/// The project of the selected instance, else the project in the current directory
+/// (snapshots, dumps and `--all` reach instances the directory has none of).
+pub(super) fn project_name(context: &Context, progress: &dyn Progress) -> Result<String> {
+    match select(context, progress) {
+        Ok(selected) => Ok(selected.entry.project),
+        Err(error) if context.selector != Selector::Only => Err(error),
+        Err(_) => {
+            let root = context.project_root()?;
+            Ok(crate::compose::load_project(&root)?.0.project)
+        }
+    }
+}
+
+/// Every instance of the project (see [`project_name`]), the ones that use a shared
+/// instance before it, so stopping them in order never stops what another still uses.
+pub(super) fn project_instances(
+    context: &Context,
+    progress: &dyn Progress,
+) -> Result<Vec<LedgerEntry>> {
+    let project = project_name(context, progress)?;
+    let mut entries: Vec<LedgerEntry> = context
+        .ledger
+        .read()?
+        .instances
+        .into_iter()
+        .filter(|entry| entry.project == project)
+        .collect();
+    entries.sort_by(|a, b| (a.shared, a.index, &a.name).cmp(&(b.shared, b.index, &b.name)));
+    if entries.is_empty() {
+        return Err(Error::usage(
+            format!("project `{project}` has no instances"),
+            Some("`berth ls` lists every instance".to_string()),
+        ));
+    }
+    Ok(entries)
+}
+
+/// Runs `operation` on every entry (an `--all` operation): each is tried, a failure is a
+/// warning naming the instance, and the first error is returned once all were tried.
+pub(super) fn for_each_instance<T>(
+    entries: Vec<LedgerEntry>,
+    progress: &dyn Progress,
+    mut operation: impl FnMut(&LedgerEntry) -> Result<T>,
+) -> Result<Vec<T>> {
+    let mut done = Vec::new();
+    let mut first_error = None;
+    for entry in entries {
+        match operation(&entry) {
+            Ok(one) => done.push(one),
+            Err(error) => {
+                progress.warning(&format!("`{}`: {error}", entry.name));
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+    match first_error {
+        Some(error) => Err(error),
+        None => Ok(done),
+    }
+}
+
 /// Stops processes and containers left by a dead supervisor ("the next berth command
 /// reaps it"), under the instance's operation lock.
 pub fn reap_if_orphaned(

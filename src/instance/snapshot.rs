@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use super::Progress;
 use super::copy::{apply, capture};
-use super::select::select;
-use crate::context::{Context, Selector};
+use super::select::{project_name, select};
+use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::ledger::LedgerEntry;
 use crate::snapshot::store::validate_name;
@@ -133,19 +133,6 @@ pub struct Restored {
     pub snapshot: String,
     pub instance: String,
     pub restored: Vec<String>,
-}
-
-/// The project whose snapshots `ls` and `rm` see: the selected instance's, else the
-/// project in the current directory (snapshots outlive their instances).
-fn project_name(context: &Context, progress: &dyn Progress) -> Result<String> {
-    match select(context, progress) {
-        Ok(selected) => Ok(selected.entry.project),
-        Err(error) if context.selector != Selector::Only => Err(error),
-        Err(_) => {
-            let root = context.project_root()?;
-            Ok(crate::compose::load_project(&root)?.0.project)
-        }
-    }
 }
 
 pub(super) fn no_snapshot(name: &str, store: &Store) -> Error {

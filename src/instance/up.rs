@@ -311,10 +311,80 @@ fn keep_running(
     Ok(None)
 }
 
-/// Starts the (stopped) instance: plans and leases its ports, builds the model once,
-/// writes every file from it, seeds its data with `--from`, starts the supervisor and
-/// waits until the services are ready.
+/// Starts the (stopped) instance: writes its files (see [`write_files`]), seeds its
+/// data with `--from`, starts the supervisor and waits until the services are ready.
 fn start_fresh(
+    context: &Context,
+    project: &Project,
+    identity: &Identity,
+    args: &UpOptions,
+    progress: &dyn Progress,
+) -> Result<InstanceFile> {
+    let mut file = write_files(context, project, identity, args, progress)?;
+    let paths = file.paths();
+    if let Some(source) = &project.source
+        && let Err(error) = seed(context, source, &file, progress)
+    {
+        file.mark_stopped(crate::state::InstanceState::Stopped);
+        file.write(&paths.instance_json())?;
+        return Err(error);
+    }
+    shared::create_resources(&file)?;
+    lifecycle::start_supervisor(&paths)?;
+    wait_ready(&paths, &args.services, args.timeout, progress)
+}
+
+/// Reserves the instance's name and index in the ledger and starts nothing (`berth new
+/// --no-up`): a later `up` or `prepare` in its root finds it by that name.
+pub(crate) fn reserve_only(context: &Context, progress: &dyn Progress) -> Result<String> {
+    let options = UpOptions::plain(Vec::new());
+    let project = load(context, &options, Part::Instance)?;
+    let (identity, _operation) = reserve(context, &project, &options, Part::Instance, progress)?;
+    Ok(identity.name)
+}
+
+/// `prepare`: what `up` does before it starts anything. Plans and leases the ports and
+/// writes the env files, `compose.yml` and `instance.json` (the instance stopped), for
+/// tools that start the processes themselves. A running instance is left as it is.
+pub fn prepare(
+    context: &Context,
+    options: &UpOptions,
+    progress: &dyn Progress,
+) -> Result<StatusView> {
+    let project = load(context, options, Part::Instance)?;
+    if let Some(shared) = project.shared_needed.first() {
+        return Err(Error::usage(
+            format!(
+                "`{shared}` runs in the project's shared instance, which `prepare` does not start"
+            ),
+            Some("`berth up` starts the shared instance and this one".to_string()),
+        ));
+    }
+    let (identity, _operation) = reserve(context, &project, options, Part::Instance, progress)?;
+    let paths = InstancePaths::new(&project.root, &identity.name);
+    create_state_dir(&paths, &project.root)?;
+    if let Some(file) = InstanceFile::read(&paths.instance_json())?
+        && file.supervisor_alive()
+    {
+        progress.note(&format!(
+            "`{}` is running; its files are those it runs with",
+            identity.name
+        ));
+        return Ok(StatusView::from_file(&file));
+    }
+    let mut file = write_files(context, &project, &identity, options, progress)?;
+    file.mark_stopped(crate::state::InstanceState::Stopped);
+    file.write(&paths.instance_json())?;
+    let mut ledger = context.ledger.lock()?;
+    if ledger.mark_stopped(&identity.name) {
+        ledger.save()?;
+    }
+    Ok(StatusView::from_file(&file))
+}
+
+/// Plans and leases the instance's ports, builds the model once and writes every file
+/// from it: env files, `compose.yml`, `instance.json`, the logs and data directories.
+fn write_files(
     context: &Context,
     project: &Project,
     identity: &Identity,
@@ -339,7 +409,7 @@ fn start_fresh(
     let resolved = project.resolved.as_ref();
     let compose = render_compose(config, resolved, identity, &plan, &env_values)?;
     let active = model::with_dependencies(config, &args.services);
-    let mut file = model::build(
+    let file = model::build(
         config,
         &ModelInputs {
             identity,
@@ -364,16 +434,7 @@ fn start_fresh(
     fs_err::create_dir_all(paths.logs())?;
     fs_err::create_dir_all(paths.data())?;
     file.write(&paths.instance_json())?;
-    if let Some(source) = &project.source
-        && let Err(error) = seed(context, source, &file, progress)
-    {
-        file.mark_stopped(crate::state::InstanceState::Stopped);
-        file.write(&paths.instance_json())?;
-        return Err(error);
-    }
-    shared::create_resources(&file)?;
-    lifecycle::start_supervisor(&paths)?;
-    wait_ready(&paths, &args.services, args.timeout, progress)
+    Ok(file)
 }
 
 /// Waits for readiness, with a spinner where the progress sink shows one.
@@ -437,12 +498,7 @@ pub(crate) fn start_again(
     services: Vec<String>,
     progress: &dyn Progress,
 ) -> Result<()> {
-    let again = Context {
-        cwd: entry.root.clone(),
-        ledger: context.ledger.clone(),
-        selector: Selector::Name(entry.name.clone()),
-        lock_timeout: context.lock_timeout,
-    };
+    let again = context.for_instance(&entry.name, &entry.root);
     start(&again, &UpOptions::plain(services), progress).map(|_| ())
 }
 

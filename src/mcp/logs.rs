@@ -46,8 +46,8 @@ pub fn read(context: &Context, params: &params::Logs, progress: &dyn Progress) -
     // The stream reads one log after the other.
     let mut per_log: Vec<Vec<LogLine>> = Vec::new();
     stream.tail(
-        &mut |service, line, seen| {
-            let line = LogLine::new(&instance, service, line, seen);
+        &mut |instance, service, line, seen| {
+            let line = LogLine::new(instance, service, line, seen);
             match per_log.last_mut() {
                 Some(lines) if lines[0].service == service => lines.push(line),
                 _ => per_log.push(vec![line]),

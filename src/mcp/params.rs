@@ -127,6 +127,45 @@ impl Restart {
     }
 }
 
+/// `new`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct New {
+    /// A directory of the project, in its main work tree or any worktree (as `berth -C
+    /// DIR`), best absolute.
+    pub path: PathBuf,
+    /// The new instance's name, and the new branch's unless `branch` is given: a
+    /// lowercase slug such as `agent-3`.
+    pub name: String,
+    /// Check out this branch instead: an existing one, or a new one from `HEAD`.
+    pub branch: Option<String>,
+    /// Seed the instance: another instance or a snapshot of the project, or a database
+    /// dump (a file, or a name `db dumps` lists).
+    pub from: Option<String>,
+    /// Bring the instance up (default true); false makes only the worktree.
+    pub up: Option<bool>,
+    /// Seconds to wait for every service to be ready (default 120, at most 3600).
+    #[schemars(range(min = 1, max = 3600))]
+    pub timeout_seconds: Option<u64>,
+}
+
+impl New {
+    pub fn options(&self) -> Result<crate::instance::worktree::NewOptions> {
+        if self.up == Some(false) && self.from.is_some() {
+            return Err(Error::usage(
+                "`from` seeds the instance `up` starts: it needs `up`",
+                None,
+            ));
+        }
+        Ok(crate::instance::worktree::NewOptions {
+            name: self.name.clone(),
+            branch: self.branch.clone(),
+            from: self.from.clone(),
+            up: self.up.unwrap_or(true),
+            timeout: timeout(self.timeout_seconds)?,
+        })
+    }
+}
+
 /// Which lines of a log `logs` reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]

@@ -24,6 +24,7 @@ use crate::context::Context;
 use crate::error::Result;
 use crate::instance::address::{self, Port, Url};
 use crate::instance::snapshot::{self, Restored, SaveOptions, Snapshots};
+use crate::instance::worktree::Created;
 use crate::instance::{self, DownOptions, LsRow, Progress, StatusView, Stopped};
 use crate::output::{env, snapshots, views};
 use crate::snapshot::Manifest;
@@ -127,6 +128,37 @@ impl Berth {
             },
             views::status,
         )
+        .await
+    }
+
+    #[tool(
+        description = "Create a git worktree for a new branch beside the main work tree and bring its own instance up (as `berth new`): the branch `name` from HEAD (or `branch`), the files `[worktree] copy` lists copied and `link` lists symlinked from the main work tree, `[worktree] setup` run once, then `up`. Returns the worktree's path and branch and the instance's services, ports and URLs. One worktree and one instance per agent.",
+        input_schema = params::schema::<params::New>(),
+        output_schema = schema_for_output::<Created>(),
+        annotations(idempotent_hint = false, destructive_hint = false, open_world_hint = false)
+    )]
+    async fn new(
+        &self,
+        arguments: JsonObject,
+        context: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let base = Arc::clone(&self.base);
+        let run = move |progress: &dyn Progress| {
+            let params: params::New = params::parse(arguments)?;
+            let here = base.at(&params.path, None, None)?;
+            instance::worktree::new(&here, &params.options()?, progress)
+        };
+        call::run(context, run, |created: &Created| {
+            let mut text = format!(
+                "worktree `{}` on branch `{}`\n",
+                created.worktree.display(),
+                created.branch
+            );
+            if let Some(instance) = &created.instance {
+                text.push_str(&views::status(instance));
+            }
+            text
+        })
         .await
     }
 

@@ -1,4 +1,4 @@
-//! How a log line is printed: `service | line`, or with `--json` one JSON object per
+//! How a log line is printed: `service | line` (`instance/service | line` with `--all`), or with `--json` one JSON object per
 //! line (`time` is when following saw it; lines read back from the files carry none).
 
 use std::io::Write;
@@ -7,26 +7,35 @@ use std::time::SystemTime;
 use schemars::JsonSchema;
 use serde::Serialize;
 
-pub struct LineFormat<'a> {
+pub struct LineFormat {
     pub json: bool,
-    pub instance: &'a str,
-    /// The width the service name is padded to.
+    /// `instance/service | line` (`logs --all`) rather than `service | line`.
+    pub with_instance: bool,
+    /// The width the prefix is padded to.
     pub width: usize,
 }
 
-impl LineFormat<'_> {
+impl LineFormat {
     pub fn write(
         &self,
         out: &mut impl Write,
+        instance: &str,
         service: &str,
         line: &[u8],
         seen: Option<SystemTime>,
     ) -> std::io::Result<()> {
         if !self.json {
             let text = String::from_utf8_lossy(line);
-            return writeln!(out, "{service:<width$} | {text}", width = self.width);
+            let width = self.width;
+            return match self.with_instance {
+                true => {
+                    let prefix = format!("{instance}/{service}");
+                    writeln!(out, "{prefix:<width$} | {text}")
+                }
+                false => writeln!(out, "{service:<width$} | {text}"),
+            };
         }
-        let object = LogLine::new(self.instance, service, line, seen);
+        let object = LogLine::new(instance, service, line, seen);
         writeln!(out, "{}", serde_json::to_string(&object)?)
     }
 }

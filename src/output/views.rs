@@ -108,3 +108,19 @@ pub fn git(view: &GitView) -> String {
         (None, true) => format!("{started} (moved)"),
     }
 }
+
+/// The project's stored dumps, as `db dumps` prints them.
+pub fn dumps(dumps: &[crate::instance::db::StoredDump]) -> String {
+    if dumps.is_empty() {
+        return "no stored dumps; `berth db dump` stores one\n".to_string();
+    }
+    let mut table = Table::new(vec!["NAME", "SIZE", "CREATED"]);
+    for dump in dumps {
+        table.row(vec![
+            dump.name.clone(),
+            super::snapshots::human_bytes(dump.size),
+            dump.created.clone(),
+        ]);
+    }
+    table.render()
+}
