@@ -1252,3 +1252,57 @@ fn db_names_its_choices_and_needs_a_port() {
         error.stderr
     );
 }
+
+/// `berth new --from DUMP`: a new worktree's instance starts with the database a stored
+/// dump of main holds (ports 17700 and 17800).
+#[test]
+fn new_loads_a_stored_dump_into_a_new_worktree() {
+    let Some(bin) = server_bin("new_loads_a_stored_dump_into_a_new_worktree") else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let main = sandbox.project("shop", &config(&bin, 17700));
+    support::git(&main, &["init", "-q", "-b", "main"]);
+    support::git(&main, &["add", "-A"]);
+    support::git(&main, &["commit", "-qm", "a database"]);
+    sandbox.berth(&main, &["up"]).success();
+    sql(&sandbox, &main, "shop", "create table orders(id int)");
+    sql(
+        &sandbox,
+        &main,
+        "shop",
+        "insert into orders values (1), (2)",
+    );
+    sandbox.berth(&main, &["db", "dump"]).success();
+    let stored = sandbox
+        .berth(&main, &["db", "dumps", "--json"])
+        .success()
+        .json();
+    let name = stored[0]["name"].as_str().unwrap().to_string();
+
+    let created = sandbox
+        .berth(&main, &["new", "feature", "--from", &name, "--json"])
+        .success()
+        .json();
+    assert_eq!(created["restored"], stored[0]["file"], "{created}");
+    let tree = main.with_file_name("shop-feature");
+    assert_eq!(
+        sql(&sandbox, &tree, "feature", "select count(*) from orders"),
+        "2"
+    );
+    // The worktree's database is its own.
+    sql(&sandbox, &tree, "feature", "insert into orders values (3)");
+    assert_eq!(
+        sql(&sandbox, &main, "shop", "select count(*) from orders"),
+        "2"
+    );
+    sandbox
+        .berth(&tree, &["rm", "--worktree", "--yes"])
+        .success();
+    sandbox.berth(&main, &["rm", "--yes"]).success();
+    let kept = sandbox
+        .berth(&main, &["db", "dumps", "--json"])
+        .success()
+        .json();
+    assert_eq!(kept, stored, "stored dumps outlive both instances");
+}

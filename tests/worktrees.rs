@@ -346,3 +346,93 @@ fn hash_strategy_gives_a_name_the_same_ports_on_every_machine() {
         sandbox.berth(&main, &["rm", "--yes"]).success();
     }
 }
+
+#[test]
+fn zero_config_compose_worktrees_are_one_project_so_from_copies_across_them() {
+    if !support::docker::available(
+        "zero_config_compose_worktrees_are_one_project_so_from_copies_across_them",
+    ) {
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let main = sandbox.project_files(
+        "app",
+        &[(
+            "compose.yaml",
+            &format!(
+                "services:\n  web:\n    image: {}\n    command: [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/site\"]\n    ports:\n      - \"13650:8080\"\n    volumes:\n      - site:/site\nvolumes:\n  site: {{}}\n",
+                support::docker::IMAGE
+            ),
+        )],
+    );
+    git(&main, &["init", "-q", "-b", "main"]);
+    git(&main, &["add", "-A"]);
+    git(
+        &main,
+        &["commit", "-qm", "a compose project, no berth.toml"],
+    );
+    sandbox.berth(&main, &["up"]).success();
+    sandbox
+        .berth(
+            &main,
+            &[
+                "exec",
+                "web",
+                "--",
+                "sh",
+                "-c",
+                "echo main > /site/which.txt",
+            ],
+        )
+        .success();
+    assert_eq!(served(13650, "/which.txt"), "main\n");
+
+    // A worktree made by git itself: the same project, so `--from app` finds main.
+    let tree = main.with_file_name("app-feature");
+    git(
+        &main,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            "feature",
+            tree.to_str().unwrap(),
+        ],
+    );
+    let up = sandbox
+        .berth(&tree, &["up", "--from", "app", "--json"])
+        .success();
+    let status = up.json();
+    assert_eq!(status["project"], "app", "{status}");
+    let port = web_port(&status);
+    assert_eq!(
+        served(port, "/which.txt"),
+        "main\n",
+        "the copy of main's volume"
+    );
+    sandbox
+        .berth(
+            &tree,
+            &[
+                "exec",
+                "web",
+                "--",
+                "sh",
+                "-c",
+                "echo feature > /site/which.txt",
+            ],
+        )
+        .success();
+    assert_eq!(served(port, "/which.txt"), "feature\n");
+    assert_eq!(
+        served(13650, "/which.txt"),
+        "main\n",
+        "main's data is its own"
+    );
+    sandbox
+        .berth(&tree, &["rm", "--worktree", "--yes"])
+        .success();
+    sandbox.berth(&main, &["rm", "--yes"]).success();
+    assert!(!tree.exists());
+}
