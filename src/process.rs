@@ -204,11 +204,13 @@ pub fn listener_of(port: u16) -> Option<u32> {
 /// Like [`listener_of`], but looks at `likely` PIDs first, which saves scanning every
 /// process's file descriptors when the expected owner does hold the port.
 pub fn listener_of_preferring(port: u16, likely: &[u32]) -> Option<u32> {
-    let inodes: Vec<u64> = ["/proc/net/tcp", "/proc/net/tcp6"]
-        .iter()
-        .filter_map(|path| tcp_table(path))
-        .flat_map(|table| listening_inodes(&table, port))
-        .collect();
+    let inodes = listening_socket_inodes(port).unwrap_or_else(|| {
+        ["/proc/net/tcp", "/proc/net/tcp6"]
+            .iter()
+            .filter_map(|path| tcp_table(path))
+            .flat_map(|table| listening_inodes(&table, port))
+            .collect()
+    });
     if inodes.is_empty() {
         return None;
     }
@@ -232,6 +234,69 @@ pub fn listener_of_preferring(port: u16, likely: &[u32]) -> Option<u32> {
         .copied()
         .find(holds)
         .or_else(|| all_pids().into_iter().find(holds))
+}
+
+/// The inodes of the TCP sockets (IPv4 and IPv6) listening on `port`, asked of the
+/// kernel's sock_diag netlink interface for listening sockets only: the machine's few
+/// listeners, where `/proc/net/tcp{,6}` lists every connection as text (milliseconds on
+/// a busy machine). `None` when the kernel cannot be asked (then the tables are read).
+pub fn listening_socket_inodes(port: u16) -> Option<Vec<u64>> {
+    use netlink_packet_core::{
+        NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+    };
+    use netlink_packet_sock_diag::SockDiagMessage;
+    use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP};
+    use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
+    use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_SOCK_DIAG};
+
+    let mut socket = Socket::new(NETLINK_SOCK_DIAG).ok()?;
+    socket.bind_auto().ok()?;
+    socket.connect(&SocketAddr::new(0, 0)).ok()?;
+    let mut inodes = Vec::new();
+    let mut receive = vec![0u8; 32 * 1024];
+    for (family, socket_id) in [
+        (AF_INET, SocketId::new_v4()),
+        (AF_INET6, SocketId::new_v6()),
+    ] {
+        let mut header = NetlinkHeader::default();
+        header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+        let request = SockDiagMessage::InetRequest(InetRequest {
+            family,
+            protocol: IPPROTO_TCP,
+            extensions: ExtensionFlags::empty(),
+            states: StateFlags::LISTEN,
+            socket_id,
+        });
+        let mut packet = NetlinkMessage::new(header, request.into());
+        packet.finalize();
+        let mut bytes = vec![0u8; packet.buffer_len()];
+        packet.serialize(&mut bytes);
+        socket.send(&bytes, 0).ok()?;
+        'dump: loop {
+            let size = socket.recv(&mut &mut receive[..], 0).ok()?;
+            let mut offset = 0;
+            while offset < size {
+                let message =
+                    NetlinkMessage::<SockDiagMessage>::deserialize(&receive[offset..size]).ok()?;
+                match message.payload {
+                    NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(response))
+                        if response.header.socket_id.source_port == port =>
+                    {
+                        inodes.push(u64::from(response.header.inode));
+                    }
+                    NetlinkPayload::Done(_) => break 'dump,
+                    NetlinkPayload::Error(_) => return None,
+                    _ => {}
+                }
+                let length = message.header.length as usize;
+                if length == 0 {
+                    break;
+                }
+                offset += length;
+            }
+        }
+    }
+    Some(inodes)
 }
 
 /// Whether something listens on the TCP `port` in the network namespace of `pid` (a
@@ -288,6 +353,33 @@ pub fn has_env(pid: u32, key: &str, value: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_kernel_names_the_listening_sockets_of_a_port() {
+        let v4 = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let port = v4.local_addr().unwrap().port();
+        let v6 = std::net::TcpListener::bind(("::1", port)).ok();
+        // A connection to it is not a listener.
+        let _client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let asked = listening_socket_inodes(port).expect("sock_diag answers");
+        let read: Vec<u64> = ["/proc/net/tcp", "/proc/net/tcp6"]
+            .iter()
+            .filter_map(|path| tcp_table(path))
+            .flat_map(|table| listening_inodes(&table, port))
+            .collect();
+        assert_eq!(asked.len(), 1 + usize::from(v6.is_some()), "{asked:?}");
+        let mut sorted = asked.clone();
+        sorted.sort_unstable();
+        let mut expected = read;
+        expected.sort_unstable();
+        assert_eq!(
+            sorted, expected,
+            "the same sockets as the /proc tables list"
+        );
+        assert_eq!(listener_of(port), Some(std::process::id()));
+        drop((v4, v6));
+        assert_eq!(listening_socket_inodes(port), Some(Vec::new()));
+    }
 
     #[test]
     fn reads_listeners_from_a_process_network_namespace() {

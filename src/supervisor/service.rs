@@ -32,10 +32,13 @@ pub enum Command {
     Stop(oneshot::Sender<()>),
 }
 
-/// The first wait between readiness probes; it doubles up to [`PROBE_TICK_MAX`], so a
-/// service that answers at once is seen at once and a slow one costs little.
-const PROBE_TICK_MIN: Duration = Duration::from_millis(5);
+/// The wait between readiness probes for the first [`FAST_PROBE_WINDOW`] of a start,
+/// when most services become ready (a refused connection costs microseconds, so a
+/// service is seen within 2 ms of listening, as by a script polling its port); then it
+/// doubles up to [`PROBE_TICK_MAX`], so a slow one costs little.
+const PROBE_TICK_MIN: Duration = Duration::from_millis(2);
 const PROBE_TICK_MAX: Duration = Duration::from_millis(100);
+const FAST_PROBE_WINDOW: Duration = Duration::from_secs(1);
 /// How often the processes of a daemonized service are counted when the kernel gives
 /// no pidfd to wait on.
 const DAEMON_TICK: Duration = Duration::from_secs(1);
@@ -361,6 +364,7 @@ impl ServiceTask {
         let mut ready = spec.restart == RestartPolicy::Never;
         let mut foreign_reported = false;
         let mut tick = PROBE_TICK_MIN;
+        let probing_since = std::time::Instant::now();
         loop {
             if !ready {
                 match readiness.probe(spec, &scope).await {
@@ -445,7 +449,9 @@ impl ServiceTask {
                     }
                 }
                 _ = tokio::time::sleep(next_probe), if next_probe != Duration::MAX => {
-                    tick = (tick * 2).min(PROBE_TICK_MAX);
+                    if probing_since.elapsed() >= FAST_PROBE_WINDOW {
+                        tick = (tick * 2).min(PROBE_TICK_MAX);
+                    }
                     if leader.is_none() && scope.members().is_empty() {
                         log.flush(LOG_FLUSH_WAIT);
                         return Ok(ExitInfo { code: None, signal: None });
