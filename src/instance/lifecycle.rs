@@ -14,6 +14,9 @@ use crate::state::{
 use crate::supervisor::{self, Request};
 
 const POLL: Duration = Duration::from_millis(2);
+/// The longest `wait_ready` waits for the supervisor's next write before it looks at
+/// cancellation and its timeout again.
+const WAIT_SLICE: Duration = Duration::from_millis(250);
 
 /// Starts the supervisor and waits until it holds its lock.
 pub fn start_supervisor(paths: &InstancePaths) -> Result<()> {
@@ -161,6 +164,8 @@ pub fn wait_ready(
     progress: &dyn Progress,
 ) -> Result<InstanceFile> {
     let started = Instant::now();
+    // The version of `instance.json` read last, as the supervisor numbers its writes.
+    let mut seen = 0;
     loop {
         let read_started = Instant::now();
         let file = InstanceFile::read(&paths.instance_json())?.ok_or_else(|| {
@@ -253,9 +258,16 @@ pub fn wait_ready(
             );
             return Err(service_failed(&file, name, record, &reason));
         }
-        // Reading a large instance.json (a thousand services) takes milliseconds: poll
-        // less often then, so the wait does not compete with the supervisor for the CPU.
-        std::thread::sleep(POLL.max(read_started.elapsed() * 4));
+        // The supervisor answers once it has written a change: nothing is read while
+        // nothing happens. The slice bounds how late a cancellation or the timeout is
+        // seen. Only while it cannot be asked yet (its socket is bound a moment after
+        // it starts) is the file polled, less often when it is large (a thousand
+        // services), so the wait does not compete with the supervisor for the CPU.
+        let slice = WAIT_SLICE.min(timeout.saturating_sub(started.elapsed()));
+        match supervisor::wait_for_write(&paths.dir, seen, slice) {
+            Ok(written) => seen = written,
+            Err(_) => std::thread::sleep(POLL.max(read_started.elapsed() * 4)),
+        }
     }
 }
 

@@ -17,7 +17,7 @@ mod service;
 mod shared;
 mod unix;
 
-pub use control::{Request, send};
+pub use control::{Request, send, wait_for_write};
 pub use error::SupervisorError;
 pub use reap::{instance_cgroup, reap_orphans, remove_cgroup, stop_processes};
 pub use run::run;

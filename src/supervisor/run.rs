@@ -241,32 +241,46 @@ async fn answer(
         Err(_) => Err("no request within 2 s".to_string()),
     };
     let (reply, stop) = match request {
-        Ok(Request::Stop) => (
-            Reply {
-                ok: true,
-                error: None,
-            },
-            true,
-        ),
+        Ok(Request::Wait { after, timeout_ms }) => {
+            // Held apart from the loop, which goes on answering and supervising.
+            let changes = shared.written_changes();
+            let timeout = Duration::from_millis(timeout_ms).min(control::MAX_WAIT);
+            tokio::task::spawn_local(answer_wait(stream, changes, after, timeout));
+            return false;
+        }
+        Ok(Request::Stop) => (Reply::ok(), true),
         Ok(request) => {
             let reply = dispatch(shared, workers, compose, &request);
             // The caller reads instance.json next: it must see the change.
             shared.flush();
             (reply, false)
         }
-        Err(error) => (
-            Reply {
-                ok: false,
-                error: Some(format!("bad request: {error}")),
-            },
-            false,
-        ),
+        Err(error) => (Reply::failed(format!("bad request: {error}")), false),
     };
     if let Ok(mut bytes) = serde_json::to_vec(&reply) {
         bytes.push(b'\n');
         let _ = stream.get_mut().write_all(&bytes).await;
     }
     stop
+}
+
+/// Answers a [`Request::Wait`] once `instance.json` is written past `after`, or when
+/// `timeout` has passed.
+async fn answer_wait(
+    mut stream: BufReader<UnixStream>,
+    mut changes: tokio::sync::watch::Receiver<u64>,
+    after: u64,
+    timeout: Duration,
+) {
+    let _ = tokio::time::timeout(timeout, changes.wait_for(|written| *written > after)).await;
+    let reply = Reply {
+        written: Some(*changes.borrow()),
+        ..Reply::ok()
+    };
+    if let Ok(mut bytes) = serde_json::to_vec(&reply) {
+        bytes.push(b'\n');
+        let _ = stream.get_mut().write_all(&bytes).await;
+    }
 }
 
 /// The instance's cgroup as the supervisor sets it up: itself in the `supervisor` leaf,
@@ -317,22 +331,14 @@ fn dispatch(
     let (services, make): (&Vec<String>, fn() -> Command) = match request {
         Request::Start { services } => (services, || Command::Start),
         Request::Restart { services } => (services, || Command::Restart),
-        Request::Stop => {
-            return Reply {
-                ok: true,
-                error: None,
-            };
-        }
+        Request::Stop | Request::Wait { .. } => return Reply::ok(),
     };
     let is_compose = |name: &String| compose.is_some_and(|compose| compose.names.contains(name));
     if let Some(unknown) = services
         .iter()
         .find(|name| !workers.contains_key(*name) && !is_compose(name))
     {
-        return Reply {
-            ok: false,
-            error: Some(format!("no service `{unknown}`")),
-        };
+        return Reply::failed(format!("no service `{unknown}`"));
     }
     for (name, worker) in workers {
         if !(services.is_empty() || services.contains(name)) {
@@ -381,10 +387,7 @@ fn dispatch(
             let _ = compose.commands.send(command);
         }
     }
-    Reply {
-        ok: true,
-        error: None,
-    }
+    Reply::ok()
 }
 
 /// Stops services in reverse dependency order (dependants first), each wave in

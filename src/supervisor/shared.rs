@@ -28,6 +28,8 @@ pub struct Shared {
     version: AtomicU64,
     /// The version on disk.
     written: AtomicU64,
+    /// The version on disk, for those waiting for the next write (`Request::Wait`).
+    written_changes: watch::Sender<u64>,
     /// Held while writing, so writes never interleave.
     writing: Mutex<()>,
     /// What the writer waits on; held only to wait and to notify.
@@ -64,6 +66,7 @@ impl Shared {
             path,
             version: AtomicU64::new(0),
             written: AtomicU64::new(0),
+            written_changes: watch::Sender::new(0),
             writing: Mutex::new(()),
             signal: Mutex::new(()),
             changed: Condvar::new(),
@@ -126,7 +129,13 @@ impl Shared {
             eprintln!("berth supervisor: {error}");
         }
         self.written.store(version, Ordering::Release);
+        self.written_changes.send_replace(version);
         std::fs::metadata(&self.path).map_or(0, |meta| meta.len())
+    }
+
+    /// The version of `instance.json` on disk, as it changes.
+    pub fn written_changes(&self) -> watch::Receiver<u64> {
+        self.written_changes.subscribe()
     }
 
     /// Writes what is left and stops the writer thread.
