@@ -180,7 +180,31 @@ async fn http_status(port: u16, path: &str) -> Option<u16> {
         }
         let status_line = std::str::from_utf8(&head[..filled]).ok()?;
         let code: u16 = status_line.split_ascii_whitespace().nth(1)?.parse().ok()?;
+        // The rest of the answer is read before the connection closes, off the probe's
+        // path: closing with unread data sends a reset, which servers report as an error
+        // of their own (Python's http.server logs a ConnectionResetError traceback).
+        tokio::spawn(drain(stream));
         Some(code)
     };
     tokio::time::timeout(HTTP_TIMEOUT, exchange).await.ok()?
+}
+
+/// The most of a probe's answer read before closing; past it, the reset is the server's
+/// problem (a readiness path that answers megabytes).
+const DRAIN_LIMIT: usize = 1024 * 1024;
+
+/// Reads what the server still sends until it closes (it was asked to), within
+/// [`HTTP_TIMEOUT`] and [`DRAIN_LIMIT`].
+async fn drain(mut stream: TcpStream) {
+    let mut buffer = [0u8; 4096];
+    let mut read_total = 0;
+    let _ = tokio::time::timeout(HTTP_TIMEOUT, async {
+        while read_total < DRAIN_LIMIT {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(read) => read_total += read,
+            }
+        }
+    })
+    .await;
 }
