@@ -60,8 +60,8 @@ pub enum CommandKind {
     Ls,
     /// Print one port of a service, for scripts.
     Port(PortArgs),
-    /// Print the URL of a service, for scripts.
-    Url(PortArgs),
+    /// Print the URL of a service, for scripts: its router name while the router runs.
+    Url(UrlArgs),
     /// Print the instance's variables.
     Env(EnvArgs),
     /// Print service logs, prefixed with the service name.
@@ -95,6 +95,20 @@ pub enum CommandKind {
     Completions(CompletionsArgs),
     /// Print berth's man page (roff): `berth man | man -l -`.
     Man,
+    /// The router: `SERVICE.INSTANCE.localhost` and `INSTANCE.localhost` to every
+    /// instance's services, one background process per BERTH_HOME, on 127.0.0.1 and [::1].
+    Router(RouterArgs),
+    /// Run the router (started by `router start`; not for direct use).
+    #[command(name = "__route", hide = true)]
+    Route {
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        https: bool,
+        /// How many listening sockets follow the lock on descriptor 3.
+        #[arg(long)]
+        listeners: usize,
+    },
     /// Run the supervisor of an instance (started by `up`; not for direct use).
     #[command(name = "__supervise", hide = true)]
     Supervise {
@@ -181,6 +195,59 @@ pub struct PortArgs {
     pub service: String,
     /// A named port of the service (default: its first port).
     pub port_name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UrlArgs {
+    #[command(flatten)]
+    pub target: PortArgs,
+    /// Print `http://127.0.0.1:PORT` even while the router runs.
+    #[arg(long)]
+    pub direct: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RouterArgs {
+    #[command(subcommand)]
+    pub command: RouterCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RouterCommand {
+    /// Start the router in the background (nothing happens when it already runs so).
+    Start(RouterStartArgs),
+    /// Stop the router.
+    Stop,
+    /// Show the router (port, PID) and every name it routes, with the service's state.
+    Status,
+    /// Make the local CA of `--https` if there is none, and say how to trust it: the
+    /// system, browsers, Node.js. Installs nothing itself.
+    Trust,
+    /// Print `/etc/hosts` lines for every routed name (glibc does not resolve
+    /// `*.localhost`); `--write` keeps a marked block of them in the hosts file in sync.
+    Hosts(RouterHostsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RouterStartArgs {
+    /// The port to listen on (0: any free port).
+    #[arg(long, default_value_t = crate::router::DEFAULT_PORT)]
+    pub port: u16,
+    /// Serve HTTPS (HTTP/2 and HTTP/1.1) with certificates from a local CA; `berth router
+    /// trust` says how to trust it.
+    #[arg(long)]
+    pub https: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RouterHostsArgs {
+    /// Write the lines into the hosts file (BERTH_HOSTS_FILE, default /etc/hosts) as a
+    /// marked block, which the router then keeps in sync as instances come and go.
+    #[arg(long, conflicts_with = "remove")]
+    pub write: bool,
+    /// Take berth's block out of the hosts file, and stop keeping it in sync.
+    #[arg(long)]
+    pub remove: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, Default)]

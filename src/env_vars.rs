@@ -3,6 +3,8 @@
 /// Where the ledger lives (`ledger.json`, `ledger.lock`). Default:
 /// `$XDG_STATE_HOME/berth`, else `~/.local/state/berth`. Tests always set it.
 pub const BERTH_HOME: &str = "BERTH_HOME";
+/// Read: the hosts file `berth router hosts --write` edits (default `/etc/hosts`).
+pub const BERTH_HOSTS_FILE: &str = "BERTH_HOSTS_FILE";
 /// Read: selects the instance like `--name`. Set: in every process, the instance's name.
 pub const BERTH_INSTANCE: &str = "BERTH_INSTANCE";
 /// Set in every process: the instance's index (a small integer, unique per project).

@@ -10,6 +10,7 @@ use crate::external::{CallKind, ExternalError};
 use crate::input::InputError;
 use crate::ledger::LedgerError;
 use crate::ports::PortError;
+use crate::router::RouterError;
 use crate::snapshot::SnapshotError;
 use crate::state::StateError;
 use crate::supervisor::SupervisorError;
@@ -50,6 +51,8 @@ pub enum Error {
     Cleanup(#[from] CleanupError),
     #[error(transparent)]
     Supervisor(#[from] SupervisorError),
+    #[error(transparent)]
+    Router(#[from] RouterError),
     #[error("{message}")]
     Usage {
         message: String,
@@ -117,6 +120,10 @@ impl Error {
             Error::EnvFile(error) => env_file_exit_code(error),
             Error::Cleanup(error) => cleanup_exit_code(error),
             Error::Supervisor(error) => supervisor_exit_code(error),
+            Error::Router(error) if error.is_port_unavailable() => ExitCode::PortUnavailable,
+            Error::Router(RouterError::State(error)) => state_exit_code(error),
+            Error::Router(RouterError::Input(_)) => ExitCode::Usage,
+            Error::Router(_) => ExitCode::Failure,
             Error::ServiceFailed { .. } => ExitCode::ServiceFailed,
             Error::Ledger(error) => ledger_exit_code(error),
             Error::Failed { .. } | Error::Io(_) | Error::Exited { .. } => ExitCode::Failure,
@@ -136,6 +143,7 @@ impl Error {
             Error::EnvFile(error) => error.hint(),
             Error::Cleanup(error) => error.hint(),
             Error::Supervisor(error) => error.hint(),
+            Error::Router(error) => error.hint(),
             Error::Usage { hint, .. }
             | Error::ServiceFailed { hint, .. }
             | Error::Failed { hint, .. } => hint.clone(),

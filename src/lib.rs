@@ -44,6 +44,9 @@
 //! files; `rm` and `gc` remove what instances leave with [`cleanup`].
 //! A PID is trusted only together with its start time ([`process`]), and a process is
 //! signalled through a [`pidfd`], so a PID the kernel has reused never gets berth's signal.
+//! [`router`] (`berth router`, a detached process per `BERTH_HOME`, like a supervisor per
+//! instance) answers for `SERVICE.INSTANCE.localhost` on the loopback addresses, reading
+//! the ledger and `instance.json` again whenever they change.
 
 pub mod beneath;
 pub mod cgroup;
@@ -75,6 +78,7 @@ pub mod pidfd;
 pub mod ports;
 pub mod probe;
 pub mod process;
+pub mod router;
 pub mod snapshot;
 pub mod state;
 pub mod supervisor;

@@ -10,6 +10,7 @@ use crate::config::template::{CommandTemplate, Template, Var};
 use crate::config::{Config, DatabaseConfig, ReadyConfig};
 use crate::env_vars;
 use crate::ports::PortPlan;
+use crate::router::routes;
 use crate::state::{
     ComposeBackend, ComposeReady, ComposeSpec, DatabaseSpec, INSTANCE_FORMAT_VERSION, InstanceFile,
     InstancePaths, InstanceState, ProcessSpec, ReadyCheck, ServiceRecord, ServiceSpec,
@@ -269,6 +270,7 @@ pub fn build(config: &Config, inputs: &ModelInputs) -> InstanceFile {
                 }),
             })
             .collect(),
+        router_default: router_default(config, &services),
         services,
         seal: None,
     }
@@ -397,6 +399,29 @@ fn database_spec(
 /// Compose port names carry their protocol unless it is TCP (`53-udp`).
 /// The scheme of a container port that by convention serves the web (`80`, `443`,
 /// `8080`, `3000`, …), from the number its name starts with.
+/// The service `INSTANCE.localhost` reaches: `[router] default`, else the first service
+/// with an HTTP URL, else a `web` service with a port (the Procfile's convention). `None`
+/// leaves the router to take the first service with a port.
+fn router_default(config: &Config, services: &IndexMap<String, ServiceRecord>) -> Option<String> {
+    if let Some(named) = &config.router_default {
+        return Some(named.clone());
+    }
+    services
+        .iter()
+        .find(|(_, record)| {
+            record
+                .url
+                .as_deref()
+                .is_some_and(|url| url.starts_with("http://"))
+        })
+        .or_else(|| {
+            services
+                .get_key_value("web")
+                .filter(|(_, record)| !record.ports.is_empty())
+        })
+        .map(|(name, _)| name.clone())
+}
+
 fn web_scheme(port_name: &str) -> Option<&'static str> {
     let digits: String = port_name.chars().take_while(char::is_ascii_digit).collect();
     match digits.parse::<u16>().ok()? {
@@ -486,6 +511,11 @@ impl Values<'_> {
             Var::Url { service, port } => {
                 format!("http://127.0.0.1:{}", self.port(service, port.as_ref()))
             }
+            Var::Host { service } => routes::service_host(&self.identity.name, service),
+            Var::PublicUrl { service } => self
+                .config
+                .router
+                .url(&routes::service_host(&self.identity.name, service)),
             Var::InstanceName => self.identity.name.clone(),
             Var::InstanceIndex => self.identity.index.to_string(),
             Var::InstanceRoot => self.config.root.display().to_string(),
@@ -498,6 +528,14 @@ impl Values<'_> {
 
 /// A random hex token from the kernel's generator.
 pub fn random_token() -> String {
+    random_bytes()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// 16 random bytes from the kernel's generator.
+pub fn random_bytes() -> [u8; 16] {
     let mut bytes = [0u8; 16];
     let filled = std::fs::File::open("/dev/urandom")
         .and_then(|mut file| std::io::Read::read_exact(&mut file, &mut bytes))
@@ -507,7 +545,7 @@ pub fn random_token() -> String {
         let seed = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
         bytes.copy_from_slice(&Sha256::digest(seed.as_bytes())[..16]);
     }
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    bytes
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ mod port;
 mod prepare;
 mod restart;
 mod rm;
+mod router;
 mod snapshot;
 mod status;
 mod up;
@@ -31,6 +32,18 @@ pub fn dispatch(cli: Cli, printer: &Printer) -> Result<()> {
             // It inherits `BERTH_HOME` (made absolute) from the `berth up` that started it.
             let ledger_dir = crate::context::ledger_dir()?;
             return Ok(crate::supervisor::run(dir, &ledger_dir)?);
+        }
+        CommandKind::Route {
+            port,
+            https,
+            listeners,
+        } => {
+            let ledger_dir = crate::context::ledger_dir()?;
+            let address = crate::router::RouterAddress {
+                port: *port,
+                https: *https,
+            };
+            return Ok(crate::router::serve::run(&ledger_dir, address, *listeners)?);
         }
         CommandKind::Completions(args) => return completions::run(args.shell),
         CommandKind::Man => return completions::man(),
@@ -58,6 +71,10 @@ pub fn dispatch(cli: Cli, printer: &Printer) -> Result<()> {
         CommandKind::Gc(args) => gc::run(&context, printer, &args),
         CommandKind::Shell(args) => exec::run_shell(&context, printer, &args),
         CommandKind::Mcp => mcp::run(context),
-        CommandKind::Supervise { .. } | CommandKind::Completions(_) | CommandKind::Man => Ok(()),
+        CommandKind::Router(args) => router::run(&context, printer, &args),
+        CommandKind::Supervise { .. }
+        | CommandKind::Route { .. }
+        | CommandKind::Completions(_)
+        | CommandKind::Man => Ok(()),
     }
 }

@@ -357,13 +357,14 @@ impl Loader<'_> {
                 databases.insert(name.get_ref().clone(), self.database(database)?);
             }
         }
-        let config = Config {
+        let mut config = Config {
             path: self.path.to_path_buf(),
             root: root.to_path_buf(),
             project,
             stride,
             port_strategy,
             worktree,
+            router_default: None,
             auto_range,
             logs,
             services,
@@ -373,6 +374,10 @@ impl Loader<'_> {
             env_file,
             databases,
             external_ports: IndexMap::new(),
+            router: crate::router::RouterAddress {
+                port: crate::router::DEFAULT_PORT,
+                https: false,
+            },
             uses_shared: IndexMap::new(),
             shared_instance: None,
         };
@@ -382,7 +387,35 @@ impl Loader<'_> {
         self.check_env_file_targets(&config)?;
         self.check_dependencies(&raw, &config)?;
         self.check_duplicate_ports(&raw, &config)?;
+        config.router_default = self.router_default(&raw, &config)?;
         Ok(config)
+    }
+
+    /// `[router] default`: a service (process or compose) with a port.
+    fn router_default(
+        &self,
+        raw: &RawConfig,
+        config: &Config,
+    ) -> Result<Option<String>, ConfigError> {
+        let Some(default) = raw
+            .router
+            .as_ref()
+            .and_then(|router| router.get_ref().default.as_ref())
+        else {
+            return Ok(None);
+        };
+        let name = default.get_ref();
+        match config.ports_of(name) {
+            Some(ports) if !ports.is_empty() => Ok(Some(name.clone())),
+            Some(_) => Err(self.error(
+                default.span(),
+                format!("`default` names `{name}`, which has no port for the router to reach"),
+            )),
+            None => Err(self.error(
+                default.span(),
+                format!("`default` names `{name}`, which is not a service of this project"),
+            )),
+        }
     }
 
     /// `[[env_files]]`: each source must exist and read as dotenv, each `set` key must be
@@ -1515,8 +1548,10 @@ fn found_words(found: &str) -> String {
 }
 
 fn unknown_reference(var: &Var, config: &Config) -> Option<String> {
-    let (Var::Port { service, port } | Var::Url { service, port }) = var else {
-        return None;
+    let (service, port) = match var {
+        Var::Port { service, port } | Var::Url { service, port } => (service, port),
+        Var::Host { service } | Var::PublicUrl { service } => (service, &None),
+        _ => return None,
     };
     let Some(ports) = config.ports_of(service) else {
         return Some(format!("unknown service `{service}` in a template"));

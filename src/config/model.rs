@@ -21,6 +21,9 @@ pub struct Config {
     pub port_strategy: PortStrategy,
     /// `[worktree]`: how `berth new` makes a worktree.
     pub worktree: WorktreeConfig,
+    /// `[router] default`: the service `INSTANCE.localhost` reaches (else the first that
+    /// speaks HTTP).
+    pub router_default: Option<String>,
     /// Inclusive range for `port = "auto"`.
     pub auto_range: (u16, u16),
     /// `[logs]`: how much of each service's output is kept.
@@ -43,6 +46,9 @@ pub struct Config {
     /// After [`Config::partition`] of an instance: the shared services it uses, with their
     /// `per_instance` commands.
     pub uses_shared: IndexMap<String, Option<PerInstanceConfig>>,
+    /// Where the router answers, for `{{ public_url.S }}`: the running router's port and
+    /// scheme, else its default port over http. Set by `up`.
+    pub router: crate::router::RouterAddress,
     /// The shared instance that runs them (name and root), once `up` ensured it runs.
     pub shared_instance: Option<(String, PathBuf)>,
 }

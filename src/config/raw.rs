@@ -18,6 +18,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub worktree: Option<Spanned<RawWorktree>>,
     #[serde(default)]
+    pub router: Option<Spanned<RawRouter>>,
+    #[serde(default)]
     pub env_files: Vec<Spanned<RawEnvFile>>,
     #[serde(default)]
     pub services: IndexMap<Spanned<String>, Spanned<RawService>>,
@@ -62,6 +64,14 @@ pub struct RawPorts {
     pub stride: Option<Spanned<i64>>,
     pub range: Option<Spanned<Vec<i64>>>,
     pub strategy: Option<Spanned<String>>,
+}
+
+/// `[router]`: how `berth router` names the instance.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub struct RawRouter {
+    /// The service `INSTANCE.localhost` reaches.
+    pub default: Option<Spanned<String>>,
 }
 
 /// `[worktree]`: how `berth new` makes a worktree.

@@ -1,4 +1,5 @@
-//! The template language of berth.toml: `{{ port.S }}`, `{{ url.S }}`, `{{ instance.* }}`, …
+//! The template language of berth.toml: `{{ port.S }}`, `{{ url.S }}`, `{{ host.S }}`,
+//! `{{ public_url.S }}`, `{{ instance.* }}`, …
 
 use std::fmt;
 
@@ -34,6 +35,15 @@ pub enum Var {
     Url {
         service: String,
         port: Option<String>,
+    },
+    /// `host.S`: the service's router name, `S.INSTANCE.localhost`.
+    Host {
+        service: String,
+    },
+    /// `public_url.S`: the service's router URL, `http://S.INSTANCE.localhost:PORT`
+    /// (the router's port; `https://` when it serves HTTPS).
+    PublicUrl {
+        service: String,
     },
     InstanceName,
     InstanceIndex,
@@ -128,7 +138,7 @@ fn parse_var(text: &str) -> Result<Var, String> {
     let unknown = || {
         format!(
             "unknown template name `{text}`; known: port.SERVICE, port.SERVICE.NAME, url.SERVICE, \
-             instance.name, instance.index, instance.root, instance.data, instance.port_offset, project.name"
+             host.SERVICE, public_url.SERVICE, instance.name, instance.index, instance.root, instance.data, instance.port_offset, project.name"
         )
     };
     let var = match segments.as_slice() {
@@ -147,6 +157,12 @@ fn parse_var(text: &str) -> Result<Var, String> {
         ["url", service, port] => Var::Url {
             service: service.to_string(),
             port: Some(port.to_string()),
+        },
+        ["host", service] => Var::Host {
+            service: service.to_string(),
+        },
+        ["public_url", service] => Var::PublicUrl {
+            service: service.to_string(),
         },
         ["instance", "name"] => Var::InstanceName,
         ["instance", "index"] => Var::InstanceIndex,

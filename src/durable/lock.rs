@@ -35,6 +35,20 @@ impl Drop for FileLock {
 }
 
 impl FileLock {
+    /// Gives the lock to a child process: a second descriptor of the same open file
+    /// description, for the child to inherit. The lock is not released here (flock locks
+    /// belong to the description): it stays held until the last descriptor closes, in
+    /// the child, which may outlive this process.
+    pub fn hand_over(self) -> std::io::Result<File> {
+        let file = self.file.try_clone()?;
+        // Closing this descriptor without `Drop`'s unlock keeps the lock held.
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again; its file is read out once and
+        // dropped here, which closes the descriptor.
+        drop(unsafe { std::ptr::read(&this.file) });
+        Ok(file)
+    }
+
     /// Tries for up to `window`; `None` if the lock stayed held that long. For a lock
     /// held for a process's lifetime, which [`FileLock::is_held`] probes only briefly.
     pub fn try_acquire_within(path: &Path, window: Duration) -> Result<Option<Self>, StateError> {

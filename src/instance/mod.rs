@@ -26,6 +26,7 @@ pub mod list;
 pub mod logs;
 pub mod restart;
 pub mod rm;
+pub mod router;
 pub mod snapshot;
 pub mod status;
 pub mod up;

@@ -49,7 +49,8 @@ pub fn restart(
     progress.waiting("waiting for the services to be ready");
     let file = lifecycle::wait_ready(&selected.paths, services, timeout, progress);
     progress.done_waiting();
-    Ok(StatusView::from_file(&file?))
+    Ok(StatusView::from_file(&file?)
+        .with_router(crate::router::state::address(context.ledger.dir())))
 }
 
 /// Waits (briefly) until no named service still shows the `ready` it had before the

@@ -12,7 +12,8 @@ use crate::error::Result;
 pub fn status(context: &Context, progress: &dyn Progress) -> Result<StatusView> {
     let selected = select(context, progress)?;
     let file = selected.started()?;
-    let mut view = StatusView::from_file(file);
+    let mut view = StatusView::from_file(file)
+        .with_router(crate::router::state::address(context.ledger.dir()));
     if file.compose.is_some() {
         let engine = Engine::from_env().map_err(ComposeError::from)?;
         let root = file.root.display().to_string();

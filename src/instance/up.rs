@@ -59,7 +59,8 @@ impl UpOptions {
 /// return, so a caller that follows the instance (`up --attach`) can take it again to
 /// stop it.
 pub fn up(context: &Context, options: &UpOptions, progress: &dyn Progress) -> Result<StatusView> {
-    start(context, options, progress).map(|file| StatusView::from_file(&file))
+    let router = crate::router::state::address(context.ledger.dir());
+    start(context, options, progress).map(|file| StatusView::from_file(&file).with_router(router))
 }
 
 /// Which part of the project an `up` brings up: an instance (every service but the
@@ -151,6 +152,7 @@ fn load(context: &Context, args: &UpOptions, part: Part) -> Result<Project> {
     // Before anything is written, the Compose resolution cache in `.berth/` included.
     crate::state::check_state_root(&root)?;
     let (mut config, mut resolved) = compose::load_project(&root)?;
+    config.router = router_address(context);
     if config.service_names().is_empty() {
         return Err(Error::usage(
             format!("`{}` declares no services", config.path.display()),
@@ -592,6 +594,14 @@ fn create_state_dir(paths: &InstancePaths, root: &Path) -> Result<()> {
         )
     })?;
     Ok(())
+}
+
+/// Where `{{ public_url.S }}` points: the running router, else the router's default port.
+fn router_address(context: &Context) -> crate::router::RouterAddress {
+    crate::router::state::address(context.ledger.dir()).unwrap_or(crate::router::RouterAddress {
+        port: crate::router::DEFAULT_PORT,
+        https: false,
+    })
 }
 
 pub(crate) fn now() -> String {

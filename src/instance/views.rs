@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::docker::{Container, Health};
 use crate::git::GitHead;
+use crate::router::{RouterAddress, routes};
 use crate::state::InstanceFile;
 
 /// A shared service the instance uses, with its state in the shared instance.
@@ -29,6 +30,7 @@ fn shared_view(usage: &crate::state::SharedUse) -> ServiceView {
             .values()
             .next()
             .map(|port| format!("http://127.0.0.1:{port}")),
+        routed_url: None,
         ports: usage.ports.clone(),
         pid: record
             .and_then(|record| record.pid)
@@ -55,6 +57,9 @@ pub struct StatusView {
     /// Where the root was when the instance started, and where it is now.
     pub git: Option<GitView>,
     pub services: Vec<ServiceView>,
+    /// The service `INSTANCE.localhost` reaches through the router.
+    #[serde(skip)]
+    pub router_default: Option<String>,
 }
 
 /// The git branch and commit an instance started from, and whether the work tree has
@@ -86,7 +91,10 @@ pub struct ServiceView {
     pub kind: String,
     pub state: String,
     pub ports: IndexMap<String, u16>,
+    /// Where the service answers on this machine: `http://127.0.0.1:PORT`.
     pub url: Option<String>,
+    /// Its router URL (`http://SERVICE.INSTANCE.localhost:PORT`) while the router runs.
+    pub routed_url: Option<String>,
     pub pid: Option<u32>,
     /// The container of a compose service.
     pub container: Option<String>,
@@ -127,6 +135,7 @@ impl StatusView {
                     state: record.state.as_str().to_string(),
                     ports: record.ports.clone(),
                     url: record.url.clone(),
+                    routed_url: None,
                     pid: record.pid.filter(|_| alive).map(|identity| identity.pid),
                     container: record.container.clone(),
                     health: None,
@@ -136,7 +145,29 @@ impl StatusView {
                 })
                 .chain(file.shared.iter().map(shared_view))
                 .collect(),
+            router_default: file.router_default.clone(),
         }
+    }
+
+    /// Fills in the router URL of each service that speaks HTTP, while a router runs.
+    pub fn with_router(mut self, address: Option<RouterAddress>) -> Self {
+        let Some(address) = address else {
+            return self;
+        };
+        for service in &mut self.services {
+            let routed = service.kind != "shared"
+                && !service.ports.is_empty()
+                && routes::has_router_url(
+                    service.url.as_deref(),
+                    &service.name,
+                    self.router_default.as_deref(),
+                );
+            if routed {
+                service.routed_url =
+                    Some(address.url(&routes::service_host(&self.name, &service.name)));
+            }
+        }
+        self
     }
 
     /// Overlays what the engine says now about each compose service's container (one

@@ -274,7 +274,7 @@ impl Berth {
     }
 
     #[tool(
-        description = "Where a service answers: `http://127.0.0.1:PORT` for one that speaks HTTP, `127.0.0.1:PORT` for others (a database, a cache).",
+        description = "Where a service answers: `http://127.0.0.1:PORT` for one that speaks HTTP, `127.0.0.1:PORT` for others (a database, a cache). While `berth router` runs, `url` is an HTTP service's router name (`http://SERVICE.INSTANCE.localhost:PORT`); `direct` is always the port.",
         input_schema = params::schema::<params::Address>(),
         output_schema = schema_for_output::<Url>(),
         annotations(read_only_hint = true, open_world_hint = false)
@@ -292,6 +292,7 @@ impl Berth {
                     context,
                     &params.service,
                     params.port_name.as_deref(),
+                    false,
                     progress,
                 )
             },

@@ -4,6 +4,7 @@
 pub mod env;
 mod loglines;
 mod printer;
+pub mod router;
 pub mod snapshots;
 mod table;
 pub mod views;

@@ -48,7 +48,11 @@ pub fn status(view: &StatusView) -> String {
             service.name.clone(),
             service.state.clone(),
             ports,
-            service.url.clone().unwrap_or_else(|| "-".to_string()),
+            service
+                .routed_url
+                .clone()
+                .or_else(|| service.url.clone())
+                .unwrap_or_else(|| "-".to_string()),
             match (&service.pid, &service.container) {
                 (Some(pid), _) => pid.to_string(),
                 (None, Some(container)) => container.clone(),

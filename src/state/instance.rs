@@ -50,6 +50,10 @@ pub struct InstanceFile {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shared: Vec<SharedUse>,
     pub services: IndexMap<String, ServiceRecord>,
+    /// The service `INSTANCE.localhost` reaches through the router: `[router] default`,
+    /// else the first service that speaks HTTP (see [`crate::router`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router_default: Option<String>,
     /// What the file said its seal was (see [`crate::state::seal`]); written by
     /// [`InstanceFile::write`], never taken from the struct.
     #[serde(default, skip_serializing)]

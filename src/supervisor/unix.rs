@@ -83,7 +83,7 @@ pub fn spawn_process(
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
-            close_inherited_on_exec();
+            close_inherited_on_exec(3);
             Ok(())
         });
     }
@@ -100,17 +100,17 @@ pub fn spawn_process(
     child
 }
 
-/// Marks every descriptor above stderr close-on-exec, in a child between fork and
-/// exec: what berth's own caller left open (a `flock` lock, a CI runner's pipe) must
+/// Marks every descriptor from `first` on (3: all above stderr) close-on-exec, in a
+/// child between fork and exec: what berth's own caller left open (a `flock` lock, a CI runner's pipe) must
 /// not be held by the supervisor or a service for as long as they run. Marked, not
 /// closed, so the descriptor the standard library uses to report a failed exec works.
 /// Best effort: a kernel without close_range (before 5.11) leaves them as they are.
-fn close_inherited_on_exec() {
+pub fn close_inherited_on_exec(first: u32) {
     // SAFETY: close_range only changes this process's descriptor flags.
     unsafe {
         libc::syscall(
             libc::SYS_close_range,
-            3u32,
+            first,
             u32::MAX,
             libc::CLOSE_RANGE_CLOEXEC,
         );
@@ -285,7 +285,7 @@ pub fn spawn_supervisor(paths: &InstancePaths) -> std::io::Result<()> {
             if libc::setsid() < 0 {
                 return Err(std::io::Error::last_os_error());
             }
-            close_inherited_on_exec();
+            close_inherited_on_exec(3);
             Ok(())
         });
     }

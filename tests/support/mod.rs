@@ -167,6 +167,10 @@ impl Sandbox {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
+        // The router of this BERTH_HOME, when a test started one.
+        if self.home().join("router").exists() {
+            let _ = self.command(self.dir.path(), &["router", "stop"]).output();
+        }
         // Stop every instance this sandbox's ledger knows, so no test leaves processes.
         let Ok(text) = std::fs::read_to_string(self.home().join("ledger.json")) else {
             return;
