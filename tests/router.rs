@@ -725,3 +725,38 @@ fn chromium_over_https_and_http2_with_the_router_ca_trusted() {
         "{log}"
     );
 }
+
+#[test]
+fn compose_services_are_routed_by_name_too() {
+    if !support::docker::available("compose_services_are_routed_by_name_too")
+        || !installed("compose_services_are_routed_by_name_too", &["curl"])
+    {
+        return;
+    }
+    let mut sandbox = Sandbox::new();
+    sandbox.compose = Some(support::docker::compose_tools()[0].to_string());
+    let compose = format!(
+        "services:\n  web:\n    image: {}\n    command: [\"httpd\", \"-f\", \"-p\", \"80\", \"-h\", \"/site\"]\n    volumes: [\"./site:/site:ro\"]\n    ports: [\"16790:80\"]\n    stop_grace_period: 1s\n",
+        support::docker::IMAGE
+    );
+    let mut dirs = Vec::new();
+    for name in ["first", "second"] {
+        let dir = sandbox.project_files(name, &[("compose.yml", &compose)]);
+        std::fs::create_dir(dir.join("site")).unwrap();
+        std::fs::write(dir.join("site/index.html"), format!("{name}\n")).unwrap();
+        sandbox.berth(&dir, &["up"]).success();
+        dirs.push(dir);
+    }
+    let port = start_router(&sandbox, &dirs[0], &[]);
+    for name in ["first", "second"] {
+        for host in [format!("web.{name}.localhost"), format!("{name}.localhost")] {
+            let (code, body) = curl(&[&format!("http://{host}:{port}/index.html")]);
+            assert_eq!((code, body.trim()), (200, name), "{host}");
+        }
+    }
+    let url = sandbox.berth(&dirs[1], &["url", "web"]).success();
+    assert_eq!(
+        url.stdout.trim(),
+        format!("http://web.second.localhost:{port}")
+    );
+}
