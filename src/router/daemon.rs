@@ -178,6 +178,9 @@ fn spawn(
         .arg("--listeners")
         .arg((count - 1).to_string())
         .env(crate::env_vars::BERTH_HOME, home)
+        // Not the directory `router start` ran in: a long-lived process there would keep
+        // a removed worktree's directory, or its filesystem, busy.
+        .current_dir("/")
         .stdin(Stdio::null())
         .stdout(log.try_clone().map_err(error)?)
         .stderr(log);
