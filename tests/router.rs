@@ -760,3 +760,45 @@ fn compose_services_are_routed_by_name_too() {
         format!("http://web.second.localhost:{port}")
     );
 }
+
+#[test]
+fn templates_name_services_through_the_router_and_a_wrong_default_is_located() {
+    let sandbox = Sandbox::new();
+    let config = r#"[router]
+default = "web"
+
+[services.web]
+command = "sleep 60"
+port = 16795
+ready = { tcp = false }
+env = { PUBLIC = "{{ public_url.web }}", ALLOWED_HOST = "{{ host.web }}", DIRECT = "{{ url.web }}" }
+"#;
+    let dir = sandbox.project("tmpl", config);
+    let port = start_router(&sandbox, &dir, &[]);
+    sandbox.berth(&dir, &["up"]).success();
+    let env = sandbox
+        .berth(&dir, &["env", "web", "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(env["PUBLIC"], format!("http://web.tmpl.localhost:{port}"));
+    assert_eq!(env["ALLOWED_HOST"], "web.tmpl.localhost");
+    assert_eq!(env["DIRECT"], "http://127.0.0.1:16795");
+    let file: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join(".berth/tmpl/instance.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(file["router_default"], "web");
+
+    let wrong = sandbox.project(
+        "wrong",
+        "[router]\ndefault = \"api\"\n\n[services.web]\ncommand = \"sleep 60\"\nport = 16796\n",
+    );
+    let run = sandbox.berth(&wrong, &["up"]).code(2);
+    assert!(
+        run.shows_config_error(
+            "berth.toml:2:11: `default` names `api`, which is not a service of this project"
+        ),
+        "{}",
+        run.stderr
+    );
+}
