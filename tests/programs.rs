@@ -79,32 +79,6 @@ struct Program {
     answers: fn(u16) -> bool,
 }
 
-/// Whether every executable is installed; otherwise skip loudly, or fail under
-/// BERTH_REQUIRE_PROGRAMS=1.
-fn installed(test: &str, programs: &[&str]) -> bool {
-    let missing: Vec<&&str> = programs
-        .iter()
-        .filter(|program| {
-            !Command::new("sh")
-                .args(["-c", &format!("command -v {program}")])
-                .output()
-                .is_ok_and(|output| output.status.success())
-        })
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    if std::env::var("BERTH_REQUIRE_PROGRAMS").as_deref() == Ok("1") {
-        panic!(
-            "{test}: {missing:?} missing, and BERTH_REQUIRE_PROGRAMS=1 requires them (scripts/test-deps installs them)"
-        );
-    }
-    eprintln!(
-        "\n*** SKIPPED {test}: {missing:?} not installed (scripts/test-deps installs them) ***\n"
-    );
-    false
-}
-
 fn redis_answers(port: u16) -> bool {
     exchange(port, b"PING\r\n").is_some_and(|reply| reply.starts_with("+PONG"))
 }

@@ -91,38 +91,10 @@ async def main():
 asyncio.run(main())
 "#;
 
-/// Whether every program and Python module is installed; otherwise skip loudly, or fail
-/// under BERTH_REQUIRE_PROGRAMS=1.
+/// Whether the programs and the `websockets` library are installed; otherwise skip
+/// loudly, or fail under BERTH_REQUIRE_PROGRAMS=1.
 fn installed(test: &str, programs: &[&str]) -> bool {
-    let mut missing: Vec<String> = programs
-        .iter()
-        .filter(|program| {
-            !Command::new("sh")
-                .args(["-c", &format!("command -v {program}")])
-                .output()
-                .is_ok_and(|output| output.status.success())
-        })
-        .map(|program| program.to_string())
-        .collect();
-    let websockets = Command::new("python3")
-        .args(["-c", "import websockets.asyncio.server"])
-        .output()
-        .is_ok_and(|output| output.status.success());
-    if !websockets {
-        missing.push("python3 -m websockets".to_string());
-    }
-    if missing.is_empty() {
-        return true;
-    }
-    if std::env::var("BERTH_REQUIRE_PROGRAMS").as_deref() == Ok("1") {
-        panic!(
-            "{test}: {missing:?} missing, and BERTH_REQUIRE_PROGRAMS=1 requires them (scripts/test-deps installs them)"
-        );
-    }
-    eprintln!(
-        "\n*** SKIPPED {test}: {missing:?} not installed (scripts/test-deps installs them) ***\n"
-    );
-    false
+    support::installed_with_modules(test, programs, &["websockets.asyncio.server"])
 }
 
 /// A copy of the stack in `sandbox/NAME` (the instance is named after the directory),

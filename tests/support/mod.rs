@@ -321,3 +321,42 @@ pub fn port_of(status: &serde_json::Value, service: &str) -> u16 {
         .and_then(|entry| entry["ports"].as_object()?.values().next()?.as_u64())
         .unwrap_or_else(|| panic!("no port for {service} in {status}")) as u16
 }
+
+/// Whether every executable is installed; otherwise skip loudly, or fail under
+/// BERTH_REQUIRE_PROGRAMS=1 (set by `.ci/run`).
+pub fn installed(test: &str, programs: &[&str]) -> bool {
+    installed_with_modules(test, programs, &[])
+}
+
+/// Like [`installed`], with Python modules `python3` must import as well.
+pub fn installed_with_modules(test: &str, programs: &[&str], modules: &[&str]) -> bool {
+    let succeeds = |program: &str, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .output()
+            .is_ok_and(|output| output.status.success())
+    };
+    let mut missing: Vec<String> = programs
+        .iter()
+        .filter(|program| !succeeds("sh", &["-c", &format!("command -v {program}")]))
+        .map(|program| program.to_string())
+        .collect();
+    missing.extend(
+        modules
+            .iter()
+            .filter(|module| !succeeds("python3", &["-c", &format!("import {module}")]))
+            .map(|module| format!("python3 module {module}")),
+    );
+    if missing.is_empty() {
+        return true;
+    }
+    if std::env::var("BERTH_REQUIRE_PROGRAMS").as_deref() == Ok("1") {
+        panic!(
+            "{test}: {missing:?} missing, and BERTH_REQUIRE_PROGRAMS=1 requires them (scripts/test-deps installs them)"
+        );
+    }
+    eprintln!(
+        "\n*** SKIPPED {test}: {missing:?} not installed (scripts/test-deps installs them) ***\n"
+    );
+    false
+}
