@@ -1,8 +1,9 @@
 //! `berth router` end to end, with what people run: a Python HTTP app and a WebSocket
 //! service on the `websockets` library, reached with curl, the `websockets` client, and a
 //! headless Chromium over http and over https/HTTP/2 with the router's CA trusted the way
-//! `berth router trust` says. Every router listens on a port the kernel picks
-//! (`--port 0`); the stacks' base ports are this file's own (16700-16799).
+//! `berth router trust` says. Routers listen on a port the kernel picks (`--port 0`), but
+//! for the one restarted on its own port (16798); the stacks' base ports are this file's
+//! own (16700-16799).
 //!
 //! The programs come from `scripts/test-deps`; without them the tests skip loudly, and
 //! BERTH_REQUIRE_PROGRAMS=1 (set by `.ci/run`) makes that a failure.
@@ -206,7 +207,12 @@ fn two_instances_are_reached_by_name_over_http_websocket_and_http2() {
     let beta = stack(&sandbox, "beta", 16700);
     sandbox.berth(&alpha, &["up"]).success();
     sandbox.berth(&beta, &["up"]).success();
-    let port = start_router(&sandbox, &alpha, &[]);
+    // A port of this file's own, not one the kernel picks: this test stops the router and
+    // starts it again on the same port, which another test's router must not take meanwhile.
+    let port: u16 = 16798;
+    sandbox
+        .berth(&alpha, &["router", "start", "--port", &port.to_string()])
+        .success();
 
     // Loopback only: 127.0.0.1 and [::1], nothing else.
     let status = sandbox
