@@ -80,7 +80,8 @@ pub fn status(context: &Context) -> Result<RouterStatus> {
         .routes()?
         .into_iter()
         .map(|route| {
-            let state = match follower.target(&route.host, true) {
+            // `routes` has just looked at every file: those looks are reused.
+            let state = match follower.target(&route.host, false) {
                 Target::Proxy(_) => "ready".to_string(),
                 Target::Unavailable(unavailable) => unavailable.state,
                 Target::Unknown { .. } => "unknown".to_string(),
@@ -191,12 +192,7 @@ pub fn hosts(context: &Context, action: HostsAction) -> Result<HostsView> {
     let home = context.ledger.dir();
     let paths = RouterPaths::new(home);
     let follower = Follower::new(home);
-    let names: Vec<String> = follower
-        .routes()?
-        .into_iter()
-        .map(|route| route.host)
-        .collect();
-    let lines = hosts::lines(&names);
+    let lines = hosts::lines(&follower.names()?);
     let file = hosts::hosts_file();
     let changed = match action {
         HostsAction::Print => {

@@ -109,17 +109,9 @@ fn bind(port: u16, ledger: &LedgerData) -> Result<Vec<TcpListener>, RouterError>
         };
         RouterError::PortTaken { port, holder }
     };
-    if port != 0
-        && let Some((entry, lease)) = ledger.lease_holder(port, "")
-    {
-        // Leased to an instance that is down now: its next `up` needs it back.
-        return Err(RouterError::PortTaken {
-            port,
-            holder: Holder::Instance {
-                name: entry.name.clone(),
-                service: lease.service.clone(),
-            },
-        });
+    if port != 0 && ledger.lease_holder(port, "").is_some() {
+        // Leased to an instance, even one that is down now: its next `up` needs it back.
+        return Err(taken(port));
     }
     let v4 = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let first = TcpListener::bind(v4).map_err(|source| match source.kind() {

@@ -167,6 +167,16 @@ impl Follower {
         alive
     }
 
+    /// Every routed name on the machine now, from the ledger alone: which service a bare
+    /// instance name reaches does not change the names.
+    pub fn names(&self) -> Result<Vec<String>, StateError> {
+        let ledger = self.ledger(true)?;
+        Ok(routes::table(&ledger, &|_| None)
+            .into_iter()
+            .map(|route| route.host)
+            .collect())
+    }
+
     /// Every routed name on the machine now.
     pub fn routes(&self) -> Result<Vec<Route>, StateError> {
         let ledger = self.ledger(true)?;

@@ -225,15 +225,10 @@ fn sync_hosts(
         *last = None;
         return;
     };
-    let Ok(routes) = follower.routes() else {
+    let Ok(names) = follower.names() else {
         return;
     };
-    let lines = hosts::lines(
-        &routes
-            .into_iter()
-            .map(|route| route.host)
-            .collect::<Vec<_>>(),
-    );
+    let lines = hosts::lines(&names);
     if last.as_ref() == Some(&lines) {
         return;
     }
