@@ -780,3 +780,28 @@ env = { PUBLIC = "{{ public_url.web }}", ALLOWED_HOST = "{{ host.web }}", DIRECT
         run.stderr
     );
 }
+
+#[test]
+fn a_failed_service_answers_502_with_a_page_naming_it_and_why() {
+    if !installed(
+        "a_failed_service_answers_502_with_a_page_naming_it_and_why",
+        &["curl"],
+    ) {
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let dir = sandbox.project(
+        "broken",
+        "[services.bad]\ncommand = \"sh -c \\\"echo boom; exit 3\\\"\"\nport = 16797\nrestart = \"never\"\n",
+    );
+    sandbox.berth(&dir, &["up"]).code(4);
+    let port = start_router(&sandbox, &dir, &[]);
+    let (code, page) = curl(&[&format!("http://bad.broken.localhost:{port}/")]);
+    assert_eq!(code, 502, "{page}");
+    assert!(
+        page.contains("<code>bad</code> of <code>broken</code> is failed"),
+        "{page}"
+    );
+    assert!(page.contains("exited with status 3"), "{page}");
+    assert!(page.contains("berth logs bad --name broken"), "{page}");
+}
