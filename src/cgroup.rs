@@ -23,7 +23,7 @@ use procfs::process::MountInfos;
 
 /// The directory under the cgroup v2 mount that holds every instance's cgroup.
 const BERTH_DIR: &str = "berth";
-/// The leaf the supervisor moves itself into.
+/// The leaf the supervisor is started in.
 const SUPERVISOR_LEAF: &str = "supervisor";
 /// Service leaves are `svc.<service>`; the prefix keeps them apart from `supervisor`.
 const SERVICE_PREFIX: &str = "svc.";
@@ -155,6 +155,17 @@ impl Cgroup {
         fs::create_dir_all(&self.dir).is_ok() && self.exists()
     }
 
+    /// Opens the cgroup's directory (`O_PATH`), for a process to be created in it
+    /// ([`crate::spawn`]). The descriptor is close-on-exec.
+    pub fn open_dir(&self) -> Option<std::os::fd::OwnedFd> {
+        fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(&self.dir)
+            .ok()
+            .map(std::os::fd::OwnedFd::from)
+    }
+
     /// Opens `cgroup.procs` for writing, so that a child about to run a service can move
     /// itself in (by writing `0`) between fork and exec. The descriptor is close-on-exec.
     pub fn procs_writer(&self) -> Option<fs::File> {
@@ -173,12 +184,16 @@ impl Cgroup {
 
     /// Whether `pid` is in this cgroup or one below it.
     pub fn contains(&self, pid: u32) -> bool {
-        cgroup_of(pid).is_some_and(|path| {
-            path == self.path
-                || path
-                    .strip_prefix(&self.path)
-                    .is_some_and(|rest| rest.starts_with('/'))
-        })
+        cgroup_of(pid).is_some_and(|path| self.holds(&path))
+    }
+
+    /// Whether the cgroup at `path` (as `/proc/PID/cgroup` shows it) is this one or one
+    /// below it.
+    pub fn holds(&self, path: &str) -> bool {
+        path == self.path
+            || path
+                .strip_prefix(&self.path)
+                .is_some_and(|rest| rest.starts_with('/'))
     }
 
     /// Every process in this cgroup and the ones below it (zombies have left already).

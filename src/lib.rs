@@ -80,6 +80,7 @@ pub mod probe;
 pub mod process;
 pub mod router;
 pub mod snapshot;
+pub mod spawn;
 pub mod state;
 pub mod supervisor;
 pub mod worktree;

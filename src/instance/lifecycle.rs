@@ -19,8 +19,13 @@ const POLL: Duration = Duration::from_millis(2);
 const WAIT_SLICE: Duration = Duration::from_millis(250);
 
 /// Starts the supervisor and waits until it holds its lock.
-pub fn start_supervisor(paths: &InstancePaths) -> Result<()> {
-    supervisor::spawn_supervisor(paths)
+pub fn start_supervisor(paths: &InstancePaths, name: &str) -> Result<()> {
+    // Created in its cgroup's supervisor leaf, made here first: a process created in a
+    // cgroup costs nothing, one moved in waits for the kernel (see `crate::spawn`).
+    let cgroup = crate::cgroup::Cgroup::instance(name, &paths.dir)
+        .map(|instance| instance.supervisor())
+        .filter(crate::cgroup::Cgroup::create);
+    supervisor::spawn_supervisor(paths, cgroup.as_ref())
         .map_err(|error| Error::failed(format!("cannot start the supervisor: {error}"), None))?;
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {

@@ -332,7 +332,7 @@ fn start_fresh(
         return Err(error);
     }
     shared::create_resources(&file)?;
-    lifecycle::start_supervisor(&paths)?;
+    lifecycle::start_supervisor(&paths, &file.name)?;
     wait_ready(&paths, &args.services, args.timeout, progress)
 }
 

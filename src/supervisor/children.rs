@@ -10,13 +10,13 @@
 //! of its own that is not a registered leader's.
 
 use std::collections::HashSet;
-use std::process::{Child, Command};
 use std::sync::{Mutex, MutexGuard};
 
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::{Pid, getsid};
 
 use crate::process::{self, ProcessIdentity};
+use crate::spawn::{Child, Spawn};
 
 static LEADERS: Mutex<Option<HashSet<u32>>> = Mutex::new(None);
 
@@ -38,16 +38,16 @@ pub fn become_subreaper() -> std::io::Result<()> {
 
 /// Spawns a service's process (one that starts its own session) and registers it, so
 /// the reaper leaves its exit status to the thread that waits for it.
-pub fn spawn_leader(command: &mut Command) -> std::io::Result<Child> {
+pub fn spawn_leader(spawn: Spawn) -> std::io::Result<Child> {
     let mut set = leaders();
-    let child = command.spawn()?;
+    let child = spawn.spawn()?;
     set.get_or_insert_with(HashSet::new).insert(child.id());
     Ok(child)
 }
 
 /// Reaps a registered leader (killing nothing) and forgets it.
 pub fn wait_leader(child: &mut Child) {
-    let _ = child.wait();
+    child.wait();
     if let Some(set) = leaders().as_mut() {
         set.remove(&child.id());
     }

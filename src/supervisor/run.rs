@@ -128,7 +128,8 @@ async fn supervise(
         file.started_at =
             Some(humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string());
     });
-    shared.flush();
+    // Written by the writer thread while the services start: the lock, not this
+    // write, tells that the supervisor runs.
     let writer = Shared::start_writer(&shared).map_err(start("start its state writer"))?;
 
     let snapshot = shared.snapshot();
@@ -294,8 +295,16 @@ struct InstanceCgroups {
 impl InstanceCgroups {
     fn enter(name: &str, dir: &Path) -> Option<Self> {
         let instance = Cgroup::instance(name, dir)?;
-        let origin = Cgroup::of_process(std::process::id());
         let supervisor = instance.supervisor();
+        // `up` starts the supervisor in its leaf (see `crate::spawn`); one started by
+        // an older berth, or where the kernel refused, moves itself in. To leave at the
+        // end, it goes where `up` runs.
+        if supervisor.contains(std::process::id()) {
+            let origin = Cgroup::of_process(nix::unistd::getppid().as_raw() as u32)
+                .filter(|origin| !instance.holds(origin.path()));
+            return Some(InstanceCgroups { instance, origin });
+        }
+        let origin = Cgroup::of_process(std::process::id());
         if !supervisor.create() || !supervisor.enter() {
             instance.remove();
             return None;

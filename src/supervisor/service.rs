@@ -6,7 +6,6 @@
 //! it starts, the next readiness probe is due. A settled service costs nothing.
 
 use std::collections::VecDeque;
-use std::process::Child;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -21,6 +20,7 @@ use crate::cgroup::Cgroup;
 use crate::logs::{self, LogCursor, LogHandle, LogSink};
 use crate::membership::ServiceScope;
 use crate::process::ProcessIdentity;
+use crate::spawn::Child;
 use crate::state::{ProcessSpec, RestartPolicy, ServiceState};
 
 /// What the supervisor's main task asks of a service task.

@@ -6,7 +6,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use tokio::io::Interest;
@@ -15,12 +15,11 @@ use tokio::io::unix::AsyncFd;
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
 use nix::unistd::Pid;
 
-use std::os::fd::AsRawFd;
-
 use super::children;
 use crate::cgroup::Cgroup;
 use crate::env_vars;
 use crate::pidfd::Pidfd;
+use crate::spawn::{Child, Spawn};
 use crate::state::{InstancePaths, ProcessSpec};
 
 fn open_log(path: &Path) -> std::io::Result<std::fs::File> {
@@ -41,11 +40,10 @@ fn open_log(path: &Path) -> std::io::Result<std::fs::File> {
         })
 }
 
-/// Starts `argv` as a service process: the leader of a session of its own, in the
-/// service's cgroup when there is one (it moves itself in between fork and exec, so all
-/// it ever starts is in there too), output to `output` (the write end of its log's
-/// pipe), the instance's token in its environment, and SIGTERM if the supervisor's loop thread
-/// that started it dies.
+/// Starts `argv` as a service process: the leader of a session of its own, created in
+/// the service's cgroup when there is one (so all it ever starts is in there too),
+/// output to `output` (the write end of its log's pipe), the instance's token in its
+/// environment, and SIGTERM if the supervisor's loop thread that started it dies.
 pub fn spawn_process(
     argv: &[String],
     spec: &ProcessSpec,
@@ -53,41 +51,19 @@ pub fn spawn_process(
     cgroup: Option<&Cgroup>,
     output: OwnedFd,
 ) -> std::io::Result<Child> {
-    let log = std::fs::File::from(output);
-    let (program, arguments) = argv
-        .split_first()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty command"))?;
-    let mut command = Command::new(program);
-    command
-        .args(arguments)
-        .current_dir(&spec.cwd)
+    let program = argv.first().map_or("", String::as_str);
+    let spawn = Spawn::new(argv)?
+        .current_dir(&spec.cwd)?
         .envs(&spec.env)
         .env(env_vars::BERTH_RUN_TOKEN, token)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log);
-    let procs = cgroup.and_then(Cgroup::procs_writer);
-    let procs_fd = procs.as_ref().map(|file| file.as_raw_fd());
-    // SAFETY: between fork and exec the child only makes async-signal-safe system calls
-    // (write, setsid, prctl) on memory and descriptors it already has.
-    unsafe {
-        command.pre_exec(move || {
-            if let Some(fd) = procs_fd {
-                // Joining the cgroup is best effort: the session and the token still
-                // identify the process where the kernel refuses.
-                let _ = libc::write(fd, b"0".as_ptr().cast(), 1);
-            }
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            close_inherited_on_exec(3);
-            Ok(())
-        });
-    }
-    let child = children::spawn_leader(&mut command).map_err(|error| {
+        .stdin_null()?
+        .stdout(output.try_clone()?)
+        .stderr(output)
+        .new_session()
+        .death_signal(libc::SIGTERM)
+        .close_from(3)
+        .cgroup(cgroup);
+    children::spawn_leader(spawn).map_err(|error| {
         std::io::Error::new(
             error.kind(),
             format!(
@@ -95,9 +71,7 @@ pub fn spawn_process(
                 spec.cwd.display()
             ),
         )
-    });
-    drop(procs);
-    child
+    })
 }
 
 /// Marks every descriptor from `first` on (3: all above stderr) close-on-exec, in a
@@ -138,7 +112,7 @@ pub fn spawn_log_follower(
     since: Option<&str>,
     output: OwnedFd,
     token: &str,
-) -> std::io::Result<Child> {
+) -> std::io::Result<std::process::Child> {
     let log = std::fs::File::from(output);
     let endpoint = crate::docker::Endpoint::from_env().map_err(std::io::Error::other)?;
     let mut command = endpoint.command("docker");
@@ -267,29 +241,24 @@ impl ExitInfo {
     }
 }
 
-/// Starts `berth __supervise DIR` detached: a new session, no terminal, output to
-/// `supervisor.log`. It outlives the `berth up` that started it.
-pub fn spawn_supervisor(paths: &InstancePaths) -> std::io::Result<()> {
+/// Starts the supervisor of the instance whose state directory `paths` names: a daemon
+/// in a session of its own, created in `cgroup` (the instance's supervisor leaf) when
+/// there is one, output to its log. It is deliberately not waited for: init collects its
+/// exit status once `berth up` exits.
+pub fn spawn_supervisor(paths: &InstancePaths, cgroup: Option<&Cgroup>) -> std::io::Result<()> {
     let executable = std::env::current_exe()?;
-    let log = open_log(&paths.supervisor_log())?;
-    let mut command = Command::new(executable);
-    command
-        .arg("__supervise")
-        .arg(&paths.dir)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log);
-    // SAFETY: setsid and close_range are async-signal-safe and only affect the child.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            close_inherited_on_exec(3);
-            Ok(())
-        });
-    }
-    // The child is deliberately not waited for: it is a daemon. Its exit status is
-    // collected by init once `berth up` exits.
-    command.spawn().map(drop)
+    let log = OwnedFd::from(open_log(&paths.supervisor_log())?);
+    Spawn::new(&[
+        executable.as_os_str(),
+        "__supervise".as_ref(),
+        paths.dir.as_os_str(),
+    ])?
+    .stdin_null()?
+    .stdout(log.try_clone()?)
+    .stderr(log)
+    .new_session()
+    .close_from(3)
+    .cgroup(cgroup)
+    .spawn()
+    .map(drop)
 }
