@@ -34,9 +34,9 @@ pub enum Command {
 
 /// The wait between readiness probes for the first [`FAST_PROBE_WINDOW`] of a start,
 /// when most services become ready (a refused connection costs microseconds, so a
-/// service is seen within 2 ms of listening, as by a script polling its port); then it
-/// doubles up to [`PROBE_TICK_MAX`], so a slow one costs little.
-const PROBE_TICK_MIN: Duration = Duration::from_millis(2);
+/// service is seen within 1 ms of listening, as by a script polling its port every
+/// millisecond); then it doubles up to [`PROBE_TICK_MAX`], so a slow one costs little.
+const PROBE_TICK_MIN: Duration = Duration::from_millis(1);
 const PROBE_TICK_MAX: Duration = Duration::from_millis(100);
 const FAST_PROBE_WINDOW: Duration = Duration::from_secs(1);
 /// How often the processes of a daemonized service are counted when the kernel gives
