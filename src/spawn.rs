@@ -441,13 +441,7 @@ unsafe fn run_child(
             fail(errno());
         }
         if let Some(first) = settings.close_from {
-            // Best effort: before Linux 5.11 they stay as they are.
-            libc::syscall(
-                libc::SYS_close_range,
-                first,
-                u32::MAX,
-                libc::CLOSE_RANGE_CLOEXEC,
-            );
+            crate::supervisor::close_inherited_on_exec(first);
         }
         // The lookup of `execvp`: on to the next directory when the file is not there,
         // EACCES only when no directory had a program to run.
