@@ -37,9 +37,13 @@ fn state_of(status: &serde_json::Value, service: &str) -> String {
         .to_string()
 }
 
+/// A project whose PostgreSQL has its base port at `port`. Its instances are 10 ports
+/// apart, so that a test's three instances stay within its own hundred (17100-17199
+/// holds main, feature and third) and never take another test's fixed port (the
+/// compose tests' 17200, the shared instance's 17300).
 fn config(bin: &Path, port: u16) -> String {
     format!(
-        "[project]\nname = \"pgshop\"\n\n{}database = {{ kind = \"postgres\", user = \"app\", name = \"postgres\" }}\n",
+        "[project]\nname = \"pgshop\"\n\n[ports]\nstride = 10\n\n{}database = {{ kind = \"postgres\", user = \"app\", name = \"postgres\" }}\n",
         postgres::process_service(bin, "db", port)
     )
 }
@@ -1254,7 +1258,7 @@ fn db_names_its_choices_and_needs_a_port() {
 }
 
 /// `berth new --from DUMP`: a new worktree's instance starts with the database a stored
-/// dump of main holds (ports 17700 and 17800).
+/// dump of main holds (ports 17700 and 17710).
 #[test]
 fn new_loads_a_stored_dump_into_a_new_worktree() {
     let Some(bin) = server_bin("new_loads_a_stored_dump_into_a_new_worktree") else {
