@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::durable::{FileLock, StateError, read_versioned, write_json_atomic};
+use crate::durable::{FileLock, Published, StateError, publish_json_atomic, read_versioned};
 
 pub const LEDGER_FORMAT_VERSION: u32 = 1;
 
@@ -304,9 +304,15 @@ impl LockedLedger<'_> {
     }
 
     pub fn save(&self) -> Result<(), LedgerError> {
+        Ok(self.publish()?.sync()?)
+    }
+
+    /// Writes the ledger for every reader to see, leaving its rename to be made durable
+    /// (see [`crate::durable::publish_atomic`]).
+    pub fn publish(&self) -> Result<Published, LedgerError> {
         let mut data = self.data.clone();
         data.version = LEDGER_FORMAT_VERSION;
-        Ok(write_json_atomic(&self.ledger.path(), &data)?)
+        Ok(publish_json_atomic(&self.ledger.path(), &data)?)
     }
 }
 

@@ -3,8 +3,10 @@
 use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
+use std::sync::{Mutex, OnceLock};
+use std::thread::JoinHandle;
 
-use crate::docker::Engine;
+use crate::docker::{Container, Engine};
 use crate::ledger::LedgerData;
 use crate::ports::{Holder, PortProbe};
 use crate::process;
@@ -49,9 +51,17 @@ impl PortProbe for SystemProbe<'_> {
 /// `instance` itself. Empty when there is no engine: a project without compose services
 /// runs fine without Docker.
 pub fn published_ports(engine: Option<&Engine>, instance: &str) -> HashMap<u16, String> {
-    let Some(containers) = engine.and_then(|engine| engine.containers(&[], false).ok()) else {
-        return HashMap::new();
-    };
+    let containers = running_containers(engine);
+    ports_outside(&containers, instance)
+}
+
+fn running_containers(engine: Option<&Engine>) -> Vec<Container> {
+    engine
+        .and_then(|engine| engine.containers(&[], false).ok())
+        .unwrap_or_default()
+}
+
+fn ports_outside(containers: &[Container], instance: &str) -> HashMap<u16, String> {
     containers
         .iter()
         .filter(|container| container.label(crate::compose::LABEL_INSTANCE) != Some(instance))
@@ -62,6 +72,47 @@ pub fn published_ports(engine: Option<&Engine>, instance: &str) -> HashMap<u16, 
                 .filter_map(|port| Some((port.public_port?, container.name.clone())))
         })
         .collect()
+}
+
+/// [`published_ports`] asked of the engine on a thread of its own, so `up` goes on
+/// loading its project while the engine answers (1 to 5 ms), and waited for when the
+/// ports are planned.
+pub struct PublishedPorts {
+    query: Mutex<Option<JoinHandle<Vec<Container>>>>,
+    containers: OnceLock<Vec<Container>>,
+}
+
+impl PublishedPorts {
+    /// Starts asking `engine`; with no engine (or no thread to spare), nothing is
+    /// published.
+    pub fn query(engine: Option<&Engine>) -> Self {
+        let query = engine.and_then(|engine| {
+            let engine = engine.clone();
+            std::thread::Builder::new()
+                .name("published-ports".to_string())
+                .spawn(move || running_containers(Some(&engine)))
+                .ok()
+        });
+        PublishedPorts {
+            query: Mutex::new(query),
+            containers: OnceLock::new(),
+        }
+    }
+
+    /// The ports, once the engine has answered, except those of `instance`.
+    pub fn outside(&self, instance: &str) -> HashMap<u16, String> {
+        let containers = self.containers.get_or_init(|| {
+            let query = self
+                .query
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .take();
+            query
+                .and_then(|query| query.join().ok())
+                .unwrap_or_default()
+        });
+        ports_outside(containers, instance)
+    }
 }
 
 /// True when `port` can be bound on 127.0.0.1, 0.0.0.0 and [::]. An address family the

@@ -122,6 +122,11 @@ impl Spawn {
         Ok(self)
     }
 
+    pub fn stdin(mut self, fd: OwnedFd) -> Self {
+        self.stdin = Some(fd);
+        self
+    }
+
     /// Standard input from `/dev/null`.
     pub fn stdin_null(mut self) -> io::Result<Self> {
         self.stdin = Some(OwnedFd::from(std::fs::File::open("/dev/null")?));

@@ -93,6 +93,29 @@ fn a_taken_port_names_its_holder_or_moves_to_a_free_offset() {
         "{}",
         strict.stderr
     );
+    // The supervisor `up` starts ahead of the instance's files got no word to go: it
+    // has left, having started nothing, and its cgroup is gone with it.
+    let state_dir = root.join(".berth").join("taken");
+    assert!(
+        pids_matching(&state_dir.display().to_string()).is_empty(),
+        "a supervisor of `taken` is still running"
+    );
+    let supervisor_log =
+        std::fs::read_to_string(state_dir.join("supervisor.log")).unwrap_or_default();
+    assert!(
+        supervisor_log.contains("stopped before the instance's files were written"),
+        "{supervisor_log}"
+    );
+    for hierarchy in ["/sys/fs/cgroup/unified/berth", "/sys/fs/cgroup/berth"] {
+        let left: Vec<_> = std::fs::read_dir(hierarchy)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|entry| entry.file_name().to_string_lossy().starts_with("taken-"))
+            .map(|entry| entry.path())
+            .collect();
+        assert!(left.is_empty(), "cgroups left behind: {left:?}");
+    }
     let moved = sandbox.berth(&root, &["up", "--json"]).success();
     assert!(
         moved.stderr.contains("runs at port offset 100"),

@@ -32,6 +32,16 @@ pub fn create_private_dir(path: &Path) -> Result<(), StateError> {
 /// a mix, even if the machine crashes. The file is created with mode 0600, and a symlink
 /// planted at `path` is replaced rather than followed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    publish_atomic(path, bytes)?.sync()
+}
+
+/// [`write_atomic`] up to the point where every reader sees the new content: written,
+/// flushed to disk and renamed into place. What is left, making the rename itself
+/// durable (an fsync of the directory), is the returned [`Published`]'s to do, so a
+/// caller in a hurry (`up` starting a supervisor, a supervisor telling `up` a service is
+/// ready) does it after what it hurries for. A crash before that finds the old content
+/// or the new, whole either way.
+pub fn publish_atomic(path: &Path, bytes: &[u8]) -> Result<Published, StateError> {
     let write_error = |source| StateError::Write {
         path: path.to_path_buf(),
         source,
@@ -57,13 +67,49 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
         file.write_all(bytes)?;
         file.sync_all()?;
         // rename() replaces a symlink at `path` itself instead of writing through it.
-        std::fs::rename(&temp, path)?;
-        std::fs::File::open(dir)?.sync_all()
+        std::fs::rename(&temp, path)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&temp);
     }
-    result.map_err(write_error)
+    result.map_err(write_error)?;
+    Ok(Published {
+        path: path.to_path_buf(),
+        synced: false,
+    })
+}
+
+/// A file [`publish_atomic`] put in place whose rename is not yet durable. Dropped
+/// without [`Published::sync`], it syncs anyway, ignoring errors.
+#[must_use = "the rename is durable only once `sync` is called"]
+#[derive(Debug)]
+pub struct Published {
+    path: std::path::PathBuf,
+    synced: bool,
+}
+
+impl Published {
+    /// Makes the rename durable: an fsync of the file's directory.
+    pub fn sync(mut self) -> Result<(), StateError> {
+        self.synced = true;
+        self.sync_dir().map_err(|source| StateError::Write {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    fn sync_dir(&self) -> std::io::Result<()> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        std::fs::File::open(dir)?.sync_all()
+    }
+}
+
+impl Drop for Published {
+    fn drop(&mut self) {
+        if !self.synced {
+            let _ = self.sync_dir();
+        }
+    }
 }
 
 /// Removes temp files of `file_name` left by writers that died mid-write (`kill -9`):
@@ -92,12 +138,17 @@ fn remove_dead_temps(dir: &Path, file_name: &str) {
 
 /// Serialises `value` as pretty JSON and writes it atomically.
 pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), StateError> {
+    publish_json_atomic(path, value)?.sync()
+}
+
+/// Serialises `value` as pretty JSON and publishes it (see [`publish_atomic`]).
+pub fn publish_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<Published, StateError> {
     let mut bytes = serde_json::to_vec_pretty(value).map_err(|error| StateError::Write {
         path: path.to_path_buf(),
         source: std::io::Error::other(error),
     })?;
     bytes.push(b'\n');
-    write_atomic(path, &bytes)
+    publish_atomic(path, &bytes)
 }
 
 /// Reads a JSON file that carries `"version": N`. Returns `None` when the file does not

@@ -5,6 +5,9 @@ mod atomic;
 mod error;
 mod lock;
 
-pub use atomic::{create_private_dir, read_versioned, write_atomic, write_json_atomic};
+pub use atomic::{
+    Published, create_private_dir, publish_atomic, publish_json_atomic, read_versioned,
+    write_atomic, write_json_atomic,
+};
 pub use error::StateError;
 pub use lock::FileLock;

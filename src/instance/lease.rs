@@ -7,6 +7,7 @@ use super::Progress;
 use super::up::UpOptions;
 use crate::config::{Config, PortBase, PortStrategy};
 use crate::context::{Context, Selector};
+use crate::durable::Published;
 use crate::envfiles;
 use crate::error::{Error, Result};
 use crate::git::GitHead;
@@ -17,7 +18,8 @@ use crate::probe::{SystemProbe, ephemeral_range};
 
 /// Plans the ports and records the leases, under the ledger lock: concurrent `up`s
 /// never lease the same port. The env files rendered for the plan are checked and
-/// recorded in the same write, before any is written.
+/// recorded in the same write, before any is written. The ledger's rename is left for
+/// the caller to make durable.
 pub(super) fn plan_and_lease(
     context: &Context,
     config: &Config,
@@ -26,7 +28,7 @@ pub(super) fn plan_and_lease(
     published: &HashMap<u16, String>,
     git: Option<GitHead>,
     progress: &dyn Progress,
-) -> Result<(ports::PortPlan, Vec<envfiles::RenderedEnvFile>)> {
+) -> Result<(ports::PortPlan, Vec<envfiles::RenderedEnvFile>, Published)> {
     let requests: Vec<PortRequest> = config
         .service_names()
         .into_iter()
@@ -146,8 +148,8 @@ pub(super) fn plan_and_lease(
             Some("another berth command removed it; run `berth up` again".to_string()),
         ));
     }
-    ledger.save()?;
-    Ok((plan, env_files))
+    let published = ledger.publish()?;
+    Ok((plan, env_files, published))
 }
 
 /// Checks that berth may write each env file (see [`envfiles::claim`]) and records them

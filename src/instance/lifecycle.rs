@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::Progress;
+use crate::cgroup::Cgroup;
 use crate::compose::{ComposeError, LABEL_INSTANCE, LABEL_ROOT, Runner};
 use crate::docker::Engine;
 use crate::error::{Error, Result};
@@ -18,15 +19,72 @@ const POLL: Duration = Duration::from_millis(2);
 /// cancellation and its timeout again.
 const WAIT_SLICE: Duration = Duration::from_millis(250);
 
-/// Starts the supervisor and waits until it holds its lock.
-pub fn start_supervisor(paths: &InstancePaths, name: &str) -> Result<()> {
-    // Created in its cgroup's supervisor leaf, made here first: a process created in a
-    // cgroup costs nothing, one moved in waits for the kernel (see `crate::spawn`).
-    let cgroup = crate::cgroup::Cgroup::instance(name, &paths.dir)
-        .map(|instance| instance.supervisor())
-        .filter(crate::cgroup::Cgroup::create);
-    supervisor::spawn_supervisor(paths, cgroup.as_ref())
-        .map_err(|error| Error::failed(format!("cannot start the supervisor: {error}"), None))?;
+/// A supervisor started before its instance's files are written, so that its own start
+/// (exec, loading a binary of some megabytes) overlaps `up`'s last steps: the engine's
+/// answer, the lease, the writes. It waits for [`supervisor::GO`] on its standard input
+/// ([`PendingSupervisor::go`]); dropped without it, the pipe closes and the supervisor
+/// leaves having read nothing, and its cgroup is removed.
+pub struct PendingSupervisor {
+    go: Option<std::fs::File>,
+    child: Option<crate::spawn::Child>,
+    cgroup: Option<Cgroup>,
+}
+
+impl PendingSupervisor {
+    pub fn start(paths: &InstancePaths, name: &str) -> Result<PendingSupervisor> {
+        let failed = |error: std::io::Error| {
+            Error::failed(format!("cannot start the supervisor: {error}"), None)
+        };
+        // Created in its cgroup's supervisor leaf, made here first: a process created in
+        // a cgroup costs nothing, one moved in waits for the kernel (see `crate::spawn`).
+        let cgroup = Cgroup::instance(name, &paths.dir);
+        let leaf = cgroup
+            .as_ref()
+            .map(Cgroup::supervisor)
+            .filter(Cgroup::create);
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|error| failed(error.into()))?;
+        let child = supervisor::spawn_supervisor(paths, leaf.as_ref(), read).map_err(failed)?;
+        Ok(PendingSupervisor {
+            go: Some(std::fs::File::from(write)),
+            child: Some(child),
+            cgroup,
+        })
+    }
+
+    /// Lets the supervisor start the services, once `instance.json` is written, and
+    /// waits until it holds its lock. It is deliberately not waited for: init collects
+    /// its exit status once `berth up` exits.
+    pub fn go(mut self, paths: &InstancePaths) -> Result<()> {
+        use std::io::Write;
+        let sent = self.go.take().map(|mut go| go.write_all(supervisor::GO));
+        if let Some(Err(error)) = sent {
+            return Err(Error::failed(
+                format!("the supervisor exited before it was told to start: {error}"),
+                Some(format!("see `{}`", paths.supervisor_log().display())),
+            ));
+        }
+        self.child = None;
+        wait_for_lock(paths)
+    }
+}
+
+impl Drop for PendingSupervisor {
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        // `up` failed first: the supervisor reads the end of its input and leaves.
+        drop(self.go.take());
+        child.wait();
+        if let Some(cgroup) = &self.cgroup {
+            cgroup.remove();
+        }
+    }
+}
+
+/// Waits until the supervisor that was just told to go holds its lock.
+fn wait_for_lock(paths: &InstancePaths) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if FileLock::is_held(&paths.supervisor_lock()) {

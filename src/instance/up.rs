@@ -22,8 +22,8 @@ use crate::error::{Error, Result};
 use crate::ledger::LedgerEntry;
 use crate::model::{self, Identity, ModelInputs};
 use crate::ports;
-use crate::probe::published_ports;
-use crate::state::{FileLock, InstanceFile, InstancePaths};
+use crate::probe::PublishedPorts;
+use crate::state::{FileLock, InstanceFile, InstancePaths, Published};
 use crate::supervisor::{self, Request};
 
 /// What `up` is asked to do.
@@ -130,13 +130,15 @@ pub(crate) fn start_part(
     start_fresh(context, &project, &identity, args, progress)
 }
 
-/// The project as `up` found it: its configuration (the part asked for), the engine,
-/// and what must be settled before the instance is reserved.
+/// The project as `up` found it: its configuration (the part asked for), the ports the
+/// engine's containers publish, and what must be settled before the instance is
+/// reserved.
 struct Project {
     root: std::path::PathBuf,
     config: Config,
     resolved: Option<Resolved>,
-    engine: Option<Engine>,
+    /// The host ports containers publish, as the engine answers.
+    published: PublishedPorts,
     /// Where `--from` copies data from.
     source: Option<Source>,
     /// Compose project names on the engine that are not this root's.
@@ -151,6 +153,9 @@ fn load(context: &Context, args: &UpOptions, part: Part) -> Result<Project> {
     let root = context.project_root()?;
     // Before anything is written, the Compose resolution cache in `.berth/` included.
     crate::state::check_state_root(&root)?;
+    // Asked first, so the engine answers while the project loads.
+    let ambient = Engine::from_env().ok();
+    let published = PublishedPorts::query(ambient.as_ref());
     let (mut config, mut resolved) = compose::load_project(&root)?;
     config.router = router_address(context);
     if config.service_names().is_empty() {
@@ -188,7 +193,7 @@ fn load(context: &Context, args: &UpOptions, part: Part) -> Result<Project> {
     // one) only to see which ports containers publish.
     let engine = match config.compose {
         Some(_) => Some(compose::engine()?),
-        None => Engine::from_env().ok(),
+        None => ambient,
     };
     if let (Some(resolved), Some(engine)) = (resolved.as_mut(), engine.as_ref()) {
         resolved
@@ -209,7 +214,7 @@ fn load(context: &Context, args: &UpOptions, part: Part) -> Result<Project> {
         root,
         config,
         resolved,
-        engine,
+        published,
         source,
         foreign,
         shared_needed,
@@ -322,8 +327,10 @@ fn start_fresh(
     args: &UpOptions,
     progress: &dyn Progress,
 ) -> Result<InstanceFile> {
-    let mut file = write_files(context, project, identity, args, progress)?;
-    let paths = file.paths();
+    let paths = InstancePaths::new(&project.root, &identity.name);
+    // Started first, so that its own start overlaps the writes below.
+    let supervisor = lifecycle::PendingSupervisor::start(&paths, &identity.name)?;
+    let (mut file, renames) = write_files(context, project, identity, args, progress)?;
     if let Some(source) = &project.source
         && let Err(error) = seed(context, source, &file, progress)
     {
@@ -332,7 +339,11 @@ fn start_fresh(
         return Err(error);
     }
     shared::create_resources(&file)?;
-    lifecycle::start_supervisor(&paths, &file.name)?;
+    supervisor.go(&paths)?;
+    // Made durable while the supervisor starts the services, not before.
+    for rename in renames {
+        rename.sync()?;
+    }
     wait_ready(&paths, &args.services, args.timeout, progress)
 }
 
@@ -374,7 +385,10 @@ pub fn prepare(
         ));
         return Ok(StatusView::from_file(&file));
     }
-    let mut file = write_files(context, &project, &identity, options, progress)?;
+    let (mut file, renames) = write_files(context, &project, &identity, options, progress)?;
+    for rename in renames {
+        rename.sync()?;
+    }
     file.mark_stopped(crate::state::InstanceState::Stopped);
     file.write(&paths.instance_json())?;
     let mut ledger = context.ledger.lock()?;
@@ -386,19 +400,21 @@ pub fn prepare(
 
 /// Plans and leases the instance's ports, builds the model once and writes every file
 /// from it: env files, `compose.yml`, `instance.json`, the logs and data directories.
+/// The renames of the ledger and of `instance.json` are returned to be made durable
+/// (see [`crate::durable::publish_atomic`]).
 fn write_files(
     context: &Context,
     project: &Project,
     identity: &Identity,
     args: &UpOptions,
     progress: &dyn Progress,
-) -> Result<InstanceFile> {
+) -> Result<(InstanceFile, Vec<Published>)> {
     let (config, root) = (&project.config, &project.root);
     let paths = InstancePaths::new(root, &identity.name);
-    let published = published_ports(project.engine.as_ref(), &identity.name);
+    let published = project.published.outside(&identity.name);
     // Read once: the ledger and `instance.json` record the same head.
     let git = crate::git::head(root);
-    let (plan, env_files) = plan_and_lease(
+    let (plan, env_files, ledger_rename) = plan_and_lease(
         context,
         config,
         identity,
@@ -435,8 +451,8 @@ fn write_files(
     }
     fs_err::create_dir_all(paths.logs())?;
     fs_err::create_dir_all(paths.data())?;
-    file.write(&paths.instance_json())?;
-    Ok(file)
+    let file_rename = file.publish(&paths.instance_json())?;
+    Ok((file, vec![ledger_rename, file_rename]))
 }
 
 /// Waits for readiness, with a spinner where the progress sink shows one.

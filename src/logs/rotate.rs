@@ -145,10 +145,31 @@ impl RotatingLog {
     }
 
     /// Removes rotated files numbered `max_files` and up, left by a larger earlier limit.
+    /// The directory is read once, rather than a removal tried for each number up to
+    /// [`MAX_FILES`]: this runs as a service starts, before its process is spawned.
     fn prune(&self) -> io::Result<()> {
         let first = self.limits.max_files.clamp(1, MAX_FILES);
-        for index in first..=MAX_FILES {
-            remove(&rotated_path(&self.path, index))?;
+        let (Some(dir), Some(name)) = (self.path.parent(), self.path.file_name()) else {
+            return Ok(());
+        };
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(error) => return Err(located(error, "cannot read", dir)),
+        };
+        let prefix = format!("{}.", name.to_string_lossy());
+        for entry in entries.flatten() {
+            let index = entry
+                .file_name()
+                .to_str()
+                .and_then(|entry| entry.strip_prefix(&prefix))
+                .and_then(|index| index.parse::<u32>().ok());
+            if let Some(index) = index
+                && (first..=MAX_FILES).contains(&index)
+                && rotated_path(&self.path, index) == entry.path()
+            {
+                remove(&entry.path())?;
+            }
         }
         Ok(())
     }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use super::{StateError, read_versioned, write_json_atomic};
+use super::{StateError, read_versioned};
 use crate::config::{HttpStatus, LogLimits, RestartPolicy};
 use crate::process::ProcessIdentity;
 
@@ -429,11 +429,17 @@ impl InstanceFile {
     }
 
     pub fn write(&self, path: &Path) -> Result<(), StateError> {
+        self.publish(path)?.sync()
+    }
+
+    /// Writes the file for every reader to see, leaving its rename to be made durable
+    /// (see [`crate::durable::publish_atomic`]).
+    pub fn publish(&self, path: &Path) -> Result<crate::durable::Published, StateError> {
         let sealed = Sealed {
             file: self,
             seal: super::seal::seal(&self.sealed_content()),
         };
-        write_json_atomic(path, &sealed)
+        crate::durable::publish_json_atomic(path, &sealed)
     }
 
     /// What the seal covers: everything in the file that names a process.

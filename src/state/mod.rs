@@ -7,7 +7,8 @@ pub mod seal;
 // use them without depending on the instance state; re-exported so `crate::state::X`
 // paths keep working.
 pub use crate::durable::{
-    FileLock, StateError, create_private_dir, read_versioned, write_atomic, write_json_atomic,
+    FileLock, Published, StateError, create_private_dir, read_versioned, write_atomic,
+    write_json_atomic,
 };
 // The policies a service's configuration carries into its state are config's types;
 // re-exported so `crate::state::X` paths keep working.

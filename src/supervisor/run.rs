@@ -54,6 +54,14 @@ struct ComposeWorker {
 /// the key that seals `instance.json`) lives.
 pub fn run(dir: &Path, ledger_dir: &Path) -> Result<()> {
     crate::state::seal::init(ledger_dir);
+    // `up` starts the supervisor before it writes the instance's files, so this start
+    // overlaps them (see `crate::instance::lifecycle::PendingSupervisor`).
+    if !super::await_go() {
+        eprintln!(
+            "berth supervisor: `berth up` stopped before the instance's files were written: nothing to do"
+        );
+        return Ok(());
+    }
     let dir = fs_err::canonicalize(dir).map_err(start("find its state directory"))?;
     let instance_json = dir.join("instance.json");
     let paths = InstancePaths { dir: dir.clone() };

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::children;
 use super::readiness::{Probe, Readiness};
 use super::shared::Shared;
-use super::unix::{ExitInfo, ProcessWatch, spawn_process};
+use super::unix::{ExitInfo, ProcessWatch, Ticker, spawn_process};
 use super::{BACKOFF_INITIAL, BACKOFF_MAX, BURST_LIMIT, BURST_WINDOW, LOG_FLUSH_WAIT};
 use crate::cgroup::Cgroup;
 use crate::logs::{self, LogCursor, LogHandle, LogSink};
@@ -365,7 +365,11 @@ impl ServiceTask {
         let mut foreign_reported = false;
         let mut tick = PROBE_TICK_MIN;
         let probing_since = std::time::Instant::now();
+        let ticker = Ticker::new();
         loop {
+            // Ticks count from the start of a probe, so a probe's own time (an HTTP
+            // exchange) does not stretch them.
+            let probe_started = std::time::Instant::now();
             if !ready {
                 match readiness.probe(spec, &scope).await {
                     Probe::Ready => {
@@ -387,7 +391,7 @@ impl ServiceTask {
             }
             // Without a pidfd to wait on, a daemon's processes are counted now and then.
             let next_probe = if !ready {
-                tick
+                tick.saturating_sub(probe_started.elapsed())
             } else if leader.is_none() && !watch.has_pidfd() {
                 DAEMON_TICK
             } else {
@@ -448,7 +452,7 @@ impl ServiceTask {
                         return Err(interrupt);
                     }
                 }
-                _ = tokio::time::sleep(next_probe), if next_probe != Duration::MAX => {
+                _ = sleep(ticker.as_ref(), next_probe), if next_probe != Duration::MAX => {
                     if probing_since.elapsed() >= FAST_PROBE_WINDOW {
                         tick = (tick * 2).min(PROBE_TICK_MAX);
                     }
@@ -459,6 +463,14 @@ impl ServiceTask {
                 }
             }
         }
+    }
+}
+
+/// Sleeps `duration` on `ticker`, or on tokio's timers where there is none.
+async fn sleep(ticker: Option<&Ticker>, duration: Duration) {
+    match ticker {
+        Some(ticker) => ticker.sleep(duration).await,
+        None => tokio::time::sleep(duration).await,
     }
 }
 

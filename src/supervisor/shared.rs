@@ -14,11 +14,15 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::state::{InstanceFile, InstanceState, RestartPolicy, ServiceRecord, ServiceState};
+use crate::state::{
+    InstanceFile, InstanceState, Published, RestartPolicy, ServiceRecord, ServiceState,
+};
 
-/// How fast the writer may write `instance.json` while changes keep coming: a 10 KiB
-/// file is written within a millisecond of a change, a 1 MiB one about twice a second.
+/// How fast the writer may write `instance.json` while changes keep coming: a file of up
+/// to [`UNPACED_BYTES`] (a few dozen services) is written as soon as it changes, a 1 MiB
+/// one about twice a second.
 const WRITE_BUDGET_BYTES_PER_SECOND: u64 = 2 * 1024 * 1024;
+const UNPACED_BYTES: u64 = 64 * 1024;
 const LONGEST_PAUSE: Duration = Duration::from_millis(500);
 
 pub struct Shared {
@@ -103,6 +107,9 @@ impl Shared {
             }
             let started = Instant::now();
             let bytes = self.flush();
+            if bytes <= UNPACED_BYTES {
+                continue;
+            }
             let pace = Duration::from_secs_f64(bytes as f64 / WRITE_BUDGET_BYTES_PER_SECOND as f64)
                 .min(LONGEST_PAUSE);
             if let Some(rest) = pace.checked_sub(started.elapsed()) {
@@ -125,11 +132,14 @@ impl Shared {
         if self.written.load(Ordering::Acquire) >= version {
             return 0;
         }
-        if let Err(error) = file.write(&self.path) {
-            eprintln!("berth supervisor: {error}");
-        }
+        let published = file.publish(&self.path);
+        // Waiters are told as soon as every reader sees the change; the rename is made
+        // durable after (a crash meanwhile leaves the previous file, whole).
         self.written.store(version, Ordering::Release);
         self.written_changes.send_replace(version);
+        if let Err(error) = published.and_then(Published::sync) {
+            eprintln!("berth supervisor: {error}");
+        }
         std::fs::metadata(&self.path).map_or(0, |meta| meta.len())
     }
 

@@ -139,6 +139,68 @@ fn supervised(command: &mut Command, log: std::fs::File, token: &str) -> std::io
     Ok(())
 }
 
+/// A one-shot timer with the kernel's precision, for the readiness probes' ticks:
+/// tokio's timers round a deadline up to the next whole millisecond, which made a 1 ms
+/// tick come every 2 ms, and a service be seen ready a millisecond late.
+pub struct Ticker {
+    fd: AsyncFd<OwnedFd>,
+}
+
+impl Ticker {
+    /// `None` where the kernel gives no timerfd: the caller uses tokio's timers. Must be
+    /// called inside the supervisor's runtime.
+    pub fn new() -> Option<Ticker> {
+        use rustix::time::{TimerfdClockId, TimerfdFlags, timerfd_create};
+        let fd = timerfd_create(
+            TimerfdClockId::Monotonic,
+            TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
+        )
+        .ok()?;
+        // SAFETY: the `AsyncFd` owns the descriptor: it stays open and keeps its number
+        // until the `AsyncFd` drops it.
+        let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }.ok()?;
+        Some(Ticker { fd })
+    }
+
+    /// Returns once `duration` has passed; arming the timer again replaces an earlier
+    /// arming (and the expiry it may have left unread).
+    pub async fn sleep(&self, duration: Duration) {
+        use rustix::time::{Itimerspec, TimerfdTimerFlags, Timespec, timerfd_settime};
+        // A zero expiry would disarm the timer.
+        let duration = duration.max(Duration::from_micros(1));
+        let expiry = Itimerspec {
+            it_interval: Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: Timespec {
+                tv_sec: duration.as_secs().try_into().unwrap_or(i64::MAX),
+                tv_nsec: duration.subsec_nanos().into(),
+            },
+        };
+        if timerfd_settime(&self.fd, TimerfdTimerFlags::empty(), &expiry).is_err() {
+            return tokio::time::sleep(duration).await;
+        }
+        loop {
+            let Ok(mut ready) = self.fd.readable().await else {
+                return tokio::time::sleep(duration).await;
+            };
+            let mut expirations = [0u8; 8];
+            // An expiry left unread from an earlier arming was cleared by the new one:
+            // the read then finds nothing, and the readiness is cleared to wait again.
+            let read = ready.try_io(|fd| {
+                rustix::io::read(fd.get_ref(), &mut expirations).map_err(std::io::Error::from)
+            });
+            if let Ok(result) = read {
+                if result.is_err() {
+                    tokio::time::sleep(duration).await;
+                }
+                return;
+            }
+        }
+    }
+}
+
 /// Waits, without a thread and without polling, for one process to end: its pidfd
 /// becomes readable when it exits. Where the kernel has no pidfd (before Linux 5.3),
 /// it looks every [`WATCH_FALLBACK_TICK`] instead.
@@ -243,9 +305,13 @@ impl ExitInfo {
 
 /// Starts the supervisor of the instance whose state directory `paths` names: a daemon
 /// in a session of its own, created in `cgroup` (the instance's supervisor leaf) when
-/// there is one, output to its log. It is deliberately not waited for: init collects its
-/// exit status once `berth up` exits.
-pub fn spawn_supervisor(paths: &InstancePaths, cgroup: Option<&Cgroup>) -> std::io::Result<()> {
+/// there is one, output to its log. It waits for the word to go on its standard input,
+/// `go` (see [`await_go`]).
+pub fn spawn_supervisor(
+    paths: &InstancePaths,
+    cgroup: Option<&Cgroup>,
+    go: OwnedFd,
+) -> std::io::Result<Child> {
     let executable = std::env::current_exe()?;
     let log = OwnedFd::from(open_log(&paths.supervisor_log())?);
     Spawn::new(&[
@@ -253,12 +319,28 @@ pub fn spawn_supervisor(paths: &InstancePaths, cgroup: Option<&Cgroup>) -> std::
         "__supervise".as_ref(),
         paths.dir.as_os_str(),
     ])?
-    .stdin_null()?
+    .stdin(go)
     .stdout(log.try_clone()?)
     .stderr(log)
     .new_session()
     .close_from(3)
     .cgroup(cgroup)
     .spawn()
-    .map(drop)
+}
+
+/// What `up` writes on the supervisor's standard input once the instance's files are
+/// written.
+pub const GO: &[u8] = b"go\n";
+
+/// Waits for [`GO`] on standard input; false when `up` closed it without (it failed, or
+/// was killed, before the instance's files were written). Standard input is then
+/// `/dev/null`: nothing the supervisor starts inherits the pipe.
+pub fn await_go() -> bool {
+    use std::io::Read;
+    let mut word = [0u8; GO.len()];
+    let given = std::io::stdin().lock().read_exact(&mut word).is_ok() && word == GO;
+    if let Ok(null) = std::fs::File::open("/dev/null") {
+        let _ = nix::unistd::dup2_stdin(null);
+    }
+    given
 }
