@@ -8,6 +8,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// larger offset is past 65535.
 pub const MAX_OFFSET: u32 = 65535;
 
+/// The hidden subcommand that runs an instance's supervisor (`berth __supervise DIR`).
+pub const SUPERVISE: &str = "__supervise";
+
 /// Run many isolated instances of one project's development stack side by side.
 #[derive(Debug, Parser)]
 #[command(name = "berth", version, about, propagate_version = true)]
@@ -110,7 +113,7 @@ pub enum CommandKind {
         listeners: usize,
     },
     /// Run the supervisor of an instance (started by `up`; not for direct use).
-    #[command(name = "__supervise", hide = true)]
+    #[command(name = SUPERVISE, hide = true)]
     Supervise {
         /// The instance's state directory.
         dir: PathBuf,

@@ -20,6 +20,10 @@
 //! child created in a cgroup whose `cgroup.kill` count differs from its parent's (a
 //! service's leaf once killed by a stop, say). The child's first act is to say it runs;
 //! a child that dies before it could is started again the slow way.
+//!
+//! [`Spawn::spawn`] returns once the program runs; [`Spawn::start`] as soon as the process
+//! exists, its exec confirmed later on the event loop ([`Started::ran`]), so that the
+//! supervisor creates every service's process without waiting for each one's exec.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
@@ -171,7 +175,55 @@ impl Spawn {
     /// Starts the program; an error when it could not be run (not found, not
     /// executable, a bad working directory), with the errno of the step that failed.
     pub fn spawn(self) -> io::Result<Child> {
-        let plan = Plan::new(&self)?;
+        self.start()?.finish()
+    }
+
+    /// Creates the process and returns at once, before it has run its program:
+    /// [`Started::ran`] then tells whether it did. A caller starting several programs
+    /// does not wait for each one's exec before creating the next.
+    pub fn start(self) -> io::Result<Started> {
+        // Created in the cgroup; else (refused) forked, to move itself in.
+        if let Some(dir) = self.cgroup.as_ref().and_then(Cgroup::open_dir)
+            && let Some((child, report)) = self.launch(How::Into(dir.as_raw_fd()))?
+        {
+            return Ok(Started {
+                spawn: self,
+                child,
+                report,
+                forked: false,
+            });
+        }
+        self.start_forked()
+    }
+
+    /// Starts the program the slow way: forked, the child moving itself into the
+    /// cgroup; waits until it runs its program.
+    pub fn spawn_forked(self) -> io::Result<Child> {
+        let started = self.start_forked()?;
+        let report = read_report(&started.report);
+        match started.conclude(&report)? {
+            Ran::Running(child) => Ok(child),
+            Ran::Unborn(_) => Err(died_unborn()),
+        }
+    }
+
+    fn start_forked(self) -> io::Result<Started> {
+        let procs = self.cgroup.as_ref().and_then(Cgroup::procs_writer);
+        let (child, report) = self
+            .launch(How::Fork(procs.as_ref().map(AsRawFd::as_raw_fd)))?
+            .ok_or_else(died_unborn)?;
+        Ok(Started {
+            spawn: self,
+            child,
+            report,
+            forked: true,
+        })
+    }
+
+    /// Makes the child: it and the pipe on which it reports, or None when the kernel
+    /// refused to create it in the cgroup.
+    fn launch(&self, how: How) -> io::Result<Option<(Child, OwnedFd)>> {
+        let plan = Plan::new(self)?;
         let stdio = [
             self.stdin.as_ref().map(AsRawFd::as_raw_fd),
             self.stdout.as_ref().map(AsRawFd::as_raw_fd),
@@ -182,17 +234,122 @@ impl Spawn {
             death_signal: self.death_signal,
             close_from: self.close_from,
         };
-        // Created in the cgroup; else (refused, or killed at birth) forked, to move
-        // itself in.
-        if let Some(dir) = self.cgroup.as_ref().and_then(Cgroup::open_dir)
-            && let Some(child) = attempt(&plan, stdio, &settings, How::Into(dir.as_raw_fd()))?
-        {
-            return Ok(child);
+        let (report_read, report_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        let fds = ChildFds {
+            stdio,
+            report: report_write.as_raw_fd(),
+        };
+        let (pid, migrate) = match how {
+            How::Into(dir) => (clone_into_cgroup(dir), None),
+            // SAFETY: the child runs only `run_child`, which makes async-signal-safe
+            // system calls on memory prepared before the fork, and never returns.
+            How::Fork(procs) => (unsafe { libc::fork() } as libc::c_long, procs),
+        };
+        if pid == 0 {
+            // SAFETY: in the child of the fork or clone, as `run_child` requires.
+            unsafe { run_child(&plan, &fds, &settings, migrate) }
         }
-        let procs = self.cgroup.as_ref().and_then(Cgroup::procs_writer);
-        let how = How::Fork(procs.as_ref().map(AsRawFd::as_raw_fd));
-        attempt(&plan, stdio, &settings, how)?
-            .ok_or_else(|| io::Error::other("the new process died before it could run its program"))
+        if pid < 0 {
+            return match how {
+                How::Into(_) => Ok(None),
+                How::Fork(_) => Err(io::Error::last_os_error()),
+            };
+        }
+        Ok(Some((
+            Child {
+                pid: pid as u32,
+                reaped: false,
+            },
+            report_read,
+        )))
+    }
+}
+
+fn died_unborn() -> io::Error {
+    io::Error::other("the new process died before it could run its program")
+}
+
+/// A process created by [`Spawn::start`] that may not have run its program yet.
+pub struct Started {
+    /// Kept until the child has run its program: the parent's copies of its standard
+    /// descriptors close then, and the slow way needs it when the child died unborn.
+    spawn: Spawn,
+    child: Child,
+    /// What the child says before its exec closes it: see [`read_report`].
+    report: OwnedFd,
+    forked: bool,
+}
+
+/// What became of a [`Started`] process.
+pub enum Ran {
+    /// It runs its program.
+    Running(Child),
+    /// The kernel killed it before it ran (Linux 6.18 kills a child created in a cgroup
+    /// whose `cgroup.kill` count differs from its parent's: a service's leaf once killed
+    /// by a stop, say): start it again with [`Spawn::spawn_forked`].
+    Unborn(Spawn),
+}
+
+impl Started {
+    pub fn id(&self) -> u32 {
+        self.child.pid
+    }
+
+    /// Waits until the child runs its program (started again the slow way if it died
+    /// unborn); an error when it could not.
+    pub fn finish(self) -> io::Result<Child> {
+        let report = read_report(&self.report);
+        match self.conclude(&report)? {
+            Ran::Running(child) => Ok(child),
+            Ran::Unborn(spawn) => spawn.spawn_forked(),
+        }
+    }
+
+    /// Waits, without blocking the event loop, until the child has run its program or
+    /// failed to.
+    pub async fn ran(self) -> io::Result<Ran> {
+        use tokio::io::AsyncReadExt;
+        let pipe = self
+            .report
+            .try_clone()
+            .and_then(tokio::net::unix::pipe::Receiver::from_owned_fd);
+        let report = match pipe {
+            Ok(mut pipe) => {
+                let mut report = Vec::new();
+                // A failed read ends the report, as its end does.
+                let _ = pipe.read_to_end(&mut report).await;
+                report
+            }
+            // Not on the event loop (a descriptor short): waited for here.
+            Err(_) => read_report(&self.report),
+        };
+        self.conclude(&report)
+    }
+
+    /// What the child's report (everything it wrote before its pipe closed) says.
+    fn conclude(self, report: &[u8]) -> io::Result<Ran> {
+        let Started {
+            spawn,
+            mut child,
+            forked,
+            ..
+        } = self;
+        match report {
+            [] => {
+                child.wait();
+                if forked {
+                    Err(died_unborn())
+                } else {
+                    Ok(Ran::Unborn(spawn))
+                }
+            }
+            [_, errno @ ..] if errno.len() == 4 => {
+                child.wait();
+                let errno: [u8; 4] = errno.try_into().expect("four bytes");
+                Err(io::Error::from_raw_os_error(i32::from_ne_bytes(errno)))
+            }
+            _ => Ok(Ran::Running(child)),
+        }
     }
 }
 
@@ -203,53 +360,6 @@ enum How {
     Into(RawFd),
     /// `fork`; the child moves itself into the cgroup whose `cgroup.procs` this is.
     Fork(Option<RawFd>),
-}
-
-/// Makes the child and waits for its word: the child, an error for a failed step, or
-/// None when it was never made or died before it ran.
-fn attempt(
-    plan: &Plan,
-    stdio: [Option<RawFd>; 3],
-    settings: &ChildSettings,
-    how: How,
-) -> io::Result<Option<Child>> {
-    let (report_read, report_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-    let fds = ChildFds {
-        stdio,
-        report: report_write.as_raw_fd(),
-    };
-    let (pid, migrate) = match how {
-        How::Into(dir) => (clone_into_cgroup(dir), None),
-        // SAFETY: the child runs only `run_child`, which makes async-signal-safe system
-        // calls on memory prepared before the fork, and never returns.
-        How::Fork(procs) => (unsafe { libc::fork() } as libc::c_long, procs),
-    };
-    if pid == 0 {
-        // SAFETY: in the child of the fork or clone, as `run_child` requires.
-        unsafe { run_child(plan, &fds, settings, migrate) }
-    }
-    if pid < 0 {
-        return match how {
-            How::Into(_) => Ok(None),
-            How::Fork(_) => Err(io::Error::last_os_error()),
-        };
-    }
-    drop(report_write);
-    let mut child = Child {
-        pid: pid as u32,
-        reaped: false,
-    };
-    if read_report::<1>(&report_read).is_none() {
-        child.wait();
-        return Ok(None);
-    }
-    match read_report::<4>(&report_read) {
-        None => Ok(Some(child)),
-        Some(errno) => {
-            child.wait();
-            Err(io::Error::from_raw_os_error(i32::from_ne_bytes(errno)))
-        }
-    }
 }
 
 /// `clone3(CLONE_INTO_CGROUP)`: like `fork`, the child created in the cgroup whose
@@ -275,20 +385,19 @@ fn clone_into_cgroup(dir: RawFd) -> libc::c_long {
 /// `CLONE_INTO_CGROUP` from `linux/sched.h` (Linux 5.7).
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
-/// The next `N` bytes the child sent, or None once its exec or its death closed the
-/// pipe: first one byte when it runs, then a failure's errno.
-fn read_report<const N: usize>(pipe: &OwnedFd) -> Option<[u8; N]> {
-    let mut buffer = [0u8; N];
-    let mut filled = 0;
-    while filled < buffer.len() {
-        match nix::unistd::read(pipe, &mut buffer[filled..]) {
-            Ok(0) => break,
-            Ok(read) => filled += read,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => break,
+/// Everything the child wrote before its exec (or its death) closed the pipe: one byte
+/// once it runs, then a failed step's errno (four bytes); nothing when it died first.
+fn read_report(pipe: &OwnedFd) -> Vec<u8> {
+    let mut report = Vec::new();
+    let mut buffer = [0u8; 8];
+    loop {
+        match nix::unistd::read(pipe, &mut buffer) {
+            Ok(0) => return report,
+            Ok(read) => report.extend_from_slice(&buffer[..read]),
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return report,
         }
     }
-    (filled == buffer.len()).then_some(buffer)
 }
 
 /// Everything the child needs, as C arrays, built before the clone.

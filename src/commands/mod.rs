@@ -26,13 +26,18 @@ use crate::context::Context;
 use crate::error::Result;
 use crate::output::Printer;
 
+/// `berth __supervise DIR`: the supervisor of the instance whose state directory is
+/// `DIR`, as `up` starts it. `main` calls it without parsing the rest of the command
+/// line, which `up` waits for.
+pub fn supervise(dir: &std::path::Path) -> Result<()> {
+    // It inherits `BERTH_HOME` (made absolute) from the `berth up` that started it.
+    let ledger_dir = crate::context::ledger_dir()?;
+    Ok(crate::supervisor::run(dir, &ledger_dir)?)
+}
+
 pub fn dispatch(cli: Cli, printer: &Printer) -> Result<()> {
     match &cli.command {
-        CommandKind::Supervise { dir } => {
-            // It inherits `BERTH_HOME` (made absolute) from the `berth up` that started it.
-            let ledger_dir = crate::context::ledger_dir()?;
-            return Ok(crate::supervisor::run(dir, &ledger_dir)?);
-        }
+        CommandKind::Supervise { dir } => return supervise(dir),
         CommandKind::Route {
             port,
             https,

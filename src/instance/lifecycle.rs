@@ -26,15 +26,16 @@ const WAIT_SLICE: Duration = Duration::from_millis(250);
 /// leaves having read nothing, and its cgroup is removed.
 pub struct PendingSupervisor {
     go: Option<std::fs::File>,
-    child: Option<crate::spawn::Child>,
+    /// Until [`PendingSupervisor::go`]: its exec is not waited for, so that it overlaps
+    /// `up`'s own steps too.
+    started: Option<crate::spawn::Started>,
     cgroup: Option<Cgroup>,
+    /// Told to go: from then on it is on its own.
+    gone: bool,
 }
 
 impl PendingSupervisor {
     pub fn start(paths: &InstancePaths, name: &str) -> Result<PendingSupervisor> {
-        let failed = |error: std::io::Error| {
-            Error::failed(format!("cannot start the supervisor: {error}"), None)
-        };
         // Created in its cgroup's supervisor leaf, made here first: a process created in
         // a cgroup costs nothing, one moved in waits for the kernel (see `crate::spawn`).
         let cgroup = Cgroup::instance(name, &paths.dir);
@@ -43,12 +44,14 @@ impl PendingSupervisor {
             .map(Cgroup::supervisor)
             .filter(Cgroup::create);
         let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .map_err(|error| failed(error.into()))?;
-        let child = supervisor::spawn_supervisor(paths, leaf.as_ref(), read).map_err(failed)?;
+            .map_err(|error| cannot_start(error.into()))?;
+        let started =
+            supervisor::spawn_supervisor(paths, leaf.as_ref(), read).map_err(cannot_start)?;
         Ok(PendingSupervisor {
             go: Some(std::fs::File::from(write)),
-            child: Some(child),
+            started: Some(started),
             cgroup,
+            gone: false,
         })
     }
 
@@ -57,26 +60,40 @@ impl PendingSupervisor {
     /// its exit status once `berth up` exits.
     pub fn go(mut self, paths: &InstancePaths) -> Result<()> {
         use std::io::Write;
-        let sent = self.go.take().map(|mut go| go.write_all(supervisor::GO));
-        if let Some(Err(error)) = sent {
+        let (Some(started), Some(mut go)) = (self.started.take(), self.go.take()) else {
+            unreachable!("`go` consumes the pending supervisor");
+        };
+        // Dropped on an error, `self` removes the cgroup.
+        let mut child = started.finish().map_err(cannot_start)?;
+        if let Err(error) = go.write_all(supervisor::GO) {
+            drop(go);
+            child.wait();
             return Err(Error::failed(
                 format!("the supervisor exited before it was told to start: {error}"),
                 Some(format!("see `{}`", paths.supervisor_log().display())),
             ));
         }
-        self.child = None;
+        self.gone = true;
         wait_for_lock(paths)
     }
 }
 
+fn cannot_start(error: std::io::Error) -> Error {
+    Error::failed(format!("cannot start the supervisor: {error}"), None)
+}
+
 impl Drop for PendingSupervisor {
     fn drop(&mut self) {
-        let Some(mut child) = self.child.take() else {
+        if self.gone {
             return;
-        };
+        }
         // `up` failed first: the supervisor reads the end of its input and leaves.
         drop(self.go.take());
-        child.wait();
+        if let Some(started) = self.started.take()
+            && let Ok(mut child) = started.finish()
+        {
+            child.wait();
+        }
         if let Some(cgroup) = &self.cgroup {
             cgroup.remove();
         }

@@ -55,14 +55,23 @@ struct ComposeWorker {
 pub fn run(dir: &Path, ledger_dir: &Path) -> Result<()> {
     crate::state::seal::init(ledger_dir);
     // `up` starts the supervisor before it writes the instance's files, so this start
-    // overlaps them (see `crate::instance::lifecycle::PendingSupervisor`).
+    // overlaps them (see `crate::instance::lifecycle::PendingSupervisor`): what needs
+    // neither the files nor the lock is done before the word to go.
+    let dir = fs_err::canonicalize(dir).map_err(start("find its state directory"))?;
+    std::env::set_current_dir(&dir).map_err(start("enter its state directory"))?;
+    // One thread runs every service: each is a task on this event loop.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(start("start its event loop"))?;
+    // Every service's output goes through this sink into its rotating log.
+    let logs = LogSink::start().map_err(start("start its log sink"))?;
     if !super::await_go() {
         eprintln!(
             "berth supervisor: `berth up` stopped before the instance's files were written: nothing to do"
         );
         return Ok(());
     }
-    let dir = fs_err::canonicalize(dir).map_err(start("find its state directory"))?;
     let instance_json = dir.join("instance.json");
     let paths = InstancePaths { dir: dir.clone() };
     // Exactly one supervisor per instance: a second one started by a racing `up` finds
@@ -89,21 +98,17 @@ pub fn run(dir: &Path, ledger_dir: &Path) -> Result<()> {
         );
         return Ok(());
     }
-    std::env::set_current_dir(&dir).map_err(start("enter its state directory"))?;
     let listener = control::bind().map_err(start("listen on its control socket"))?;
     // Daemons that fork away from a service come back to this process, not to init.
     if let Err(error) = children::become_subreaper() {
         eprintln!("berth supervisor: cannot become a subreaper: {error}");
     }
     let cgroups = InstanceCgroups::enter(&file.name, &dir);
-
-    // One thread runs every service: each is a task on this event loop.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(start("start its event loop"))?;
     let local = tokio::task::LocalSet::new();
-    let result = local.block_on(&runtime, supervise(paths, file, listener, cgroups.as_ref()));
+    let result = local.block_on(
+        &runtime,
+        supervise(paths, file, listener, logs, cgroups.as_ref()),
+    );
     if let Some(cgroups) = cgroups {
         cgroups.leave();
     }
@@ -115,6 +120,7 @@ async fn supervise(
     paths: InstancePaths,
     file: InstanceFile,
     listener: std::os::unix::net::UnixListener,
+    logs: LogSink,
     cgroups: Option<&InstanceCgroups>,
 ) -> Result<()> {
     let listener =
@@ -127,8 +133,6 @@ async fn supervise(
     let mut child_exited = signal(SignalKind::child()).map_err(watch())?;
 
     let token = file.token.clone();
-    // Every service's output goes through this sink into its rotating log.
-    let logs = LogSink::start().map_err(start("start its log sink"))?;
     let shared = Arc::new(Shared::new(file, paths.dir.join("instance.json")));
     shared.update(|file| {
         file.supervisor = ProcessIdentity::current();

@@ -19,7 +19,7 @@ use super::children;
 use crate::cgroup::Cgroup;
 use crate::env_vars;
 use crate::pidfd::Pidfd;
-use crate::spawn::{Child, Spawn};
+use crate::spawn::{Child, Spawn, Started};
 use crate::state::{InstancePaths, ProcessSpec};
 
 fn open_log(path: &Path) -> std::io::Result<std::fs::File> {
@@ -44,7 +44,7 @@ fn open_log(path: &Path) -> std::io::Result<std::fs::File> {
 /// the service's cgroup when there is one (so all it ever starts is in there too),
 /// output to `output` (the write end of its log's pipe), the instance's token in its
 /// environment, and SIGTERM if the supervisor's loop thread that started it dies.
-pub fn spawn_process(
+pub async fn spawn_process(
     argv: &[String],
     spec: &ProcessSpec,
     token: &str,
@@ -63,7 +63,7 @@ pub fn spawn_process(
         .death_signal(libc::SIGTERM)
         .close_from(3)
         .cgroup(cgroup);
-    children::spawn_leader(spawn).map_err(|error| {
+    children::spawn_leader(spawn).await.map_err(|error| {
         std::io::Error::new(
             error.kind(),
             format!(
@@ -306,17 +306,18 @@ impl ExitInfo {
 /// Starts the supervisor of the instance whose state directory `paths` names: a daemon
 /// in a session of its own, created in `cgroup` (the instance's supervisor leaf) when
 /// there is one, output to its log. It waits for the word to go on its standard input,
-/// `go` (see [`await_go`]).
+/// `go` (see [`await_go`]). Returns once the process exists; [`Started::finish`] tells
+/// whether it runs.
 pub fn spawn_supervisor(
     paths: &InstancePaths,
     cgroup: Option<&Cgroup>,
     go: OwnedFd,
-) -> std::io::Result<Child> {
+) -> std::io::Result<Started> {
     let executable = std::env::current_exe()?;
     let log = OwnedFd::from(open_log(&paths.supervisor_log())?);
     Spawn::new(&[
         executable.as_os_str(),
-        "__supervise".as_ref(),
+        crate::cli::SUPERVISE.as_ref(),
         paths.dir.as_os_str(),
     ])?
     .stdin(go)
@@ -325,7 +326,7 @@ pub fn spawn_supervisor(
     .new_session()
     .close_from(3)
     .cgroup(cgroup)
-    .spawn()
+    .start()
 }
 
 /// What `up` writes on the supervisor's standard input once the instance's files are
