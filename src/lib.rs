@@ -48,6 +48,17 @@
 //! instance) answers for `SERVICE.INSTANCE.localhost` on the loopback addresses, reading
 //! the ledger and `instance.json` again whenever they change.
 
+/// `eprintln!` for the daemons (the supervisor, the router): their standard error is a
+/// log file, and a write the disk refuses (full) must not panic the process, as
+/// `eprintln!` does: the line is dropped.
+macro_rules! daemon_log {
+    ($($argument:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($argument)*);
+    }};
+}
+pub(crate) use daemon_log;
+
 pub mod beneath;
 pub mod cgroup;
 pub mod cleanup;

@@ -857,6 +857,13 @@ fn a_read_only_or_full_state_directory_is_a_clear_error_that_damages_nothing() {
         "the error names the file it could not write: {}",
         run.stderr
     );
+    // The supervisor may have started the service while `up` wrote `instance.json`: by
+    // the time `up` has failed, it has stopped it and exited, its own log unwritable.
+    assert_eq!(pids_matching("serve --port 16510"), Vec::<u32>::new());
+    assert_eq!(
+        pids_matching(&format!("__supervise {}", project.display())),
+        Vec::<u32>::new()
+    );
     assert!(is_free(16510), "nothing was started");
     assert_eq!(
         std::fs::read_to_string(project.join("berth.toml")).unwrap(),

@@ -22,7 +22,8 @@ const WAIT_SLICE: Duration = Duration::from_millis(250);
 /// A supervisor started before its instance's files are written, so that its own start
 /// (exec, loading a binary of some megabytes) overlaps `up`'s last steps: the engine's
 /// answer, the lease, the writes. It waits for [`supervisor::GO`] on its standard input
-/// ([`PendingSupervisor::go`]); dropped without it, the pipe closes and the supervisor
+/// ([`PendingSupervisor::go`]), then starts the services while `up` writes
+/// `instance.json`; dropped without it, the pipe closes and the supervisor
 /// leaves having read nothing, and its cgroup is removed.
 pub struct PendingSupervisor {
     go: Option<std::fs::File>,
@@ -55,18 +56,23 @@ impl PendingSupervisor {
         })
     }
 
-    /// Lets the supervisor start the services, once `instance.json` is written, and
-    /// waits until it holds its lock. It is deliberately not waited for: init collects
-    /// its exit status once `berth up` exits.
-    pub fn go(mut self, paths: &InstancePaths) -> Result<()> {
+    /// Lets the supervisor start the services of `file` (the instance `up` is about to
+    /// record): it starts them while `up` writes `instance.json`, and writes nothing
+    /// itself until told that is done ([`Recording::recorded`]).
+    pub fn go(mut self, paths: &InstancePaths, file: &InstanceFile) -> Result<Recording> {
         use std::io::Write;
-        let (Some(started), Some(mut go)) = (self.started.take(), self.go.take()) else {
+        let (Some(started), Some(mut orders)) = (self.started.take(), self.go.take()) else {
             unreachable!("`go` consumes the pending supervisor");
         };
         // Dropped on an error, `self` removes the cgroup.
         let mut child = started.finish().map_err(cannot_start)?;
-        if let Err(error) = go.write_all(supervisor::GO) {
-            drop(go);
+        let mut message = supervisor::GO.to_vec();
+        serde_json::to_writer(&mut message, file).map_err(|error| {
+            Error::failed(format!("cannot serialize the instance: {error}"), None)
+        })?;
+        message.push(b'\n');
+        if let Err(error) = orders.write_all(&message) {
+            drop(orders);
             child.wait();
             return Err(Error::failed(
                 format!("the supervisor exited before it was told to start: {error}"),
@@ -74,7 +80,56 @@ impl PendingSupervisor {
             ));
         }
         self.gone = true;
+        Ok(Recording {
+            orders: Some(orders),
+            child: Some(child),
+            cgroup: self.cgroup.take(),
+        })
+    }
+}
+
+/// A supervisor starting the services while `up` records the instance. Dropped before
+/// [`Recording::recorded`] (`up` failed to write `instance.json`), its input closes: it
+/// stops what it started, writes nothing and exits, and is waited for, so that nothing
+/// runs once `up` has failed.
+pub struct Recording {
+    orders: Option<std::fs::File>,
+    child: Option<crate::spawn::Child>,
+    cgroup: Option<Cgroup>,
+}
+
+impl Recording {
+    /// Tells the supervisor `instance.json` holds the instance, then waits until it holds
+    /// its lock. It is deliberately not waited for: init collects its exit status once
+    /// `berth up` exits.
+    pub fn recorded(mut self, paths: &InstancePaths) -> Result<()> {
+        use std::io::Write;
+        let sent = self
+            .orders
+            .as_mut()
+            .map_or(Ok(()), |orders| orders.write_all(supervisor::PUBLISHED));
+        if let Err(error) = sent {
+            return Err(Error::failed(
+                format!("the supervisor exited while `up` recorded the instance: {error}"),
+                Some(format!("see `{}`", paths.supervisor_log().display())),
+            ));
+        }
+        self.orders = None;
+        self.child = None;
         wait_for_lock(paths)
+    }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        drop(self.orders.take());
+        child.wait();
+        if let Some(cgroup) = &self.cgroup {
+            cgroup.remove();
+        }
     }
 }
 

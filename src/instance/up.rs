@@ -330,7 +330,7 @@ fn start_fresh(
     let paths = InstancePaths::new(&project.root, &identity.name);
     // Started first, so that its own start overlaps the writes below.
     let supervisor = lifecycle::PendingSupervisor::start(&paths, &identity.name)?;
-    let (mut file, renames) = write_files(context, project, identity, args, progress)?;
+    let (mut file, ledger_rename) = write_files(context, project, identity, args, progress)?;
     if let Some(source) = &project.source
         && let Err(error) = seed(context, source, &file, progress)
     {
@@ -339,9 +339,13 @@ fn start_fresh(
         return Err(error);
     }
     shared::create_resources(&file)?;
-    supervisor.go(&paths)?;
-    // Made durable while the supervisor starts the services, not before.
-    for rename in renames {
+    // The supervisor starts the services while `instance.json` is written (a failure
+    // here closes its input: it stops them and writes nothing), and the renames are made
+    // durable after.
+    let recording = supervisor.go(&paths, &file)?;
+    let file_rename = file.publish(&paths.instance_json())?;
+    recording.recorded(&paths)?;
+    for rename in [ledger_rename, file_rename] {
         rename.sync()?;
     }
     wait_ready(&paths, &args.services, args.timeout, progress)
@@ -385,10 +389,8 @@ pub fn prepare(
         ));
         return Ok(StatusView::from_file(&file));
     }
-    let (mut file, renames) = write_files(context, &project, &identity, options, progress)?;
-    for rename in renames {
-        rename.sync()?;
-    }
+    let (mut file, ledger_rename) = write_files(context, &project, &identity, options, progress)?;
+    ledger_rename.sync()?;
     file.mark_stopped(crate::state::InstanceState::Stopped);
     file.write(&paths.instance_json())?;
     let mut ledger = context.ledger.lock()?;
@@ -399,16 +401,16 @@ pub fn prepare(
 }
 
 /// Plans and leases the instance's ports, builds the model once and writes every file
-/// from it: env files, `compose.yml`, `instance.json`, the logs and data directories.
-/// The renames of the ledger and of `instance.json` are returned to be made durable
-/// (see [`crate::durable::publish_atomic`]).
+/// from it but `instance.json` (the caller records the model): env files,
+/// `compose.yml`, the logs and data directories. The rename of the ledger is returned
+/// to be made durable (see [`crate::durable::publish_atomic`]).
 fn write_files(
     context: &Context,
     project: &Project,
     identity: &Identity,
     args: &UpOptions,
     progress: &dyn Progress,
-) -> Result<(InstanceFile, Vec<Published>)> {
+) -> Result<(InstanceFile, Published)> {
     let (config, root) = (&project.config, &project.root);
     let paths = InstancePaths::new(root, &identity.name);
     let published = project.published.outside(&identity.name);
@@ -451,8 +453,7 @@ fn write_files(
     }
     fs_err::create_dir_all(paths.logs())?;
     fs_err::create_dir_all(paths.data())?;
-    let file_rename = file.publish(&paths.instance_json())?;
-    Ok((file, vec![ledger_rename, file_rename]))
+    Ok((file, ledger_rename))
 }
 
 /// Waits for readiness, with a spinner where the progress sink shows one.

@@ -87,7 +87,9 @@ impl Log {
             Ok(()) => self.failing = false,
             Err(error) if !self.failing => {
                 self.failing = true;
-                eprintln!("berth supervisor: {error}; output is dropped until it works again");
+                crate::daemon_log!(
+                    "berth supervisor: {error}; output is dropped until it works again"
+                );
             }
             Err(_) => {}
         }
@@ -265,7 +267,7 @@ impl Pump {
             Err(nix::errno::Errno::EINTR) => return vec![false; descriptors.len()],
             Err(error) => {
                 // Cannot happen with valid descriptors; do not spin if it does.
-                eprintln!("berth supervisor: poll: {error}");
+                crate::daemon_log!("berth supervisor: poll: {error}");
                 std::thread::sleep(Duration::from_millis(100));
                 return vec![false; descriptors.len()];
             }

@@ -210,7 +210,7 @@ fn spawn_hosts_sync(home: PathBuf, log: Arc<Log>) {
         });
     if let Err(error) = spawned {
         // A router without hosts syncing still routes; the log says what is missing.
-        eprintln!("cannot start the hosts file thread: {error}");
+        crate::daemon_log!("cannot start the hosts file thread: {error}");
     }
 }
 

@@ -548,7 +548,7 @@ impl ComposeThread {
                 self.set_state(name, ServiceState::Stopping, None);
             }
             if let Err(error) = self.runner().stop(&started) {
-                eprintln!("berth supervisor: {error}");
+                crate::daemon_log!("berth supervisor: {error}");
             }
         }
         for name in services {
@@ -563,7 +563,7 @@ impl ComposeThread {
             self.set_state(&name, ServiceState::Stopping, None);
         }
         if let Err(error) = self.runner().down(false) {
-            eprintln!("berth supervisor: {error}");
+            crate::daemon_log!("berth supervisor: {error}");
         }
         for name in self.compose_names() {
             self.end_follower(&name, watch);

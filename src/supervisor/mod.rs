@@ -21,7 +21,7 @@ pub use control::{Request, send, wait_for_write};
 pub use error::SupervisorError;
 pub use reap::{instance_cgroup, reap_orphans, remove_cgroup, stop_processes};
 pub use run::run;
-pub use unix::{GO, await_go, close_inherited_on_exec, spawn_supervisor};
+pub use unix::{GO, Orders, PUBLISHED, await_go, close_inherited_on_exec, spawn_supervisor};
 
 use std::time::Duration;
 

@@ -66,48 +66,42 @@ pub fn run(dir: &Path, ledger_dir: &Path) -> Result<()> {
         .map_err(start("start its event loop"))?;
     // Every service's output goes through this sink into its rotating log.
     let logs = LogSink::start().map_err(start("start its log sink"))?;
-    if !super::await_go() {
-        eprintln!(
+    let Some((file, orders)) = super::await_go() else {
+        crate::daemon_log!(
             "berth supervisor: `berth up` stopped before the instance's files were written: nothing to do"
         );
         return Ok(());
-    }
-    let instance_json = dir.join("instance.json");
+    };
     let paths = InstancePaths { dir: dir.clone() };
     // Exactly one supervisor per instance: a second one started by a racing `up` finds
     // the lock held and leaves.
     // `is_held` probes (by `up`, `status`, `ls`) take the lock shared for an instant, so
     // a refusal is only another supervisor if it lasts: retry for a moment first.
     let Some(_lock) = FileLock::try_acquire_within(&paths.supervisor_lock(), PROBE_WINDOW)? else {
-        eprintln!(
+        crate::daemon_log!(
             "berth supervisor: another supervisor already runs `{}`",
             dir.display()
         );
         return Ok(());
     };
-    // Read under the lock: a `down` that came between the `up` that started this
-    // supervisor (killed since) and this lock found no supervisor and marked the
-    // instance stopped; starting its services now would leave them running.
-    let Some(file) = InstanceFile::read(&instance_json)? else {
-        return Err(SupervisorError::NoInstanceFile { dir });
-    };
     if file.state != InstanceState::Starting {
-        eprintln!(
-            "berth supervisor: `{}` is {:?}, not starting (stopped before this supervisor began): nothing to do",
-            file.name, file.state
+        crate::daemon_log!(
+            "berth supervisor: `{}` is {:?}, not starting: nothing to do",
+            file.name,
+            file.state
         );
         return Ok(());
     }
     let listener = control::bind().map_err(start("listen on its control socket"))?;
     // Daemons that fork away from a service come back to this process, not to init.
     if let Err(error) = children::become_subreaper() {
-        eprintln!("berth supervisor: cannot become a subreaper: {error}");
+        crate::daemon_log!("berth supervisor: cannot become a subreaper: {error}");
     }
     let cgroups = InstanceCgroups::enter(&file.name, &dir);
     let local = tokio::task::LocalSet::new();
     let result = local.block_on(
         &runtime,
-        supervise(paths, file, listener, logs, cgroups.as_ref()),
+        supervise(paths, file, orders, listener, logs, cgroups.as_ref()),
     );
     if let Some(cgroups) = cgroups {
         cgroups.leave();
@@ -119,6 +113,7 @@ pub fn run(dir: &Path, ledger_dir: &Path) -> Result<()> {
 async fn supervise(
     paths: InstancePaths,
     file: InstanceFile,
+    orders: super::Orders,
     listener: std::os::unix::net::UnixListener,
     logs: LogSink,
     cgroups: Option<&InstanceCgroups>,
@@ -142,7 +137,7 @@ async fn supervise(
     });
     // Written by the writer thread while the services start: the lock, not this
     // write, tells that the supervisor runs.
-    let writer = Shared::start_writer(&shared).map_err(start("start its state writer"))?;
+    let writer = Shared::start_writer(&shared, orders).map_err(start("start its state writer"))?;
 
     let snapshot = shared.snapshot();
     let compose = match snapshot.compose.clone() {
@@ -207,6 +202,12 @@ async fn supervise(
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
             _ = hangup.recv() => break,
+            () = shared.abandoned() => {
+                crate::daemon_log!(
+                    "berth supervisor: `berth up` failed before it recorded the instance: stopping what it started"
+                );
+                break;
+            }
             _ = child_exited.recv() => {
                 children::reap_adopted();
             }
@@ -214,7 +215,7 @@ async fn supervise(
                 let stream = match accepted {
                     Ok((stream, _)) => stream,
                     Err(error) => {
-                        eprintln!("berth supervisor: control socket: {error}");
+                        crate::daemon_log!("berth supervisor: control socket: {error}");
                         continue;
                     }
                 };

@@ -5,6 +5,10 @@
 //! services changing state write `instance.json` a few times, not two thousand times.
 //! Whoever must know a change is on disk before going on (a reply to `up`, the final
 //! state) calls [`Shared::flush`].
+//!
+//! Nothing is written until `up` has written `instance.json` itself (it starts the
+//! supervisor first, see [`super::Orders`]): the writer thread waits for its word, and
+//! when `up` fails before, nothing is ever written and the main loop is told to stop.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -40,6 +44,10 @@ pub struct Shared {
     signal: Mutex<()>,
     changed: Condvar,
     closed: AtomicBool,
+    /// Whether `up` has written `instance.json`: until then nothing is written.
+    recorded: AtomicBool,
+    /// Notified when `up` failed before it recorded the instance.
+    abandoned: tokio::sync::Notify,
     /// Per service, rung when one of its dependencies changes, so a service waiting for
     /// them sleeps until then instead of looking again and again.
     wakers: HashMap<String, watch::Sender<()>>,
@@ -75,15 +83,35 @@ impl Shared {
             signal: Mutex::new(()),
             changed: Condvar::new(),
             closed: AtomicBool::new(false),
+            recorded: AtomicBool::new(false),
+            abandoned: tokio::sync::Notify::new(),
         }
     }
 
-    /// Starts the writer thread.
-    pub fn start_writer(shared: &Arc<Shared>) -> std::io::Result<std::thread::JoinHandle<()>> {
+    /// Starts the writer thread. It first waits until `up` has recorded the instance
+    /// (`orders`); if `up` fails first, it writes nothing and [`Shared::abandoned`]
+    /// completes.
+    pub fn start_writer(
+        shared: &Arc<Shared>,
+        orders: super::Orders,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
         let shared = Arc::clone(shared);
         std::thread::Builder::new()
             .name("state-writer".to_string())
-            .spawn(move || shared.write_loop())
+            .spawn(move || {
+                if orders.published() {
+                    shared.recorded.store(true, Ordering::Release);
+                    shared.write_loop();
+                } else {
+                    shared.abandoned.notify_one();
+                }
+            })
+    }
+
+    /// Completes when `up` failed before it recorded the instance: the supervisor
+    /// must stop what it started.
+    pub async fn abandoned(&self) {
+        self.abandoned.notified().await;
     }
 
     fn write_loop(&self) {
@@ -125,6 +153,9 @@ impl Shared {
             .writing
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !self.recorded.load(Ordering::Acquire) {
+            return 0;
+        }
         let (file, version) = {
             let file = self.lock();
             (file.clone(), self.version.load(Ordering::Acquire))
@@ -138,7 +169,7 @@ impl Shared {
         self.written.store(version, Ordering::Release);
         self.written_changes.send_replace(version);
         if let Err(error) = published.and_then(Published::sync) {
-            eprintln!("berth supervisor: {error}");
+            crate::daemon_log!("berth supervisor: {error}");
         }
         std::fs::metadata(&self.path).map_or(0, |meta| meta.len())
     }

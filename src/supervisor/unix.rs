@@ -2,7 +2,7 @@
 //! exits, signalling groups.
 
 use std::fs::OpenOptions;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -20,7 +20,7 @@ use crate::cgroup::Cgroup;
 use crate::env_vars;
 use crate::pidfd::Pidfd;
 use crate::spawn::{Child, Spawn, Started};
-use crate::state::{InstancePaths, ProcessSpec};
+use crate::state::{InstanceFile, InstancePaths, ProcessSpec};
 
 fn open_log(path: &Path) -> std::io::Result<std::fs::File> {
     if let Some(dir) = path.parent() {
@@ -330,18 +330,46 @@ pub fn spawn_supervisor(
 }
 
 /// What `up` writes on the supervisor's standard input once the instance's files are
-/// written.
+/// written, followed by the instance as it is about to record it (one line of JSON):
+/// the supervisor starts the services from that, while `up` writes `instance.json`.
 pub const GO: &[u8] = b"go\n";
+/// What `up` writes next, once `instance.json` holds the instance: from then on the
+/// supervisor writes the file. Its input closing before that means `up` failed to
+/// record the instance: the supervisor stops what it started and writes nothing.
+pub const PUBLISHED: &[u8] = b"published\n";
 
-/// Waits for [`GO`] on standard input; false when `up` closed it without (it failed, or
-/// was killed, before the instance's files were written). Standard input is then
-/// `/dev/null`: nothing the supervisor starts inherits the pipe.
-pub fn await_go() -> bool {
-    use std::io::Read;
-    let mut word = [0u8; GO.len()];
-    let given = std::io::stdin().lock().read_exact(&mut word).is_ok() && word == GO;
+/// The rest of what `up` says on the supervisor's input, after [`GO`].
+pub struct Orders {
+    input: std::io::BufReader<std::fs::File>,
+}
+
+impl Orders {
+    /// Waits until `up` has written `instance.json`: true once it says so, false when
+    /// its input closed first.
+    pub fn published(mut self) -> bool {
+        use std::io::BufRead;
+        let mut line = String::new();
+        self.input.read_line(&mut line).is_ok() && line.as_bytes() == PUBLISHED
+    }
+}
+
+/// Waits for [`GO`] and the instance on standard input; None when `up` closed it first
+/// (it failed, or was killed, before the instance's files were written) or sent
+/// something else. Standard input is then `/dev/null`: nothing the supervisor starts
+/// inherits the pipe, which the returned [`Orders`] reads from.
+pub fn await_go() -> Option<(InstanceFile, Orders)> {
+    use std::io::BufRead;
+    let input = std::io::stdin().as_fd().try_clone_to_owned().ok();
     if let Ok(null) = std::fs::File::open("/dev/null") {
         let _ = nix::unistd::dup2_stdin(null);
     }
-    given
+    let mut input = std::io::BufReader::new(std::fs::File::from(input?));
+    let mut line = String::new();
+    if input.read_line(&mut line).ok()? == 0 || line.as_bytes() != GO {
+        return None;
+    }
+    line.clear();
+    input.read_line(&mut line).ok()?;
+    let file = serde_json::from_str(&line).ok()?;
+    Some((file, Orders { input }))
 }
