@@ -276,7 +276,7 @@ fn ledger_exit_code(error: &LedgerError) -> ExitCode {
 fn supervisor_exit_code(error: &SupervisorError) -> ExitCode {
     match error {
         SupervisorError::State(error) => state_exit_code(error),
-        SupervisorError::NoInstanceFile { .. } | SupervisorError::Start { .. } => ExitCode::Failure,
+        SupervisorError::Start { .. } => ExitCode::Failure,
     }
 }
 
@@ -583,12 +583,6 @@ mod tests {
                 Error::from(LedgerError::Home {
                     path: "berth-home".into(),
                     source: denied(),
-                }),
-                ExitCode::Failure,
-            ),
-            (
-                Error::from(SupervisorError::NoInstanceFile {
-                    dir: "/src/shop/.berth/shop".into(),
                 }),
                 ExitCode::Failure,
             ),

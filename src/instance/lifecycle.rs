@@ -61,16 +61,16 @@ impl PendingSupervisor {
     /// itself until told that is done ([`Recording::recorded`]).
     pub fn go(mut self, paths: &InstancePaths, file: &InstanceFile) -> Result<Recording> {
         use std::io::Write;
-        let (Some(started), Some(mut orders)) = (self.started.take(), self.go.take()) else {
-            unreachable!("`go` consumes the pending supervisor");
-        };
-        // Dropped on an error, `self` removes the cgroup.
-        let mut child = started.finish().map_err(cannot_start)?;
+        // Dropped on an error before `gone`, `self` waits for it and removes the cgroup.
         let mut message = supervisor::GO.to_vec();
         serde_json::to_writer(&mut message, file).map_err(|error| {
             Error::failed(format!("cannot serialize the instance: {error}"), None)
         })?;
         message.push(b'\n');
+        let (Some(started), Some(mut orders)) = (self.started.take(), self.go.take()) else {
+            unreachable!("`go` consumes the pending supervisor");
+        };
+        let mut child = started.finish().map_err(cannot_start)?;
         if let Err(error) = orders.write_all(&message) {
             drop(orders);
             child.wait();

@@ -1,15 +1,11 @@
 //! Why the supervisor could not start.
 
-use std::path::PathBuf;
-
 use crate::state::StateError;
 
 /// Why the supervisor could not start (once started, a failing service is its state, not
 /// an error of the supervisor).
 #[derive(Debug, thiserror::Error)]
 pub enum SupervisorError {
-    #[error("no instance.json in `{}`", dir.display())]
-    NoInstanceFile { dir: PathBuf },
     #[error(transparent)]
     State(#[from] StateError),
     /// `action` says what it was doing: `find its state directory`, `listen on its
@@ -24,9 +20,6 @@ pub enum SupervisorError {
 impl SupervisorError {
     pub fn hint(&self) -> Option<String> {
         match self {
-            SupervisorError::NoInstanceFile { .. } => {
-                Some("run `berth up`, which writes it and starts the supervisor".to_string())
-            }
             SupervisorError::State(error) => error.hint(),
             SupervisorError::Start { .. } => None,
         }

@@ -68,7 +68,7 @@ pub fn run(dir: &Path, ledger_dir: &Path) -> Result<()> {
     let logs = LogSink::start().map_err(start("start its log sink"))?;
     let Some((file, orders)) = super::await_go() else {
         crate::daemon_log!(
-            "berth supervisor: `berth up` stopped before the instance's files were written: nothing to do"
+            "berth supervisor: `berth up` stopped before the instance's files were written, or sent what this supervisor cannot read: nothing to do"
         );
         return Ok(());
     };
