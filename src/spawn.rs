@@ -22,8 +22,8 @@
 //! a child that dies before it could is started again the slow way.
 //!
 //! [`Spawn::spawn`] returns once the program runs; [`Spawn::start`] as soon as the process
-//! exists, its exec confirmed later on the event loop ([`Started::ran`]), so that the
-//! supervisor creates every service's process without waiting for each one's exec.
+//! exists, its exec confirmed later ([`Started::finish`]): `up` goes on with its own work
+//! while the supervisor it started loads.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
@@ -179,8 +179,7 @@ impl Spawn {
     }
 
     /// Creates the process and returns at once, before it has run its program:
-    /// [`Started::ran`] then tells whether it did. A caller starting several programs
-    /// does not wait for each one's exec before creating the next.
+    /// [`Started::finish`] then waits until it does.
     pub fn start(self) -> io::Result<Started> {
         // Created in the cgroup; else (refused) forked, to move itself in.
         if let Some(dir) = self.cgroup.as_ref().and_then(Cgroup::open_dir)
@@ -281,7 +280,7 @@ pub struct Started {
 }
 
 /// What became of a [`Started`] process.
-pub enum Ran {
+enum Ran {
     /// It runs its program.
     Running(Child),
     /// The kernel killed it before it ran (Linux 6.18 kills a child created in a cgroup
@@ -291,38 +290,18 @@ pub enum Ran {
 }
 
 impl Started {
-    pub fn id(&self) -> u32 {
-        self.child.pid
-    }
-
     /// Waits until the child runs its program (started again the slow way if it died
     /// unborn); an error when it could not.
     pub fn finish(self) -> io::Result<Child> {
-        let report = read_report(&self.report);
-        match self.conclude(&report)? {
+        match self.ran()? {
             Ran::Running(child) => Ok(child),
             Ran::Unborn(spawn) => spawn.spawn_forked(),
         }
     }
 
-    /// Waits, without blocking the event loop, until the child has run its program or
-    /// failed to.
-    pub async fn ran(self) -> io::Result<Ran> {
-        use tokio::io::AsyncReadExt;
-        let pipe = self
-            .report
-            .try_clone()
-            .and_then(tokio::net::unix::pipe::Receiver::from_owned_fd);
-        let report = match pipe {
-            Ok(mut pipe) => {
-                let mut report = Vec::new();
-                // A failed read ends the report, as its end does.
-                let _ = pipe.read_to_end(&mut report).await;
-                report
-            }
-            // Not on the event loop (a descriptor short): waited for here.
-            Err(_) => read_report(&self.report),
-        };
+    /// Waits until the child has run its program or failed to, or died unborn.
+    fn ran(self) -> io::Result<Ran> {
+        let report = read_report(&self.report);
         self.conclude(&report)
     }
 

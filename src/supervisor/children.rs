@@ -16,7 +16,7 @@ use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::{Pid, getsid};
 
 use crate::process::{self, ProcessIdentity};
-use crate::spawn::{Child, Ran, Spawn};
+use crate::spawn::{Child, Spawn};
 
 static LEADERS: Mutex<Option<HashSet<u32>>> = Mutex::new(None);
 
@@ -37,41 +37,20 @@ pub fn become_subreaper() -> std::io::Result<()> {
 }
 
 /// Spawns a service's process (one that starts its own session) and registers it, so
-/// the reaper leaves its exit status to the thread that waits for it. Returns once it
-/// runs its program; other tasks run while its exec is under way.
-pub async fn spawn_leader(spawn: Spawn) -> std::io::Result<Child> {
-    let started = {
-        let mut set = leaders();
-        let started = spawn.start()?;
-        set.get_or_insert_with(HashSet::new).insert(started.id());
-        started
-    };
-    let pid = started.id();
-    let ran = started.ran().await;
-    if !matches!(ran, Ok(Ran::Running(_))) {
-        forget(pid);
-    }
-    match ran? {
-        Ran::Running(child) => Ok(child),
-        Ran::Unborn(spawn) => {
-            let mut set = leaders();
-            let child = spawn.spawn_forked()?;
-            set.get_or_insert_with(HashSet::new).insert(child.id());
-            Ok(child)
-        }
-    }
-}
-
-fn forget(pid: u32) {
-    if let Some(set) = leaders().as_mut() {
-        set.remove(&pid);
-    }
+/// the reaper leaves its exit status to the thread that waits for it.
+pub fn spawn_leader(spawn: Spawn) -> std::io::Result<Child> {
+    let mut set = leaders();
+    let child = spawn.spawn()?;
+    set.get_or_insert_with(HashSet::new).insert(child.id());
+    Ok(child)
 }
 
 /// Reaps a registered leader (killing nothing) and forgets it.
 pub fn wait_leader(child: &mut Child) {
     child.wait();
-    forget(child.id());
+    if let Some(set) = leaders().as_mut() {
+        set.remove(&child.id());
+    }
 }
 
 /// Reaps every adopted orphan that has exited. Returns how many.

@@ -100,13 +100,13 @@ impl ServiceTask {
     }
 
     /// Starts `argv` with its output going into the service's log.
-    async fn spawn(
+    fn spawn(
         &self,
         argv: &[String],
         spec: &ProcessSpec,
         log: &LogHandle,
     ) -> std::io::Result<Child> {
-        spawn_process(argv, spec, &self.token, self.cgroup.as_ref(), log.attach()?).await
+        spawn_process(argv, spec, &self.token, self.cgroup.as_ref(), log.attach()?)
     }
 
     fn set_state(&self, state: ServiceState, message: Option<String>) {
@@ -300,7 +300,7 @@ impl ServiceTask {
     ) -> Result<ExitInfo, Interrupt> {
         let log = self.log(spec);
         let _ = log.remark(&logs::setup_started(SystemTime::now()));
-        let mut child = match self.spawn(argv, spec, &log).await {
+        let mut child = match self.spawn(argv, spec, &log) {
             Ok(child) => child,
             Err(error) => return Ok(self.spawn_failure(&log, &error)),
         };
@@ -343,7 +343,7 @@ impl ServiceTask {
         let _ = log.remark(&logs::run_started(self.runs, SystemTime::now()));
         // A `log` readiness check looks only at what this run writes.
         let log_start = LogCursor::at_end(&spec.log);
-        let child = match self.spawn(&spec.argv, spec, &log).await {
+        let child = match self.spawn(&spec.argv, spec, &log) {
             Ok(child) => child,
             Err(error) => return Ok(self.spawn_failure(&log, &error)),
         };

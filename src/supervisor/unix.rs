@@ -44,7 +44,7 @@ fn open_log(path: &Path) -> std::io::Result<std::fs::File> {
 /// the service's cgroup when there is one (so all it ever starts is in there too),
 /// output to `output` (the write end of its log's pipe), the instance's token in its
 /// environment, and SIGTERM if the supervisor's loop thread that started it dies.
-pub async fn spawn_process(
+pub fn spawn_process(
     argv: &[String],
     spec: &ProcessSpec,
     token: &str,
@@ -63,7 +63,7 @@ pub async fn spawn_process(
         .death_signal(libc::SIGTERM)
         .close_from(3)
         .cgroup(cgroup);
-    children::spawn_leader(spawn).await.map_err(|error| {
+    children::spawn_leader(spawn).map_err(|error| {
         std::io::Error::new(
             error.kind(),
             format!(
