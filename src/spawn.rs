@@ -197,10 +197,8 @@ impl Spawn {
 
     /// Starts the program the slow way: forked, the child moving itself into the
     /// cgroup; waits until it runs its program.
-    pub fn spawn_forked(self) -> io::Result<Child> {
-        let started = self.start_forked()?;
-        let report = read_report(&started.report);
-        match started.conclude(&report)? {
+    fn spawn_forked(self) -> io::Result<Child> {
+        match self.start_forked()?.ran()? {
             Ran::Running(child) => Ok(child),
             Ran::Unborn(_) => Err(died_unborn()),
         }
