@@ -90,8 +90,8 @@ impl PendingSupervisor {
 
 /// A supervisor starting the services while `up` records the instance. Dropped before
 /// [`Recording::recorded`] (`up` failed to write `instance.json`), its input closes: it
-/// stops what it started, writes nothing and exits, and is waited for, so that nothing
-/// runs once `up` has failed.
+/// stops what it started (recording the instance stopped) and exits, and is waited for,
+/// so that nothing runs once `up` has failed.
 pub struct Recording {
     orders: Option<std::fs::File>,
     child: Option<crate::spawn::Child>,

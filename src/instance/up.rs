@@ -269,9 +269,10 @@ fn keep_running(
 ) -> Result<Option<InstanceFile>> {
     let config = &project.config;
     let paths = file.paths();
-    // A supervisor already stopping (a `down` or a copy killed halfway asked it to)
-    // cannot start anything: let it finish, then start afresh.
-    let mut stopping = file.state == crate::state::InstanceState::Stopping;
+    // A supervisor already stopping (a `down` or a copy killed halfway asked it to, or
+    // the `up` that started it died before it recorded the instance) cannot start
+    // anything: let it finish, then start afresh.
+    let mut stopping = on_its_way_out(file);
     if !stopping
         && args
             .port_offset
@@ -471,10 +472,18 @@ fn wait_ready(
 
 /// Whether the instance's supervisor is gone or on its way out.
 fn stopping_now(paths: &InstancePaths) -> Result<bool> {
-    Ok(
-        InstanceFile::read(&paths.instance_json())?.is_none_or(|file| {
-            !file.supervisor_alive() || file.state == crate::state::InstanceState::Stopping
-        }),
+    Ok(InstanceFile::read(&paths.instance_json())?
+        .is_none_or(|file| !file.supervisor_alive() || on_its_way_out(&file)))
+}
+
+/// Whether a live supervisor's instance says it is stopping or stopped: it was asked
+/// to stop, or the `up` that started it died before recording the instance (the file
+/// is then the one from before, stopped, until the supervisor writes it stopping); it
+/// exits soon either way.
+fn on_its_way_out(file: &InstanceFile) -> bool {
+    matches!(
+        file.state,
+        crate::state::InstanceState::Stopping | crate::state::InstanceState::Stopped
     )
 }
 

@@ -7,8 +7,9 @@
 //! state) calls [`Shared::flush`].
 //!
 //! Nothing is written until `up` has written `instance.json` itself (it starts the
-//! supervisor first, see [`super::Orders`]): the writer thread waits for its word, and
-//! when `up` fails before, nothing is ever written and the main loop is told to stop.
+//! supervisor first, see [`super::Orders`]): the writer thread waits for its word. When
+//! `up` fails before, the main loop is told to stop, and the file then records the
+//! instance stopping, then stopped.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -89,8 +90,7 @@ impl Shared {
     }
 
     /// Starts the writer thread. It first waits until `up` has recorded the instance
-    /// (`orders`); if `up` fails first, it writes nothing and [`Shared::abandoned`]
-    /// completes.
+    /// (`orders`); if `up` fails first, [`Shared::abandoned`] completes.
     pub fn start_writer(
         shared: &Arc<Shared>,
         orders: super::Orders,
@@ -99,12 +99,15 @@ impl Shared {
         std::thread::Builder::new()
             .name("state-writer".to_string())
             .spawn(move || {
-                if orders.published() {
-                    shared.recorded.store(true, Ordering::Release);
-                    shared.write_loop();
-                } else {
+                let recorded = orders.published();
+                // Written from now on either way: when `up` failed, the file then says
+                // the instance is stopping, so that the next command waits for this
+                // supervisor to finish instead of taking it for a running one.
+                shared.recorded.store(true, Ordering::Release);
+                if !recorded {
                     shared.abandoned.notify_one();
                 }
+                shared.write_loop();
             })
     }
 

@@ -335,7 +335,8 @@ pub fn spawn_supervisor(
 pub const GO: &[u8] = b"go\n";
 /// What `up` writes next, once `instance.json` holds the instance: from then on the
 /// supervisor writes the file. Its input closing before that means `up` failed to
-/// record the instance: the supervisor stops what it started and writes nothing.
+/// record the instance: the supervisor stops what it started, recording the instance
+/// stopping, then stopped.
 pub const PUBLISHED: &[u8] = b"published\n";
 
 /// The rest of what `up` says on the supervisor's input, after [`GO`].
