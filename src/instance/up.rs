@@ -341,8 +341,8 @@ fn start_fresh(
     }
     shared::create_resources(&file)?;
     // The supervisor starts the services while `instance.json` is written (a failure
-    // here closes its input: it stops them and writes nothing), and the renames are made
-    // durable after.
+    // here closes its input: it stops them and records the instance stopped), and the
+    // renames are made durable after.
     let recording = supervisor.go(&paths, &file)?;
     let file_rename = file.publish(&paths.instance_json())?;
     recording.recorded(&paths)?;
