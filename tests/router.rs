@@ -559,7 +559,8 @@ impl Chromium {
             .env("TMPDIR", home)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            // Kept for a failure's message (see `page_report`).
+            .stderr(std::fs::File::create(home.join("chromium.log")).expect("chromium's log"))
             .process_group(0)
             .spawn()
             .expect("start chromium");
@@ -577,15 +578,30 @@ impl Drop for Chromium {
 
 use std::os::unix::process::CommandExt as _;
 
-/// What the page reported (its origin and both WebSockets' messages), once it did.
-fn page_report(dir: &Path) -> String {
+/// What the page reported (its origin and both WebSockets' messages), once it did. A page
+/// that does not report in time fails the test with what there is to see: the report so
+/// far, the router's log and Chromium's own output.
+fn page_report(sandbox: &Sandbox, dir: &Path, browser_home: &Path) -> String {
     let report = dir.join("report.txt");
-    let read = || std::fs::read_to_string(&report).unwrap_or_default();
+    let read = |path: &Path| std::fs::read_to_string(path).unwrap_or_default();
+    let started = std::time::Instant::now();
     // The service creates the file before it writes a line: wait for both whole lines.
-    wait_for("the page's report", Duration::from_secs(60), || {
-        read().lines().count() >= 2 && read().ends_with('\n')
-    });
-    read()
+    loop {
+        let text = read(&report);
+        if text.lines().count() >= 2 && text.ends_with('\n') {
+            return text;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let chromium = read(&browser_home.join("chromium.log"));
+            let tail: Vec<&str> = chromium.lines().rev().take(40).collect();
+            panic!(
+                "no report from the page in 60 s\n--- report so far:\n{text}\n--- router.log:\n{}\n--- chromium's last lines:\n{}",
+                read(&sandbox.home().join("router/router.log")),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 #[test]
@@ -606,7 +622,7 @@ fn chromium_loads_a_page_and_opens_a_websocket_through_the_router() {
     std::fs::create_dir_all(&browser_home).unwrap();
 
     let _chromium = Chromium::open(&browser_home, &format!("http://ws.beta.localhost:{port}/"));
-    let report = page_report(&beta);
+    let report = page_report(&sandbox, &beta, &browser_home);
     assert!(
         report.contains("message=beta%3Ahttp%3Ahello")
             && report.contains("message=beta%3Ahttp%3Aagain")
@@ -696,7 +712,7 @@ fn chromium_over_https_and_http2_with_the_router_ca_trusted() {
         &browser_home,
         &format!("https://ws.alpha.localhost:{port}/"),
     );
-    let report = page_report(&alpha);
+    let report = page_report(&sandbox, &alpha, &browser_home);
     assert!(
         report.contains("message=alpha%3Ahttps%3Ahello")
             && report.contains("message=alpha%3Ahttps%3Aagain")
