@@ -526,13 +526,31 @@ fn the_hosts_block_is_written_kept_in_sync_and_removed() {
 
 /// A headless Chromium, with its own profile and `HOME` (where its NSS database lives),
 /// killed with its whole process group on drop.
+///
+/// It runs in a network namespace of its own, whose loopback reaches the router through
+/// [`forward_into`]: Chromium drops every connection when the machine's network changes
+/// (`ERR_NETWORK_CHANGED`), and the Docker tests running beside this one add and remove
+/// veth interfaces all the time. Seen in CI: the page's HTTP/2 connection closed under its
+/// WebSocket, and a test waited for a report that never came.
 struct Chromium {
     child: std::process::Child,
 }
 
 impl Chromium {
-    fn open(home: &Path, url: &str) -> Self {
-        let child = Command::new("chromium")
+    /// Opens `url`, which names the router's `port` on a loopback name.
+    fn open(home: &Path, url: &str, port: u16) -> Self {
+        // `unshare` makes the namespace, the shell waits until the forwarder listens in
+        // it, then becomes Chromium.
+        let mut child = Command::new("unshare")
+            .args([
+                "--net",
+                "--",
+                "sh",
+                "-c",
+                "read go && exec \"$@\"",
+                "sh",
+                "chromium",
+            ])
             .args([
                 "--headless",
                 "--no-sandbox",
@@ -545,7 +563,7 @@ impl Chromium {
                 "--disable-default-apps",
                 "--no-pings",
                 // Anything but the loopback names goes to a proxy that is not there: the
-                // browser sends nothing off this machine.
+                // browser sends nothing off this machine (nor could it, from its namespace).
                 "--proxy-server=http://127.0.0.1:9",
                 "--proxy-bypass-list=localhost;*.localhost;127.0.0.1;[::1]",
             ])
@@ -557,14 +575,93 @@ impl Chromium {
             .env("HOME", home)
             // Its temporary files go with the sandbox.
             .env("TMPDIR", home)
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::null())
             // Kept for a failure's message (see `page_report`).
             .stderr(std::fs::File::create(home.join("chromium.log")).expect("chromium's log"))
             .process_group(0)
             .spawn()
             .expect("start chromium");
-        Chromium { child }
+        let mut go = child.stdin.take().expect("chromium's stdin");
+        let chromium = Chromium { child };
+        forward_into(chromium.child.id(), port);
+        std::io::Write::write_all(&mut go, b"go\n").expect("tell chromium to start");
+        chromium
+    }
+}
+
+/// Listens on `port` of 127.0.0.1 and [::1] inside the network namespace of process
+/// `pid` (once it has one of its own), and forwards every connection to the router on
+/// 127.0.0.1:`port` of this one. Returns once it listens. Namespaces belong to threads:
+/// one thread enters the new namespace and only accepts; connections to the router are
+/// made on threads started by a thread that never left this one.
+fn forward_into(pid: u32, port: u16) {
+    let ours = std::fs::read_link("/proc/self/ns/net").expect("this network namespace");
+    let theirs = format!("/proc/{pid}/ns/net");
+    wait_for(
+        "chromium's own network namespace",
+        Duration::from_secs(10),
+        || std::fs::read_link(&theirs).is_ok_and(|namespace| namespace != ours),
+    );
+    let namespace = std::fs::File::open(&theirs).expect("chromium's network namespace");
+    let (accepted, connections) = std::sync::mpsc::channel::<std::net::TcpStream>();
+    let (listening, ready) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        nix::sched::setns(&namespace, nix::sched::CloneFlags::CLONE_NEWNET)
+            .expect("enter chromium's network namespace");
+        // Started from this thread, `ip` runs in the new namespace too.
+        let up = Command::new("ip")
+            .args(["link", "set", "lo", "up"])
+            .status()
+            .expect("run ip");
+        assert!(up.success(), "loopback up in chromium's namespace");
+        let listeners: Vec<std::net::TcpListener> = ["127.0.0.1", "[::1]"]
+            .iter()
+            .filter_map(|address| std::net::TcpListener::bind(format!("{address}:{port}")).ok())
+            .collect();
+        assert!(
+            !listeners.is_empty(),
+            "no loopback address in chromium's namespace"
+        );
+        listening.send(()).unwrap();
+        let (first, rest) = listeners.split_first().unwrap();
+        std::thread::scope(|scope| {
+            for listener in rest {
+                let accepted = accepted.clone();
+                scope.spawn(move || accept_all(listener, &accepted));
+            }
+            accept_all(first, &accepted);
+        });
+    });
+    std::thread::spawn(move || {
+        for inbound in connections {
+            let Ok(outbound) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+                continue;
+            };
+            for (mut from, mut to) in [
+                (inbound.try_clone().unwrap(), outbound.try_clone().unwrap()),
+                (outbound, inbound),
+            ] {
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        }
+    });
+    ready
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the forwarder listens in chromium's namespace");
+}
+
+fn accept_all(
+    listener: &std::net::TcpListener,
+    accepted: &std::sync::mpsc::Sender<std::net::TcpStream>,
+) {
+    for stream in listener.incoming().flatten() {
+        if accepted.send(stream).is_err() {
+            return;
+        }
     }
 }
 
@@ -595,7 +692,8 @@ fn page_report(sandbox: &Sandbox, dir: &Path, browser_home: &Path) -> String {
             let chromium = read(&browser_home.join("chromium.log"));
             let tail: Vec<&str> = chromium.lines().rev().take(40).collect();
             panic!(
-                "no report from the page in 60 s\n--- report so far:\n{text}\n--- router.log:\n{}\n--- chromium's last lines:\n{}",
+                "no report from the page in 60 s\n--- report so far:\n{text}\n--- the WebSocket service's log:\n{}\n--- router.log:\n{}\n--- chromium's last lines:\n{}",
+                sandbox.berth(dir, &["logs", "ws"]).stdout,
                 read(&sandbox.home().join("router/router.log")),
                 tail.into_iter().rev().collect::<Vec<_>>().join("\n")
             );
@@ -621,7 +719,11 @@ fn chromium_loads_a_page_and_opens_a_websocket_through_the_router() {
     let browser_home = sandbox.dir.path().join("browser");
     std::fs::create_dir_all(&browser_home).unwrap();
 
-    let _chromium = Chromium::open(&browser_home, &format!("http://ws.beta.localhost:{port}/"));
+    let _chromium = Chromium::open(
+        &browser_home,
+        &format!("http://ws.beta.localhost:{port}/"),
+        port,
+    );
     let report = page_report(&sandbox, &beta, &browser_home);
     assert!(
         report.contains("message=beta%3Ahttp%3Ahello")
@@ -711,6 +813,7 @@ fn chromium_over_https_and_http2_with_the_router_ca_trusted() {
     let _chromium = Chromium::open(
         &browser_home,
         &format!("https://ws.alpha.localhost:{port}/"),
+        port,
     );
     let report = page_report(&sandbox, &alpha, &browser_home);
     assert!(
