@@ -677,7 +677,7 @@ use std::os::unix::process::CommandExt as _;
 
 /// What the page reported (its origin and both WebSockets' messages), once it did. A page
 /// that does not report in time fails the test with what there is to see: the report so
-/// far, the router's log and Chromium's own output.
+/// far, the WebSocket service's log, the router's log and Chromium's own output.
 fn page_report(sandbox: &Sandbox, dir: &Path, browser_home: &Path) -> String {
     let report = dir.join("report.txt");
     let read = |path: &Path| std::fs::read_to_string(path).unwrap_or_default();
