@@ -84,14 +84,6 @@ pub fn run(dir: &Path, ledger_dir: &Path) -> Result<()> {
         );
         return Ok(());
     };
-    if file.state != InstanceState::Starting {
-        crate::daemon_log!(
-            "berth supervisor: `{}` is {:?}, not starting: nothing to do",
-            file.name,
-            file.state
-        );
-        return Ok(());
-    }
     let listener = control::bind().map_err(start("listen on its control socket"))?;
     // Daemons that fork away from a service come back to this process, not to init.
     if let Err(error) = children::become_subreaper() {
